@@ -1,0 +1,162 @@
+/* Atomic file writes and bounded whole-file reads. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "authcert/fsutil.h"
+#include "internal.h"
+
+static authcert_status io_fail(const char *what, const char *path, int err)
+{
+    return authcert_fail(err == ENOENT ? AUTHCERT_E_NOTFOUND : AUTHCERT_E_IO,
+                         "%s: %s: %s", path, what, strerror(err));
+}
+
+/* The directory part of path, in a buffer of the caller's. */
+static void dir_of(const char *path, char *buf, size_t size)
+{
+    char tmp[4096];
+
+    snprintf(tmp, sizeof tmp, "%s", path);
+    snprintf(buf, size, "%s", dirname(tmp));
+}
+
+authcert_status authcert_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0)
+        return io_fail("open directory", dir, errno);
+    if (fsync(fd) != 0 && errno != EINVAL) {
+        int err = errno;
+        close(fd);
+        return io_fail("fsync directory", dir, err);
+    }
+    close(fd);
+    return AUTHCERT_OK;
+}
+
+static authcert_status write_all(int fd, const void *data, size_t len,
+                                 const char *path)
+{
+    const uint8_t *p = data;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return io_fail("write", path, errno);
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return AUTHCERT_OK;
+}
+
+authcert_status authcert_write_atomic(const char *path, const void *data,
+                                      size_t len, mode_t mode)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    char tmp[4096], dir[4096];
+    unsigned char rnd[6];
+    int fd = -1;
+    int made = 0;
+
+    if (RAND_bytes(rnd, sizeof rnd) != 1)
+        return authcert_fail_ossl(AUTHCERT_E_CRYPTO, "random temporary name");
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.%02x%02x%02x%02x%02x%02x.tmp", path,
+                         rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5])
+        >= sizeof tmp)
+        return authcert_fail(AUTHCERT_E_USAGE, "%s: path too long", path);
+    dir_of(path, dir, sizeof dir);
+
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0) {
+        rc = io_fail("create", path, errno);
+        if (errno == ENOENT)
+            rc = authcert_fail(AUTHCERT_E_IO, "%s: no such directory", dir);
+        goto out;
+    }
+    made = 1;
+    /* open() honours the umask; the mode asked for is the mode wanted. */
+    if (fchmod(fd, mode) != 0)
+        FAIL(AUTHCERT_E_IO, "%s: chmod: %s", path, strerror(errno));
+    GUARD(write_all(fd, data, len, path));
+    if (fsync(fd) != 0)
+        FAIL(AUTHCERT_E_IO, "%s: fsync: %s", path, strerror(errno));
+    if (close(fd) != 0) {
+        fd = -1;
+        FAIL(AUTHCERT_E_IO, "%s: close: %s", path, strerror(errno));
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0)
+        FAIL(AUTHCERT_E_IO, "%s: rename: %s", path, strerror(errno));
+    made = 0;
+    GUARD(authcert_fsync_dir(dir));
+    rc = AUTHCERT_OK;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (made)
+        unlink(tmp);
+    return rc;
+}
+
+authcert_status authcert_read_file(const char *path, size_t max_len,
+                                   uint8_t **data, size_t *len)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    struct stat st;
+    uint8_t *buf = NULL;
+    size_t got = 0;
+    int fd;
+
+    *data = NULL;
+    *len = 0;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return io_fail("open", path, errno);
+    if (fstat(fd, &st) != 0)
+        FAIL(AUTHCERT_E_IO, "%s: stat: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        FAIL(AUTHCERT_E_USAGE, "%s: is a directory", path);
+    if (!S_ISREG(st.st_mode))
+        FAIL(AUTHCERT_E_USAGE, "%s: not a regular file", path);
+    if ((uint64_t)st.st_size > max_len)
+        FAIL(AUTHCERT_E_CORRUPT, "%s: larger than %zu bytes", path, max_len);
+    GUARD_ALLOC(buf = malloc((size_t)st.st_size + 1));
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            FAIL(AUTHCERT_E_IO, "%s: read: %s", path, strerror(errno));
+        if (n == 0)
+            break; /* shrank under us: take what is there */
+        got += (size_t)n;
+    }
+    buf[got] = '\0'; /* convenience for text readers; not counted in len */
+    *data = buf;
+    *len = got;
+    buf = NULL;
+    rc = AUTHCERT_OK;
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+int authcert_is_dir(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
