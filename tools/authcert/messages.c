@@ -1,0 +1,68 @@
+/*
+ * The tool's messages: one line per failure on stderr, naming the mode and
+ * the thing, and whether anything changed; information on stdout.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "tool.h"
+
+/* Details may quote file names or archive members: keep them on one line. */
+static void put_clean(FILE *f, const char *s)
+{
+    for (; *s != '\0'; s++)
+        fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, f);
+}
+
+int tool_fail(const struct tool_opts *o, authcert_status rc)
+{
+    const char *detail = authcert_detail();
+    struct stat st;
+
+    fprintf(stderr, "authcert: %s: ", o->mode->name);
+    if (rc == AUTHCERT_E_PERM && stat(o->store_dir, &st) == 0) {
+        fputs(o->store_dir, stderr);
+        fprintf(stderr, ": only root or the store's owner (uid %lu) may manage this store",
+                (unsigned long)st.st_uid);
+    } else {
+        put_clean(stderr, detail[0] != '\0' ? detail : authcert_strerror(rc));
+    }
+    if (o->mode->changes)
+        fputs(" (nothing was changed)", stderr);
+    fputc('\n', stderr);
+    return (int)rc;
+}
+
+void tool_warn(const struct tool_opts *o, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "authcert: %s: warning: ", o->mode->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+void tool_say(const struct tool_opts *o, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (o->quiet)
+        return;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fputc('\n', stdout);
+}
+
+void tool_iso8601(time_t t, char *buf, size_t size)
+{
+    struct tm tm;
+
+    if (gmtime_r(&t, &tm) == NULL || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, size, "?");
+}
