@@ -5,7 +5,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "tool.h"
@@ -20,16 +19,11 @@ static void put_clean(FILE *f, const char *s)
 int tool_fail(const struct tool_opts *o, authcert_status rc)
 {
     const char *detail = authcert_detail();
-    struct stat st;
 
     fprintf(stderr, "authcert: %s: ", o->mode->name);
-    if (rc == AUTHCERT_E_PERM && stat(o->store_dir, &st) == 0) {
-        fputs(o->store_dir, stderr);
-        fprintf(stderr, ": only root or the store's owner (uid %lu) may manage this store",
-                (unsigned long)st.st_uid);
-    } else {
-        put_clean(stderr, detail[0] != '\0' ? detail : authcert_strerror(rc));
-    }
+    /* The library's detail names the file and the reason (for a caller who is
+     * not an administrator: "only root or the store's owner (uid N) ..."). */
+    put_clean(stderr, detail[0] != '\0' ? detail : authcert_strerror(rc));
     if (o->mode->changes)
         fputs(" (nothing was changed)", stderr);
     fputc('\n', stderr);
