@@ -558,6 +558,7 @@ authcert_status authcert_cert_generate(const authcert_cert_params *params, authc
     X509 *x = NULL;
     X509_NAME *name = NULL;
     X509V3_CTX ctx;
+    time_t now = time(NULL);
 
     if (out == NULL)
         FAIL(AUTHCERT_E_USAGE, "generate: no output");
@@ -583,8 +584,9 @@ authcert_status authcert_cert_generate(const authcert_cert_params *params, authc
     GUARD_OSSL(X509_set_subject_name(x, name), "set subject");
     GUARD_OSSL(X509_set_issuer_name(x, name), "set issuer");
     /* A minute back, so that a verifier whose clock lags a little accepts it. */
-    GUARD_OSSL_PTR(X509_gmtime_adj(X509_getm_notBefore(x), -60), "set notBefore");
-    GUARD_OSSL_PTR(X509_time_adj_ex(X509_getm_notAfter(x), days, 0, NULL), "set notAfter");
+    /* One clock reading for both, so that the span is exactly days + 60 s. */
+    GUARD_OSSL_PTR(X509_time_adj_ex(X509_getm_notBefore(x), 0, -60, &now), "set notBefore");
+    GUARD_OSSL_PTR(X509_time_adj_ex(X509_getm_notAfter(x), days, 0, &now), "set notAfter");
     GUARD_OSSL(X509_set_pubkey(x, pk), "set public key");
 
     X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
