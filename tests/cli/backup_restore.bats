@@ -104,9 +104,9 @@ refuse_restore() {
 
 @test "-b with a weak password is refused (4) and writes nothing" {
     make_store
-    run --separate-stderr authcert -b password "$T/weak.zip"
+    run --separate-stderr authcert -b letmein "$T/weak.zip"
     [ "$status" -eq 4 ]
-    EXTRA_SECRET=password assert_one_error_line
+    EXTRA_SECRET=letmein assert_one_error_line
     [ ! -e "$T/weak.zip" ]
 }
 

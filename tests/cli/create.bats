@@ -95,7 +95,7 @@ load helpers
 }
 
 @test "a weak password creates no store (4)" {
-    for weak in password 'Tr0ub4dor&3' 12345678 aaaaaaaaaaaaaaaa; do
+    for weak in letmein 'Tr0ub4dor&3' 12345678 aaaaaaaaaaaaaaaa; do
         run --separate-stderr authcert -c "$weak"
         [ "$status" -eq 4 ]
         EXTRA_SECRET=$weak assert_one_error_line
