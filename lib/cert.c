@@ -20,12 +20,6 @@
 #include "internal.h"
 
 /* Like FAIL, keeping OpenSSL's reason (belongs in internal.h beside FAIL). */
-#define FAIL_OSSL(st, ...)                                                  \
-    do {                                                                    \
-        rc = authcert_fail_ossl((st), __VA_ARGS__);                         \
-        goto out;                                                           \
-    } while (0)
-
 #define MAX_DAYS 36500
 #define SERIAL_BYTES 16
 

@@ -19,12 +19,6 @@
 #include "authcert/pkcs12.h"
 #include "internal.h"
 
-#define FAIL_OSSL(st, ...)                                                  \
-    do {                                                                    \
-        rc = authcert_fail_ossl((st), __VA_ARGS__);                         \
-        goto out;                                                           \
-    } while (0)
-
 authcert_status authcert_pkcs12_export(const authcert_cert *c, const char *password,
                                        uint8_t **der, size_t *len)
 {

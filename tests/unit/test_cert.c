@@ -258,7 +258,7 @@ static void test_der_refusals(void **state)
 {
     authcert_cert *c = gen(AUTHCERT_KEY_P256, 0, NULL);
     authcert_cert *d = NULL;
-    size_t len, klen;
+    size_t len = 0, klen = 0;
     const uint8_t *der = authcert_cert_der(c, &len);
     uint8_t *buf = malloc(len + 1), *p384, *key = NULL;
     static const uint8_t junk[] = "not a certificate";
@@ -294,7 +294,7 @@ static void test_der_refusals(void **state)
 
 static void test_golden_vector(void **state)
 {
-    size_t dlen, plen, klen, tlen, len;
+    size_t dlen = 0, plen = 0, klen = 0, tlen = 0, len = 0;
     uint8_t *der = slurp_data("p256.der", &dlen);
     uint8_t *pem = slurp_data("p256.pem", &plen);
     uint8_t *key = slurp_data("p256.key", &klen);
@@ -330,7 +330,7 @@ static void test_pem_round_trip(void **state)
         authcert_cert *c = gen(all_types[i], 0, NULL);
         authcert_cert *d = NULL, *e = NULL;
         char *cpem = NULL, *kpem = NULL, *dpem = NULL;
-        size_t clen, klen, dlen;
+        size_t clen = 0, klen = 0, dlen = 0;
 
         assert_ok(authcert_cert_to_pem(c, &cpem, &clen));
         assert_ok(authcert_cert_key_to_pem(c, &kpem, &klen));
@@ -365,7 +365,7 @@ static void test_key_mismatch_refused(void **state)
     authcert_cert *d = NULL;
     X509 *x = authcert_cert_x509(a);
     EVP_PKEY *k = authcert_cert_pkey(b);
-    size_t plen, klen;
+    size_t plen = 0, klen = 0;
     uint8_t *pem = slurp_data("p256.pem", &plen);
     uint8_t *other = slurp_data("other-p256.key", &klen);
 
@@ -397,7 +397,7 @@ static void test_openssl_made_refusals(void **state)
     char *dir = testlib_tmpdir("cert");
     char cp[4096], kp[4096], ep[4096];
     uint8_t *cpem, *kpem, *epem;
-    size_t clen, klen, elen;
+    size_t clen = 0, klen = 0, elen = 0;
     authcert_cert *d = NULL;
 
     (void)state;

@@ -82,7 +82,7 @@ static void test_openssl_reads_export(void **state)
     char *dir = testlib_tmpdir("p12");
     char pfx[4096], info[4096], certp[4096], derp[4096];
     uint8_t *der = NULL, *text, *cder;
-    size_t len, tlen, clen, olen;
+    size_t len = 0, tlen = 0, clen = 0, olen = 0;
     const uint8_t *ours = authcert_cert_der(p256(), &olen);
     const char *p;
     int n = 0;
@@ -125,14 +125,14 @@ static void test_openssl_reads_export(void **state)
 
 static void test_import_openssl_vectors(void **state)
 {
-    size_t len, dlen, rlen, blen;
+    size_t len = 0, dlen = 0, rlen = 0, blen = 0;
     uint8_t *pfx = slurp_data("p256.pfx", &len);
     uint8_t *der = slurp_data("p256.der", &dlen);
     uint8_t *legacy = slurp_data("rsa2048-legacy.pfx", &rlen);
     uint8_t *rder = slurp_data("rsa2048.der", &blen);
     authcert_cert *c = NULL;
     const uint8_t *got;
-    size_t glen;
+    size_t glen = 0;
 
     (void)state;
     assert_ok(authcert_pkcs12_import(pfx, len, VECTOR_PASSWORD, &c));
@@ -165,7 +165,7 @@ static void test_import_legacy_made_now(void **state)
     char *dir = testlib_tmpdir("p12");
     char kp[4096], cp[4096], pfx[4096];
     char *kpem = NULL, *cpem = NULL;
-    size_t klen, clen, len;
+    size_t klen = 0, clen = 0, len = 0;
     uint8_t *der;
     authcert_cert *c = NULL;
 
@@ -196,7 +196,7 @@ static void test_import_legacy_made_now(void **state)
 static void test_wrong_password(void **state)
 {
     uint8_t *der = NULL;
-    size_t len;
+    size_t len = 0;
     authcert_cert *c = NULL;
 
     (void)state;
@@ -215,7 +215,7 @@ static void test_wrong_password(void **state)
 static void test_empty_password(void **state)
 {
     uint8_t *der = NULL, *vec;
-    size_t len, vlen;
+    size_t len = 0, vlen = 0;
     authcert_cert *c = NULL;
 
     (void)state;
@@ -246,7 +246,7 @@ static void test_empty_password(void **state)
 static void test_damaged_input(void **state)
 {
     uint8_t *der = NULL, *longer;
-    size_t len;
+    size_t len = 0;
     authcert_cert *c = NULL;
     static const uint8_t junk[] = "PK\x03\x04 not a pfx";
 
@@ -267,7 +267,7 @@ static void test_damaged_input(void **state)
     assert_null(c);
     /* A certificate is DER too, but not a PKCS#12. */
     {
-        size_t clen;
+        size_t clen = 0;
         const uint8_t *cder = authcert_cert_der(p256(), &clen);
         assert_status(authcert_pkcs12_import(cder, clen, TESTLIB_PASSWORD, &c), AUTHCERT_E_CORRUPT);
     }
@@ -278,12 +278,12 @@ static void test_damaged_input(void **state)
 
 static void test_no_key(void **state)
 {
-    size_t len, clen;
+    size_t len = 0, clen = 0;
     uint8_t *pfx = slurp_data("nokey.pfx", &len);
     authcert_cert *c = NULL, *pub = NULL;
     const uint8_t *cder = authcert_cert_der(p256(), &clen);
     uint8_t *der = NULL;
-    size_t dlen;
+    size_t dlen = 0;
 
     (void)state;
     assert_status(authcert_pkcs12_import(pfx, len, VECTOR_PASSWORD, &c), AUTHCERT_E_CORRUPT);
@@ -335,7 +335,7 @@ static void test_key_cert_mismatch(void **state)
     EVP_PKEY *key = authcert_cert_pkey(p256());
     authcert_cert *c = NULL;
     uint8_t *der;
-    size_t len;
+    size_t len = 0;
 
     (void)state;
     der = build_pfx(key, &other, 1, &len);
@@ -364,7 +364,7 @@ static void test_unsupported_key_types(void **state)
     static const char *names[] = { "rsa1024.pfx", "p384.pfx" };
     (void)state;
     for (size_t i = 0; i < 2; i++) {
-        size_t len;
+        size_t len = 0;
         uint8_t *pfx = slurp_data(names[i], &len);
         authcert_cert *c = NULL;
 
