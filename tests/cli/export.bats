@@ -61,7 +61,7 @@ load helpers
 }
 
 @test "-e into a folder the caller cannot write: I/O error (6)" {
-    [ "$(id -u)" -eq 0 ] || skip "needs root to run as nobody"
+    need_nobody
     authcert -q -c --store "$T/nobodys" --password-file "$PWF"
     chown -R nobody "$T/nobodys"
     mkdir -m 0755 "$T/rootonly"

@@ -99,3 +99,9 @@ der_sha256() {
     openssl x509 -inform DER -in "$1" -noout -fingerprint -sha256 |
         sed 's/.*=//; s/://g' | tr 'A-F' 'a-f'
 }
+
+# Tests that run the tool as `nobody` need root, and a temp dir nobody can reach.
+need_nobody() {
+    [ "$(id -u)" -eq 0 ] || skip "needs root to run as nobody"
+    runuser -u nobody -- test -x "$T" || skip "nobody cannot reach $T"
+}
