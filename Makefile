@@ -5,6 +5,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
+CHECK_FUZZ_SECONDS ?= 5
 JOBS       ?= 2
 PREFIX     ?= /usr/local
 CMAKE_ARGS ?=
@@ -29,7 +30,7 @@ build-asan: deps
 # libFuzzer targets (clang), ASan+UBSan.
 build-fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug \
-	    -DAUTHCERT_FUZZ=ON $(CMAKE_ARGS) >/dev/null
+	    -DAUTHCERT_FUZZ=ON -DFUZZ_SECONDS=$(CHECK_FUZZ_SECONDS) $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
 
 # Every test, the same suite again under ASan+UBSan, and each fuzz target
