@@ -69,7 +69,7 @@ static authcert_status sha256_hex(const uint8_t *data, size_t len, char out[65])
     unsigned char md[32];
     unsigned int mdlen = 0;
 
-    if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+    if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != sizeof md)
         return authcert_fail_ossl(AUTHCERT_E_CRYPTO, "SHA-256");
     for (size_t i = 0; i < 32; i++)
         snprintf(out + 2 * i, 3, "%02x", md[i]);
@@ -469,7 +469,7 @@ authcert_status authcert_backup_restore(authcert_store *s, const authcert_backup
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     const authcert_backup_entry *cur = NULL;
-    const authcert_store_entry *here, *store_cur;
+    const authcert_store_entry *here;
 
     if (s == NULL || b == NULL || password == NULL || *password == '\0')
         FAIL(AUTHCERT_E_USAGE, "restore: no store, backup or password");
@@ -488,13 +488,11 @@ authcert_status authcert_backup_restore(authcert_store *s, const authcert_backup
 
     /*
      * The backup's current first: the store's current (if another) becomes
-     * expired. Then the others, whose state add() only ever makes stricter,
-     * so a certificate revoked on either side ends revoked.
+     * expired; if it is the same one, only its exportable flag is set. Then
+     * the others, whose state add() only ever makes stricter, so a
+     * certificate revoked on either side ends revoked.
      */
-    store_cur = authcert_store_current(s);
-    if (store_cur == NULL || strcmp(store_cur->thumbprint, cur->thumbprint) != 0)
-        GUARD(authcert_store_make_current(s, cur->cert, exportable,
-                                          AUTHCERT_STATE_EXPIRED));
+    GUARD(authcert_store_make_current(s, cur->cert, exportable, AUTHCERT_STATE_EXPIRED));
     for (size_t i = 0; i < b->count; i++) {
         const authcert_backup_entry *e = &b->entries[i];
         if (e == cur)

@@ -546,6 +546,6 @@ authcert_status authcert_backup_read(const char *path, const char *password,
     rc = AUTHCERT_OK;
 out:
     free(file);
-    free(data);
+    OPENSSL_clear_free(data, len);
     return rc;
 }

@@ -538,6 +538,22 @@ static void test_restore_never_unrevokes(void **state)
     assert_int_equal(state_in(s, mine), AUTHCERT_STATE_EXPIRED);
     authcert_store_close(s);
 
+    /* The backup's revoked one is current here: replaced, and revoked. */
+    s = open_store(f->dir, "rv1");
+    assert_ok(authcert_store_make_current(s, f->rev, true, AUTHCERT_STATE_EXPIRED));
+    assert_ok(authcert_backup_restore(s, b, PW, true));
+    assert_string_equal(authcert_store_current(s)->thumbprint, authcert_cert_thumbprint(f->cur));
+    assert_int_equal(state_in(s, f->rev), AUTHCERT_STATE_REVOKED);
+    authcert_store_close(s);
+
+    /* Restoring into the store it came from changes no state; -re clears exportable. */
+    assert_ok(authcert_backup_restore(f->s, b, PW, false));
+    assert_int_equal(authcert_store_count(f->s), 3);
+    assert_int_equal(state_in(f->s, f->cur), AUTHCERT_STATE_CURRENT);
+    assert_int_equal(state_in(f->s, f->exp), AUTHCERT_STATE_EXPIRED);
+    assert_int_equal(state_in(f->s, f->rev), AUTHCERT_STATE_REVOKED);
+    assert_false(authcert_store_current(f->s)->exportable);
+
     /* The backup's current one was revoked here: refused, nothing changed. */
     s = open_store(f->dir, "rv2");
     assert_ok(authcert_store_make_current(s, f->cur, true, AUTHCERT_STATE_EXPIRED));
