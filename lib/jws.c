@@ -7,6 +7,7 @@
  * be compared with what that certificate dictates. The payload is parsed
  * only after the signature verified.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,6 +279,8 @@ authcert_status authcert_jws_claims_new(const char *iss, const char *aud, const 
         FAIL(AUTHCERT_E_USAGE, "jws: ttl %lld s not in 1..%d", (long long)ttl_seconds, TTL_MAX);
     if (now == 0)
         now = (int64_t)time(NULL);
+    if (now < 0 || now > INT64_MAX - TTL_MAX)
+        FAIL(AUTHCERT_E_USAGE, "jws: time %lld out of range", (long long)now);
     GUARD_OSSL(RAND_bytes(rnd, sizeof rnd), "jws: random jti");
     authcert_b64url_encode_to(rnd, sizeof rnd, jti);
     GUARD_ALLOC(c = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s}", "iss", iss, "aud", aud,
