@@ -2,7 +2,7 @@
 # Our signed commands against an independent JOSE implementation: panva/jose
 # on Node.js verifies our tokens with nothing but the agent certificate file
 # (DER, turned into PEM by the openssl tool), and our verifier refuses the
-# forgeries jose makes. The C side is tests/interop/jws_helper.c.
+# forgeries jose makes. The C side is tests/tools/jws_helper.c (built as $AUTHCERT_BIN/jws_helper).
 
 setup_file() {
     : "${AUTHCERT_BIN:?}" "${AUTHCERT_SRC:?}" "${AUTHCERT_TEST_TMP:?}"
