@@ -53,4 +53,11 @@
         goto out;                                                           \
     } while (0)
 
+/* Leave with a status and a detail, OpenSSL's reason appended. */
+#define FAIL_OSSL(st, ...)                                                  \
+    do {                                                                    \
+        rc = authcert_fail_ossl((st), __VA_ARGS__);                         \
+        goto out;                                                           \
+    } while (0)
+
 #endif

@@ -48,6 +48,12 @@ typedef struct authcert_cert_params {
     int days;                /* validity from now; 0 means the default */
     const char *subject;     /* "CN=...,O=..." (OpenSSL oneline or comma form); NULL: default */
 } authcert_cert_params;
+/*
+ * Subject forms: "/O=y/CN=x" lists RDNs in encoding order (as `openssl req
+ * -subj`); "CN=x,O=y" is RFC 4514 order (most specific first, as .NET and
+ * Windows write it). Both give the same certificate, shown by get_info as
+ * "CN=x,O=y". A backslash escapes the next character. days: 1..36500.
+ */
 
 /* What --status shows of a certificate. Strings point into the cert. */
 typedef struct authcert_cert_info {
@@ -74,7 +80,11 @@ authcert_key_type authcert_key_type_parse(const char *name);
 AUTHCERT_MUST_CHECK authcert_status
 authcert_cert_generate(const authcert_cert_params *params, authcert_cert **out);
 
-/* A certificate without key from DER (the agent certificate file format). */
+/*
+ * A certificate without key from DER (the agent certificate file format).
+ * Errors: AUTHCERT_E_CORRUPT (not a certificate, trailing bytes, not DER,
+ * unsupported key type).
+ */
 AUTHCERT_MUST_CHECK authcert_status
 authcert_cert_from_der(const uint8_t *der, size_t len, authcert_cert **out);
 
@@ -90,11 +100,17 @@ authcert_cert_from_pem(const char *cert_pem, size_t cert_len,
 /*
  * Take ownership of an X509 and (optional) EVP_PKEY, checking that they
  * match and that the key type is one we support. On failure both are freed.
+ * Errors: AUTHCERT_E_CORRUPT ("key does not match certificate", "unsupported
+ * key type" — RSA other than 2048/3072/4096, curves other than P-256).
  */
 AUTHCERT_MUST_CHECK authcert_status
 authcert_cert_adopt(X509 *x509, EVP_PKEY *pkey, authcert_cert **out);
 
-/* PEM encodings for the store; the caller frees with OPENSSL_clear_free. */
+/*
+ * PEM encodings for the store (the key as unencrypted PKCS#8); the caller
+ * frees with OPENSSL_clear_free. Errors: AUTHCERT_E_USAGE (key_to_pem of a
+ * certificate without key), AUTHCERT_E_CRYPTO.
+ */
 AUTHCERT_MUST_CHECK authcert_status
 authcert_cert_to_pem(const authcert_cert *c, char **pem, size_t *len);
 AUTHCERT_MUST_CHECK authcert_status

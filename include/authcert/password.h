@@ -27,22 +27,29 @@ extern "C" {
 /*
  * AUTHCERT_OK when password is strong enough; else AUTHCERT_E_WEAK with a
  * detail naming the estimate, the threshold and why ("a dictionary word",
- * "too short"). *bits (may be NULL) gets the estimate either way.
+ * "too short"), never the password. An empty password, one longer than
+ * AUTHCERT_PASSWORD_MAX_LEN bytes, or one with invalid UTF-8 or a control
+ * character (newline, tab...) is also AUTHCERT_E_WEAK: to the user it is the
+ * same "choose another password". NULL is AUTHCERT_E_USAGE. *bits (may be
+ * NULL) gets the estimate either way (0 when refused before estimating).
  */
 AUTHCERT_MUST_CHECK authcert_status
 authcert_password_check_strength(const char *password, double *bits);
 
 /*
  * A salted scrypt hash of password as one printable string
- * ("scrypt$N$r$p$salt_b64$hash_b64"); N=2^15, r=8, p=1, 16-byte salt,
- * 32-byte hash. Caller frees *encoded with free().
+ * ("scrypt$log2N$r$p$salt_b64$hash_b64", so "scrypt$15$8$1$..."); N=2^15,
+ * r=8, p=1, 16-byte salt, 32-byte hash. Caller frees *encoded with free().
+ * Does not judge strength; AUTHCERT_E_USAGE past AUTHCERT_PASSWORD_MAX_LEN.
  */
 AUTHCERT_MUST_CHECK authcert_status
 authcert_password_hash(const char *password, char **encoded);
 
 /*
  * AUTHCERT_OK when password matches encoded (compared in constant time),
- * AUTHCERT_E_AUTH when not, AUTHCERT_E_CORRUPT when encoded is malformed.
+ * AUTHCERT_E_AUTH when not, AUTHCERT_E_CORRUPT when encoded is malformed or
+ * asks for scrypt parameters past sane bounds (log2N 10..20, r 1..32,
+ * p 1..16, at most 256 MiB and 16 times the default work).
  */
 AUTHCERT_MUST_CHECK authcert_status
 authcert_password_verify(const char *password, const char *encoded);

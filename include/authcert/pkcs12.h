@@ -17,8 +17,10 @@ extern "C" {
 /*
  * c (which must have its key) as a PKCS#12 encrypted with password:
  * PBES2 / PBKDF2 / AES-256-CBC for key and certificate, HMAC-SHA-256 MAC.
- * Caller frees *der with OPENSSL_free. Errors: AUTHCERT_E_USAGE (no key),
- * AUTHCERT_E_CRYPTO.
+ * The friendly name is the thumbprint. password "" is the empty password;
+ * NULL is refused (it would mean no encryption).
+ * Caller frees *der with OPENSSL_free. Errors: AUTHCERT_E_USAGE (no key,
+ * NULL password), AUTHCERT_E_CRYPTO.
  */
 AUTHCERT_MUST_CHECK authcert_status
 authcert_pkcs12_export(const authcert_cert *c, const char *password,
@@ -26,7 +28,12 @@ authcert_pkcs12_export(const authcert_cert *c, const char *password,
 
 /*
  * The certificate and key inside a PKCS#12: modern (PBES2/AES) and legacy
- * (RC2-40, 3DES as Windows exports them; needs authcert_init()).
+ * (RC2-40, 3DES as Windows exports them; needs authcert_init()). When the
+ * file holds chain certificates too, the one matching the key is taken.
+ * password NULL and "" are the same here: like OpenSSL, both "no password"
+ * and "empty password" are tried, since exporters disagree on which "" means.
+ * A damaged file whose MAC no longer verifies reads as AUTHCERT_E_AUTH:
+ * PKCS#12 cannot tell it from a wrong password.
  * Caller owns *out. Errors: AUTHCERT_E_AUTH (wrong password: the MAC does
  * not verify), AUTHCERT_E_CORRUPT (not PKCS#12, truncated, no key, no
  * certificate, key does not match the certificate, unsupported key type).

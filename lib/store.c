@@ -1,0 +1,746 @@
+/*
+ * The certificate store: a directory, an index replaced atomically, and
+ * key files that are written once and never changed or deleted.
+ *
+ *   STORE/            0700, owned by root or the administrator
+ *   STORE/lock        flock(2) target of the one writer
+ *   STORE/store.json  the index (format, generation, password hash, entries)
+ *   STORE/keys/T.pem  certificate and PKCS#8 key of thumbprint T, 0600
+ *   STORE/backups/    the automatic backups written before a replacement
+ *
+ * Why this shape: a replacement must be one atomic step, and no step may
+ * lose a key. Key files are named by content, so writing them first is
+ * harmless; the rename of the index is the commit point. A crash before it
+ * leaves the old index (and perhaps an unreferenced key file, never a lost
+ * one); a crash after it leaves the new state complete.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "authcert/fsutil.h"
+#include "authcert/password.h"
+#include "authcert/store.h"
+#include "internal.h"
+
+#define STORE_FORMAT 1
+#define INDEX_NAME "store.json"
+#define INDEX_MAX (4u * 1024 * 1024)
+#define KEYFILE_MAX (64u * 1024)
+
+struct entry {
+    authcert_store_entry pub;
+    bool on_disk; /* its key file exists; false for entries added since open */
+};
+
+struct authcert_store {
+    char *dir;
+    int lock_fd;               /* -1 when opened read-only */
+    struct entry *entries;
+    size_t count, cap;
+    char *password_hash;       /* scrypt encoding, NULL when none */
+    unsigned long long generation;
+    bool dirty;
+    struct stat index_st;      /* what refresh compares against */
+    bool index_seen;
+};
+
+static const char *state_names[] = { "current", "expired", "revoked" };
+
+const char *authcert_state_name(authcert_state s)
+{
+    if ((unsigned)s < sizeof state_names / sizeof *state_names)
+        return state_names[s];
+    return "unknown";
+}
+
+static int parse_state(const char *name, authcert_state *out)
+{
+    for (size_t i = 0; i < sizeof state_names / sizeof *state_names; i++) {
+        if (strcmp(name, state_names[i]) == 0) {
+            *out = (authcert_state)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *authcert_store_default_dir(void)
+{
+    const char *env = getenv("AUTHCERT_STORE");
+
+    return env != NULL && *env != '\0' ? env : AUTHCERT_STORE_DEFAULT_DIR;
+}
+
+static void entries_free(struct entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        authcert_cert_free(e[i].pub.cert);
+    free(e);
+}
+
+static int path_in(const authcert_store *s, char *buf, size_t size, const char *name)
+{
+    return (size_t)snprintf(buf, size, "%s/%s", s->dir, name) < size ? 0 : -1;
+}
+
+static int keyfile_path(const authcert_store *s, char *buf, size_t size,
+                        const char *thumbprint)
+{
+    return (size_t)snprintf(buf, size, "%s/keys/%s.pem", s->dir, thumbprint) < size
+               ? 0 : -1;
+}
+
+/* Room for one more entry. */
+static authcert_status grow(authcert_store *s)
+{
+    struct entry *n;
+    size_t cap;
+
+    if (s->count < s->cap)
+        return AUTHCERT_OK;
+    cap = s->cap ? s->cap * 2 : 8;
+    n = realloc(s->entries, cap * sizeof *n);
+    if (n == NULL)
+        return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
+    s->entries = n;
+    s->cap = cap;
+    return AUTHCERT_OK;
+}
+
+static struct entry *find(authcert_store *s, const char *thumbprint)
+{
+    for (size_t i = 0; i < s->count; i++)
+        if (strcmp(s->entries[i].pub.thumbprint, thumbprint) == 0)
+            return &s->entries[i];
+    return NULL;
+}
+
+/* Current first, then most recently retired, then most recently added. */
+static int entry_order(const void *a, const void *b)
+{
+    const authcert_store_entry *x = &((const struct entry *)a)->pub;
+    const authcert_store_entry *y = &((const struct entry *)b)->pub;
+
+    if ((x->state == AUTHCERT_STATE_CURRENT) != (y->state == AUTHCERT_STATE_CURRENT))
+        return x->state == AUTHCERT_STATE_CURRENT ? -1 : 1;
+    if (x->retired != y->retired)
+        return x->retired > y->retired ? -1 : 1;
+    if (x->added != y->added)
+        return x->added > y->added ? -1 : 1;
+    return strcmp(x->thumbprint, y->thumbprint);
+}
+
+static void sort_entries(authcert_store *s)
+{
+    qsort(s->entries, s->count, sizeof *s->entries, entry_order);
+}
+
+/* Load keys/T.pem and check that it really holds thumbprint T. */
+static authcert_status load_keyfile(const authcert_store *s, const char *thumbprint,
+                                    authcert_cert **out)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    char path[4096];
+    uint8_t *pem = NULL;
+    size_t len = 0;
+
+    if (keyfile_path(s, path, sizeof path, thumbprint) != 0)
+        FAIL(AUTHCERT_E_USAGE, "%s: path too long", s->dir);
+    rc = authcert_read_file(path, KEYFILE_MAX, &pem, &len);
+    if (rc == AUTHCERT_E_NOTFOUND)
+        FAIL(AUTHCERT_E_CORRUPT, "%s: key file of %s is missing", s->dir, thumbprint);
+    GUARD(rc);
+    /* Certificate and key share the file; each PEM reader finds its block. */
+    rc = authcert_cert_from_pem((const char *)pem, len, (const char *)pem, len, out);
+    if (rc != AUTHCERT_OK)
+        FAIL(AUTHCERT_E_CORRUPT, "%s: damaged key file (%s)", path, authcert_detail());
+    if (strcmp(authcert_cert_thumbprint(*out), thumbprint) != 0) {
+        authcert_cert_free(*out);
+        *out = NULL;
+        FAIL(AUTHCERT_E_CORRUPT, "%s: holds another certificate", path);
+    }
+    rc = AUTHCERT_OK;
+out:
+    OPENSSL_clear_free(pem, len);
+    return rc;
+}
+
+static authcert_status index_fail(const authcert_store *s, const char *why)
+{
+    return authcert_fail(AUTHCERT_E_CORRUPT, "%s/%s: %s", s->dir, INDEX_NAME, why);
+}
+
+static authcert_status parse_entry(authcert_store *s, json_t *je)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    const char *thumb = json_string_value(json_object_get(je, "thumbprint"));
+    const char *state = json_string_value(json_object_get(je, "state"));
+    json_t *exportable = json_object_get(je, "exportable");
+    json_t *added = json_object_get(je, "added");
+    json_t *retired = json_object_get(je, "retired");
+    struct entry *e;
+
+    if (thumb == NULL || !authcert_thumbprint_valid(thumb) || state == NULL
+        || !json_is_boolean(exportable) || !json_is_integer(added)
+        || !json_is_integer(retired))
+        return index_fail(s, "malformed certificate entry");
+    if (find(s, thumb) != NULL)
+        return index_fail(s, "certificate listed twice");
+    GUARD(grow(s));
+    e = &s->entries[s->count];
+    memset(e, 0, sizeof *e);
+    snprintf(e->pub.thumbprint, sizeof e->pub.thumbprint, "%s", thumb);
+    if (parse_state(state, &e->pub.state) != 0)
+        return index_fail(s, "unknown certificate state");
+    e->pub.exportable = json_is_true(exportable);
+    e->pub.added = (time_t)json_integer_value(added);
+    e->pub.retired = (time_t)json_integer_value(retired);
+    e->on_disk = true;
+    GUARD(load_keyfile(s, thumb, &e->pub.cert));
+    s->count++;
+    rc = AUTHCERT_OK;
+out:
+    return rc;
+}
+
+/* Read store.json into s (which must be empty). A missing index is an empty store. */
+static authcert_status load_index(authcert_store *s)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    char path[4096];
+    uint8_t *data = NULL;
+    size_t len = 0, i, currents = 0;
+    json_t *root = NULL, *certs, *je, *pw, *gen;
+    json_error_t jerr;
+    int fd = -1;
+
+    if (path_in(s, path, sizeof path, INDEX_NAME) != 0)
+        FAIL(AUTHCERT_E_USAGE, "%s: path too long", s->dir);
+    /* Remember which index we read, by its inode, for refresh. */
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        s->index_seen = false;
+        rc = AUTHCERT_OK;
+        goto out;
+    }
+    if (fd < 0)
+        FAIL(AUTHCERT_E_IO, "%s: %s", path, strerror(errno));
+    if (fstat(fd, &s->index_st) != 0)
+        FAIL(AUTHCERT_E_IO, "%s: %s", path, strerror(errno));
+    s->index_seen = true;
+    {
+        char fdpath[64];
+        snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", fd);
+        rc = authcert_read_file(fdpath, INDEX_MAX, &data, &len);
+        if (rc == AUTHCERT_E_NOTFOUND) /* no /proc: read by name */
+            rc = authcert_read_file(path, INDEX_MAX, &data, &len);
+        GUARD(rc);
+    }
+    root = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL || !json_is_object(root))
+        FAIL(AUTHCERT_E_CORRUPT, "%s: damaged index (not valid JSON)", path);
+    if (json_integer_value(json_object_get(root, "format")) != STORE_FORMAT)
+        FAIL(AUTHCERT_E_CORRUPT, "%s: unsupported store format", path);
+    gen = json_object_get(root, "generation");
+    if (!json_is_integer(gen) || json_integer_value(gen) < 0)
+        GUARD(index_fail(s, "malformed generation"));
+    s->generation = (unsigned long long)json_integer_value(gen);
+    pw = json_object_get(root, "password");
+    if (pw != NULL && !json_is_null(pw)) {
+        if (!json_is_string(pw))
+            GUARD(index_fail(s, "malformed password hash"));
+        GUARD_ALLOC(s->password_hash = strdup(json_string_value(pw)));
+    }
+    certs = json_object_get(root, "certificates");
+    if (!json_is_array(certs))
+        GUARD(index_fail(s, "no certificate list"));
+    json_array_foreach(certs, i, je) {
+        if (!json_is_object(je))
+            GUARD(index_fail(s, "malformed certificate entry"));
+        GUARD(parse_entry(s, je));
+    }
+    for (i = 0; i < s->count; i++)
+        currents += s->entries[i].pub.state == AUTHCERT_STATE_CURRENT;
+    if (currents > 1)
+        GUARD(index_fail(s, "more than one current certificate"));
+    sort_entries(s);
+    rc = AUTHCERT_OK;
+out:
+    if (fd >= 0)
+        close(fd);
+    json_decref(root);
+    free(data);
+    return rc;
+}
+
+/* Root may manage any store; anyone else only one they own. */
+static authcert_status check_admin(const char *dir, const struct stat *st)
+{
+    uid_t me = geteuid();
+
+    if (me == 0 || st->st_uid == me)
+        return AUTHCERT_OK;
+    return authcert_fail(AUTHCERT_E_PERM,
+                         "%s: only root or the store's owner (uid %u) may manage this store",
+                         dir, (unsigned)st->st_uid);
+}
+
+static authcert_status take_lock(authcert_store *s)
+{
+    char path[4096];
+
+    if (path_in(s, path, sizeof path, "lock") != 0)
+        return authcert_fail(AUTHCERT_E_USAGE, "%s: path too long", s->dir);
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0)
+        return authcert_fail(errno == EACCES ? AUTHCERT_E_PERM : AUTHCERT_E_IO,
+                             "%s: %s", path, strerror(errno));
+    /* Non-blocking: a second administrator is told at once, not left hanging. */
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        close(s->lock_fd);
+        s->lock_fd = -1;
+        if (err == EWOULDBLOCK)
+            return authcert_fail(AUTHCERT_E_BUSY,
+                                 "%s: store busy: another authcert is changing it; try again",
+                                 s->dir);
+        return authcert_fail(AUTHCERT_E_IO, "%s: lock: %s", path, strerror(err));
+    }
+    return AUTHCERT_OK;
+}
+
+authcert_status authcert_store_open(const char *dir, int flags, authcert_store **out)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    authcert_store *s = NULL;
+    struct stat st;
+
+    *out = NULL;
+    authcert_clear_detail();
+    if (dir == NULL || *dir == '\0')
+        return authcert_fail(AUTHCERT_E_USAGE, "no store directory given");
+    if (flags & AUTHCERT_STORE_CREATE)
+        flags |= AUTHCERT_STORE_WRITE;
+
+    if (stat(dir, &st) != 0) {
+        if (errno != ENOENT)
+            return authcert_fail(AUTHCERT_E_IO, "%s: %s", dir, strerror(errno));
+        if (!(flags & AUTHCERT_STORE_CREATE))
+            return authcert_fail(AUTHCERT_E_NOTFOUND,
+                                 "%s: no certificate store here (create one with authcert -c)",
+                                 dir);
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+            return authcert_fail(errno == EACCES ? AUTHCERT_E_PERM : AUTHCERT_E_IO,
+                                 "%s: cannot create store: %s", dir, strerror(errno));
+        if (stat(dir, &st) != 0)
+            return authcert_fail(AUTHCERT_E_IO, "%s: %s", dir, strerror(errno));
+    }
+    if (!S_ISDIR(st.st_mode))
+        return authcert_fail(AUTHCERT_E_USAGE, "%s: not a directory", dir);
+    rc = check_admin(dir, &st);
+    if (rc != AUTHCERT_OK)
+        return rc;
+
+    GUARD_ALLOC(s = calloc(1, sizeof *s));
+    s->lock_fd = -1;
+    GUARD_ALLOC(s->dir = strdup(dir));
+    if (flags & AUTHCERT_STORE_WRITE)
+        GUARD(take_lock(s));
+    GUARD(load_index(s));
+    if (!s->index_seen && !(flags & AUTHCERT_STORE_WRITE))
+        FAIL(AUTHCERT_E_NOTFOUND,
+             "%s: no certificate store here (create one with authcert -c)", dir);
+    *out = s;
+    s = NULL;
+    rc = AUTHCERT_OK;
+out:
+    authcert_store_close(s);
+    return rc;
+}
+
+void authcert_store_close(authcert_store *s)
+{
+    if (s == NULL)
+        return;
+    entries_free(s->entries, s->count);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the flock */
+    authcert_secret_free(s->password_hash);
+    free(s->dir);
+    free(s);
+}
+
+const char *authcert_store_dir(const authcert_store *s)
+{
+    return s->dir;
+}
+
+size_t authcert_store_count(const authcert_store *s)
+{
+    return s->count;
+}
+
+const authcert_store_entry *authcert_store_entry_at(const authcert_store *s, size_t i)
+{
+    return i < s->count ? &s->entries[i].pub : NULL;
+}
+
+const authcert_store_entry *authcert_store_current(const authcert_store *s)
+{
+    /* Sorted: the current one, if any, is first. */
+    if (s->count > 0 && s->entries[0].pub.state == AUTHCERT_STATE_CURRENT)
+        return &s->entries[0].pub;
+    return NULL;
+}
+
+const authcert_store_entry *authcert_store_find(const authcert_store *s,
+                                                const char *thumbprint)
+{
+    struct entry *e = thumbprint != NULL ? find((authcert_store *)s, thumbprint) : NULL;
+
+    return e != NULL ? &e->pub : NULL;
+}
+
+unsigned long long authcert_store_generation(const authcert_store *s)
+{
+    return s->generation;
+}
+
+authcert_status authcert_store_refresh(authcert_store *s, bool *changed)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    authcert_store fresh;
+    char path[4096];
+    struct stat st;
+
+    if (changed != NULL)
+        *changed = false;
+    if (s->lock_fd >= 0)
+        return AUTHCERT_OK; /* the writer is the only one who changes it */
+    if (path_in(s, path, sizeof path, INDEX_NAME) != 0)
+        return authcert_fail(AUTHCERT_E_USAGE, "%s: path too long", s->dir);
+    if (stat(path, &st) != 0)
+        return authcert_fail(AUTHCERT_E_IO, "%s: %s", path, strerror(errno));
+    /* Every commit renames a new file into place: a new inode. */
+    if (s->index_seen && st.st_ino == s->index_st.st_ino && st.st_dev == s->index_st.st_dev
+        && st.st_mtim.tv_sec == s->index_st.st_mtim.tv_sec
+        && st.st_mtim.tv_nsec == s->index_st.st_mtim.tv_nsec
+        && st.st_size == s->index_st.st_size)
+        return AUTHCERT_OK;
+
+    memset(&fresh, 0, sizeof fresh);
+    fresh.dir = s->dir;
+    fresh.lock_fd = -1;
+    rc = load_index(&fresh);
+    if (rc != AUTHCERT_OK) {
+        /* Keep serving the state we had; the caller logs the detail. */
+        entries_free(fresh.entries, fresh.count);
+        authcert_secret_free(fresh.password_hash);
+        return rc;
+    }
+    entries_free(s->entries, s->count);
+    authcert_secret_free(s->password_hash);
+    s->entries = fresh.entries;
+    s->count = fresh.count;
+    s->cap = fresh.cap;
+    s->password_hash = fresh.password_hash;
+    s->generation = fresh.generation;
+    s->index_st = fresh.index_st;
+    s->index_seen = fresh.index_seen;
+    if (changed != NULL)
+        *changed = true;
+    return AUTHCERT_OK;
+}
+
+bool authcert_store_has_password(const authcert_store *s)
+{
+    return s->password_hash != NULL;
+}
+
+authcert_status authcert_store_check_password(const authcert_store *s,
+                                              const char *password)
+{
+    authcert_status rc;
+
+    if (s->password_hash == NULL)
+        return authcert_fail(AUTHCERT_E_NOTFOUND, "%s: the store has no backup password",
+                             s->dir);
+    rc = authcert_password_verify(password, s->password_hash);
+    if (rc == AUTHCERT_E_AUTH)
+        return authcert_fail(rc, "%s: wrong backup password", s->dir);
+    return rc;
+}
+
+static authcert_status require_writer(const authcert_store *s)
+{
+    if (s->lock_fd < 0)
+        return authcert_fail(AUTHCERT_E_USAGE, "%s: store opened read-only", s->dir);
+    return AUTHCERT_OK;
+}
+
+authcert_status authcert_store_set_password(authcert_store *s, const char *password)
+{
+    authcert_status rc = require_writer(s);
+    char *hash = NULL;
+
+    if (rc != AUTHCERT_OK)
+        return rc;
+    rc = authcert_password_hash(password, &hash);
+    if (rc != AUTHCERT_OK)
+        return rc;
+    authcert_secret_free(s->password_hash);
+    s->password_hash = hash;
+    s->dirty = true;
+    return AUTHCERT_OK;
+}
+
+static authcert_status check_insertable(const authcert_cert *cert)
+{
+    if (cert == NULL || !authcert_cert_has_key(cert))
+        return authcert_fail(AUTHCERT_E_USAGE, "a certificate without its private key "
+                                               "cannot be stored");
+    return AUTHCERT_OK;
+}
+
+/* Append a new entry for cert (a reference is taken). */
+static authcert_status append(authcert_store *s, authcert_cert *cert, authcert_state state,
+                              bool exportable, time_t now, struct entry **out)
+{
+    authcert_status rc = grow(s);
+    struct entry *e;
+
+    if (rc != AUTHCERT_OK)
+        return rc;
+    e = &s->entries[s->count++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->pub.thumbprint, sizeof e->pub.thumbprint, "%s",
+             authcert_cert_thumbprint(cert));
+    e->pub.state = state;
+    e->pub.exportable = exportable;
+    e->pub.added = now;
+    e->pub.retired = state == AUTHCERT_STATE_CURRENT ? 0 : now;
+    e->pub.cert = authcert_cert_ref(cert);
+    e->on_disk = false;
+    *out = e;
+    return AUTHCERT_OK;
+}
+
+authcert_status authcert_store_make_current(authcert_store *s, authcert_cert *cert,
+                                            bool exportable, authcert_state old_state)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    time_t now = time(NULL);
+    struct entry *e, *cur = NULL;
+
+    GUARD(require_writer(s));
+    GUARD(check_insertable(cert));
+    if (old_state != AUTHCERT_STATE_EXPIRED && old_state != AUTHCERT_STATE_REVOKED)
+        FAIL(AUTHCERT_E_USAGE, "the previous certificate must become expired or revoked");
+    e = find(s, authcert_cert_thumbprint(cert));
+    if (e != NULL && e->pub.state == AUTHCERT_STATE_REVOKED)
+        FAIL(AUTHCERT_E_POLICY, "certificate %s was revoked; it can never be current again",
+             e->pub.thumbprint);
+    for (size_t i = 0; i < s->count; i++)
+        if (s->entries[i].pub.state == AUTHCERT_STATE_CURRENT)
+            cur = &s->entries[i];
+    if (cur != NULL && cur == e) {
+        cur->pub.exportable = exportable;
+        s->dirty = true;
+        rc = AUTHCERT_OK;
+        goto out;
+    }
+    if (cur != NULL) {
+        cur->pub.state = old_state;
+        cur->pub.retired = now;
+    }
+    if (e != NULL) {
+        e->pub.state = AUTHCERT_STATE_CURRENT;
+        e->pub.retired = 0;
+        e->pub.exportable = exportable;
+    } else {
+        GUARD(append(s, cert, AUTHCERT_STATE_CURRENT, exportable, now, &e));
+    }
+    sort_entries(s);
+    s->dirty = true;
+    rc = AUTHCERT_OK;
+out:
+    return rc;
+}
+
+authcert_status authcert_store_add(authcert_store *s, authcert_cert *cert,
+                                   authcert_state state, bool exportable)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    struct entry *e;
+
+    GUARD(require_writer(s));
+    GUARD(check_insertable(cert));
+    if (state != AUTHCERT_STATE_EXPIRED && state != AUTHCERT_STATE_REVOKED)
+        FAIL(AUTHCERT_E_USAGE, "a certificate added beside the current one must be "
+                               "expired or revoked");
+    e = find(s, authcert_cert_thumbprint(cert));
+    if (e == NULL) {
+        GUARD(append(s, cert, state, exportable, time(NULL), &e));
+    } else {
+        /* Only ever stricter: a revoked key is never made usable again, and
+         * the current one is replaced only by make_current or revoked by -c
+         * --compromised. */
+        if (e->pub.state == AUTHCERT_STATE_EXPIRED && state == AUTHCERT_STATE_REVOKED)
+            e->pub.state = AUTHCERT_STATE_REVOKED;
+        e->pub.exportable = exportable;
+    }
+    sort_entries(s);
+    s->dirty = true;
+    rc = AUTHCERT_OK;
+out:
+    return rc;
+}
+
+authcert_status authcert_store_revoke(authcert_store *s, const char *thumbprint)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    struct entry *e;
+
+    GUARD(require_writer(s));
+    e = thumbprint != NULL ? find(s, thumbprint) : NULL;
+    if (e == NULL)
+        FAIL(AUTHCERT_E_NOTFOUND, "no certificate %s in the store",
+             thumbprint != NULL ? thumbprint : "(none)");
+    if (e->pub.state == AUTHCERT_STATE_CURRENT)
+        FAIL(AUTHCERT_E_POLICY, "the current certificate cannot be revoked in place; "
+                                "replace it with authcert -c --compromised");
+    if (e->pub.state != AUTHCERT_STATE_REVOKED) {
+        e->pub.state = AUTHCERT_STATE_REVOKED;
+        if (e->pub.retired == 0)
+            e->pub.retired = time(NULL);
+        s->dirty = true;
+        sort_entries(s);
+    }
+    rc = AUTHCERT_OK;
+out:
+    return rc;
+}
+
+/* keys/T.pem for an entry that has none yet: certificate then key, 0600. */
+static authcert_status write_keyfile(authcert_store *s, struct entry *e)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    char path[4096], keys[4096];
+    char *cert_pem = NULL, *key_pem = NULL, *both = NULL;
+    size_t cert_len = 0, key_len = 0, both_len = 0;
+    struct stat st;
+
+    if (path_in(s, keys, sizeof keys, "keys") != 0
+        || keyfile_path(s, path, sizeof path, e->pub.thumbprint) != 0)
+        FAIL(AUTHCERT_E_USAGE, "%s: path too long", s->dir);
+    if (mkdir(keys, 0700) != 0 && errno != EEXIST)
+        FAIL(AUTHCERT_E_IO, "%s: %s", keys, strerror(errno));
+    /* Content-addressed: a file already there holds this very certificate
+     * (left by an interrupted commit); load_keyfile would have caught one
+     * that did not. Never overwrite a key. */
+    if (stat(path, &st) == 0) {
+        authcert_cert *check = NULL;
+        rc = load_keyfile(s, e->pub.thumbprint, &check);
+        authcert_cert_free(check);
+        if (rc == AUTHCERT_OK) {
+            e->on_disk = true;
+            goto out;
+        }
+        FAIL(AUTHCERT_E_CORRUPT, "%s: exists and is damaged; move it away to continue", path);
+    }
+    GUARD(authcert_cert_to_pem(e->pub.cert, &cert_pem, &cert_len));
+    GUARD(authcert_cert_key_to_pem(e->pub.cert, &key_pem, &key_len));
+    both_len = cert_len + key_len;
+    GUARD_ALLOC(both = OPENSSL_malloc(both_len));
+    memcpy(both, cert_pem, cert_len);
+    memcpy(both + cert_len, key_pem, key_len);
+    GUARD(authcert_write_atomic(path, both, both_len, 0600));
+    e->on_disk = true;
+    rc = AUTHCERT_OK;
+out:
+    OPENSSL_clear_free(cert_pem, cert_len);
+    OPENSSL_clear_free(key_pem, key_len);
+    OPENSSL_clear_free(both, both_len);
+    return rc;
+}
+
+static authcert_status build_index(const authcert_store *s, unsigned long long generation,
+                                   char **text)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    json_t *root = NULL, *certs = NULL;
+
+    GUARD_ALLOC(root = json_object());
+    GUARD_ALLOC(certs = json_array());
+    for (size_t i = 0; i < s->count; i++) {
+        const authcert_store_entry *e = &s->entries[i].pub;
+        json_t *je = json_pack("{s:s, s:s, s:b, s:I, s:I}",
+                               "thumbprint", e->thumbprint,
+                               "state", authcert_state_name(e->state),
+                               "exportable", e->exportable,
+                               "added", (json_int_t)e->added,
+                               "retired", (json_int_t)e->retired);
+        GUARD_ALLOC(je);
+        if (json_array_append_new(certs, je) != 0)
+            FAIL(AUTHCERT_E_NOMEM, "out of memory");
+    }
+    if (json_object_set_new(root, "format", json_integer(STORE_FORMAT)) != 0
+        || json_object_set_new(root, "generation", json_integer((json_int_t)generation)) != 0
+        || json_object_set_new(root, "password", s->password_hash != NULL
+                                                     ? json_string(s->password_hash)
+                                                     : json_null()) != 0
+        || json_object_set(root, "certificates", certs) != 0)
+        FAIL(AUTHCERT_E_NOMEM, "out of memory");
+    GUARD_ALLOC(*text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS));
+    rc = AUTHCERT_OK;
+out:
+    json_decref(certs);
+    json_decref(root);
+    return rc;
+}
+
+authcert_status authcert_store_commit(authcert_store *s)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    char path[4096];
+    char *text = NULL;
+    struct stat st;
+
+    GUARD(require_writer(s));
+    if (!s->dirty) {
+        rc = AUTHCERT_OK;
+        goto out;
+    }
+    /* Keys first: the index must never name a key that is not on disk. */
+    for (size_t i = 0; i < s->count; i++)
+        if (!s->entries[i].on_disk)
+            GUARD(write_keyfile(s, &s->entries[i]));
+    GUARD(build_index(s, s->generation + 1, &text));
+    if (path_in(s, path, sizeof path, INDEX_NAME) != 0)
+        FAIL(AUTHCERT_E_USAGE, "%s: path too long", s->dir);
+    GUARD(authcert_write_atomic(path, text, strlen(text), 0600));
+    /* The commit point has passed. */
+    s->generation++;
+    s->dirty = false;
+    if (stat(path, &st) == 0) {
+        s->index_st = st;
+        s->index_seen = true;
+    }
+    rc = AUTHCERT_OK;
+out:
+    /* The index holds the password hash: wipe our copy of it. */
+    if (text != NULL) {
+        OPENSSL_cleanse(text, strlen(text));
+        free(text); /* jansson's allocator is malloc */
+    }
+    return rc;
+}
