@@ -260,7 +260,7 @@ static authcert_status get_str(json_t *obj, const char *key, const char *where,
 static authcert_status get_time(json_t *obj, const char *key, const char *where,
                                 bool nullable, time_t *out)
 {
-    const char *s;
+    const char *s = NULL;
 
     *out = 0;
     if (nullable && json_is_null(json_object_get(obj, key)))
@@ -298,7 +298,7 @@ static authcert_status parse_entry(json_t *o, size_t i, member *ms, size_t nm,
                                    mentry *e)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
-    const char *thumb, *state, *ktype, *mname, *hash;
+    const char *thumb = NULL, *state = NULL, *ktype = NULL, *mname = NULL, *hash = NULL;
     char where[32], want[80];
     json_t *exp;
 
