@@ -67,14 +67,18 @@ int cmd_create(const struct tool_opts *o)
     /* A weak password on a fresh store must not leave an empty store behind. */
     if (new_pw)
         TRY(authcert_password_check_strength(pw, NULL));
-    if (fresh)
-        TRY(authcert_store_open(o->store_dir, AUTHCERT_STORE_CREATE | AUTHCERT_STORE_WRITE, &s));
-    if (authcert_store_has_password(s))
-        TRY(authcert_store_check_password(s, pw));
     else
-        TRY(authcert_store_set_password(s, pw));
-
+        TRY(authcert_store_check_password(s, pw));
+    /* Before the store is created, so that a bad --subject leaves none. */
     TRY(authcert_cert_generate(&params, &cert));
+    if (fresh) {
+        TRY(authcert_store_open(o->store_dir, AUTHCERT_STORE_CREATE | AUTHCERT_STORE_WRITE, &s));
+        /* Another -c may have made it meanwhile, with its own password. */
+        if (authcert_store_has_password(s))
+            TRY(authcert_store_check_password(s, pw));
+    }
+    if (!authcert_store_has_password(s))
+        TRY(authcert_store_set_password(s, pw));
     replaced = authcert_store_current(s) != NULL;
     if (replaced)
         TRY(auto_backup(o, s, pw, &backup));
