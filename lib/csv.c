@@ -85,6 +85,8 @@ static authcert_status put(authcert_csv *w, const char *p, size_t n)
 {
     authcert_status rc;
 
+    if (w->failed != AUTHCERT_OK)
+        return w->failed;
     while (n > 0) {
         size_t room = CSV_BUF - w->used, k = n < room ? n : room;
 
@@ -100,6 +102,8 @@ static authcert_status put(authcert_csv *w, const char *p, size_t n)
 
 static authcert_status put1(authcert_csv *w, char c)
 {
+    if (w->failed != AUTHCERT_OK)
+        return w->failed;
     if (w->used == CSV_BUF) {
         authcert_status rc = drain(w);
         if (rc != AUTHCERT_OK)
