@@ -154,12 +154,13 @@ static void test_untrusted_reports_are_bounded(void **state)
     assert_int_equal(count(f->reg), 1);
 }
 
-static authcert_agent_report *many(size_t n, char (*ids)[40])
+static authcert_agent_report *many(size_t n, char (*ids)[48])
 {
     authcert_agent_report *r = calloc(n, sizeof *r);
 
     for (size_t i = 0; i < n; i++) {
-        snprintf(ids[i], sizeof ids[i], "%08zx-9c1e-4b7a-8f00-%012zx", i * 2654435761u, i);
+        snprintf(ids[i], sizeof ids[i], "%08zx-9c1e-4b7a-8f00-%012zx",
+                 (i * 2654435761u) & 0xffffffffu, i & 0xffffffffffffu);
         r[i] = report(ids[i], i % 4 == 0 ? TP_A : TP_B);
     }
     return r;
@@ -201,7 +202,7 @@ static void test_batch_count_foreach(void **state)
 {
     fixture *f = *state;
     enum { N = 10000 };
-    char (*ids)[40] = calloc(N, sizeof *ids);
+    char (*ids)[48] = calloc(N, sizeof *ids);
     authcert_agent_report *r = many(N, ids);
     authcert_agent_filter filt = { .thumbprint = TP_A };
     uint64_t counts[3] = { 0 };
