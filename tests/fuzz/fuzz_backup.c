@@ -6,7 +6,7 @@
 #include "authcert/authcert.h"
 
 /* The corpus archives are encrypted with this password (corpus/README.md). */
-#define FUZZ_PASSWORD "fuzz-corpus-password"
+#define FUZZ_PASSWORD "fuzz corpus 7Qx!horse-lamp"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
