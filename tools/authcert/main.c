@@ -37,9 +37,18 @@ static const struct tool_mode modes[] = {
     { "-i", "import", 1, 2, PW_OPTS | OPT_AS_EXPIRED, true,
       cmd_import, "-i  [PASSWORD] PATH",
       "import a certificate and key from a PKCS#12/PFX file" },
+    { "-l", "list", 1, 1, OPT_REGISTRY, false,
+      cmd_list, "-l  CSV_PATH",
+      "list the agents using a mismatched certificate (CSV; - for stdout)" },
     { "--status", "status", 0, 0, OPT_JSON, false,
       cmd_status, "--status [--json]",
       "show every certificate, its state and the days left" },
+    { "--agents", "agents", 0, 0, OPT_JSON | OPT_REGISTRY, false,
+      cmd_agents, "--agents [--json]",
+      "list every agent and whether it holds the current certificate" },
+    { "--push", "push", 1, 1, OPT_REGISTRY | OPT_PUSH | OPT_JSON, false,
+      cmd_push, "--push COMMAND (--agent ID ... | --all) [--args JSON] [--wait]",
+      "queue a signed command for agents; --wait prints each result" },
 };
 #define NMODES (sizeof modes / sizeof modes[0])
 
@@ -70,7 +79,13 @@ static void help(void)
         "  --compromised          -c: the replaced certificate is revoked, not expired\n"
         "  --as-expired           -i: add the certificate as expired, not current\n"
         "  --skip-unexportable    -b: leave out keys that may not be exported\n"
-        "  --json                 --status: machine-readable output\n"
+        "  --json                 --status, --agents, --push --wait: JSON output\n"
+        "  --registry DB          the agent registry (default: $AUTHCERT_REGISTRY or %s)\n"
+        "  --agent ID             --push: an agent to command (repeat for several)\n"
+        "  --all                  --push: every registered agent\n"
+        "  --args JSON            --push: the command's arguments, a JSON object\n"
+        "  --wait                 --push: wait for the results and print them\n"
+        "  --timeout S            --push --wait: give up after S seconds (default 60)\n"
         "  -q, --quiet            print nothing on success\n"
         "\nWithout PASSWORD the password is read from --password-file, --password-fd,\n"
         "a prompt without echo, or standard input when it is not a terminal.\n"
@@ -78,7 +93,7 @@ static void help(void)
         "\nexit status: 0 ok, 2 usage, 3 wrong password, 4 weak password, 5 damaged\n"
         "input, 6 I/O error, 7 store busy, 8 not permitted, 9 not found, 10 refused\n"
         "by policy, 11 crypto failure; see authcert(8).\n",
-        AUTHCERT_STORE_DEFAULT_DIR, AUTHCERT_DEFAULT_DAYS);
+        AUTHCERT_STORE_DEFAULT_DIR, AUTHCERT_DEFAULT_DAYS, TOOL_REGISTRY_DEFAULT);
 }
 
 /* A usage error: one line naming it, then the synopsis. */
@@ -206,6 +221,28 @@ static int parse(int argc, char **argv, struct tool_opts *o)
         } else if ((v = long_value(a, "--subject", argc, argv, &i, &missing)) != NULL) {
             o->subject = v;
             o->given |= OPT_SUBJECT;
+        } else if ((v = long_value(a, "--registry", argc, argv, &i, &missing)) != NULL) {
+            if (*v == '\0')
+                return bad_usage("--registry: empty name");
+            o->registry = v;
+            o->given |= OPT_REGISTRY;
+        } else if ((v = long_value(a, "--agent", argc, argv, &i, &missing)) != NULL) {
+            o->agents[o->nagents++] = (char *)v;
+            o->given |= OPT_PUSH;
+        } else if (strcmp(a, "--all") == 0) {
+            o->push_all = true;
+            o->given |= OPT_PUSH;
+        } else if ((v = long_value(a, "--args", argc, argv, &i, &missing)) != NULL) {
+            o->push_args = v;
+            o->given |= OPT_PUSH;
+        } else if (strcmp(a, "--wait") == 0) {
+            o->wait = true;
+            o->given |= OPT_PUSH;
+        } else if ((v = long_value(a, "--timeout", argc, argv, &i, &missing)) != NULL) {
+            if (!parse_int(v, 1, 86400, &n))
+                return bad_usage("--timeout: not a number of seconds from 1 to 86400: %s", v);
+            o->timeout = (int)n;
+            o->given |= OPT_PUSH;
         } else if (missing) {
             return bad_usage("%s needs a value", a);
         } else {
@@ -227,22 +264,28 @@ static int parse(int argc, char **argv, struct tool_opts *o)
 
 int main(int argc, char **argv)
 {
-    struct tool_opts o = { .password_fd = -1 };
+    struct tool_opts o = { .password_fd = -1, .timeout = 60 };
     authcert_status rc;
     int code;
 
     o.pos = calloc((size_t)argc + 1, sizeof *o.pos);
-    if (o.pos == NULL) {
+    o.agents = calloc((size_t)argc + 1, sizeof *o.agents);
+    if (o.pos == NULL || o.agents == NULL) {
         fputs("authcert: out of memory\n", stderr);
         return AUTHCERT_E_NOMEM;
     }
     code = parse(argc, argv, &o);
     if (code >= 0) {
         free(o.pos);
+        free(o.agents);
         return code;
     }
     if (o.store_dir == NULL)
         o.store_dir = authcert_store_default_dir();
+    if (o.registry == NULL)
+        o.registry = getenv("AUTHCERT_REGISTRY") != NULL && *getenv("AUTHCERT_REGISTRY")
+                         ? getenv("AUTHCERT_REGISTRY")
+                         : TOOL_REGISTRY_DEFAULT;
 
     rc = authcert_init();
     if (rc != AUTHCERT_OK) {
@@ -252,5 +295,6 @@ int main(int argc, char **argv)
     }
     authcert_cleanup();
     free(o.pos);
+    free(o.agents);
     return code;
 }

@@ -60,3 +60,20 @@ void tool_iso8601(time_t t, char *buf, size_t size)
     if (gmtime_r(&t, &tm) == NULL || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
         snprintf(buf, size, "?");
 }
+
+authcert_status tool_registry_open(const struct tool_opts *o, authcert_registry **out)
+{
+    /* The tool only reads agents and queues commands; a registry that does
+     * not exist yet means authcertd has never run here: say so rather than
+     * create an empty one. */
+    if (strncmp(o->registry, "postgresql:", 11) != 0 && strncmp(o->registry, "postgres:", 9) != 0) {
+        const char *path = strncmp(o->registry, "sqlite:", 7) == 0 ? o->registry + 7 : o->registry;
+        FILE *f = fopen(path, "rb");
+        if (f == NULL)
+            return authcert_fail(AUTHCERT_E_NOTFOUND,
+                                 "%s: no agent registry here (authcertd --registry makes it)",
+                                 path);
+        fclose(f);
+    }
+    return authcert_registry_open(o->registry, out);
+}

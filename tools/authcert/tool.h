@@ -22,7 +22,12 @@ enum {
     OPT_SKIP_UNEXPORTABLE = 1 << 5,
     OPT_JSON              = 1 << 6,
     OPT_PASSWORD          = 1 << 7, /* --password-file, --password-fd */
+    OPT_REGISTRY          = 1 << 8,
+    OPT_PUSH              = 1 << 9, /* --agent, --all, --args, --wait, --timeout */
 };
+
+/* The agent registry authcertd keeps: $AUTHCERT_REGISTRY or this. */
+#define TOOL_REGISTRY_DEFAULT "/var/lib/authcertd/registry.db"
 
 struct tool_mode;
 
@@ -40,6 +45,13 @@ struct tool_opts {
     bool skip_unexportable;
     bool json;
     bool quiet;
+    const char *registry;         /* the agent registry (a path or a URI) */
+    char **agents;                /* --push: --agent ID, repeated */
+    size_t nagents;
+    bool push_all;                /* --push: --all */
+    const char *push_args;        /* --push: --args JSON (an object) */
+    bool wait;                    /* --push: follow the deliveries */
+    int timeout;                  /* --push --wait: seconds */
     unsigned given;               /* OPT_* seen, to refuse them in other modes */
     int npos;
     char **pos;                   /* positional arguments, in order */
@@ -64,6 +76,12 @@ int cmd_restore_noexp(const struct tool_opts *o); /* -re: keys not exportable */
 int cmd_export(const struct tool_opts *o);
 int cmd_import(const struct tool_opts *o);
 int cmd_status(const struct tool_opts *o);
+int cmd_list(const struct tool_opts *o);   /* -l: the mismatch list */
+int cmd_agents(const struct tool_opts *o); /* --agents */
+int cmd_push(const struct tool_opts *o);   /* --push */
+
+/* Open the registry named by --registry / $AUTHCERT_REGISTRY / the default. */
+authcert_status tool_registry_open(const struct tool_opts *o, authcert_registry **out);
 
 /*
  * The password for a mode. From argv when the mode's syntax put it there
