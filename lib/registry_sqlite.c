@@ -234,13 +234,19 @@ static authcert_status sq_open(const char *path, void **impl)
     GUARD_ALLOC(s = calloc(1, sizeof *s));
     GUARD_ALLOC(s->path = strdup(path));
 
-    /* SQLite would create it 0644; agent inventories are nobody else's business. */
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
+    /*
+     * SQLite would create it 0644; agent inventories are nobody else's
+     * business. Only when it does not exist yet: closing any descriptor of
+     * a file drops every POSIX lock this process holds on it, which would
+     * pull the locks from under another open handle of the same registry.
+     */
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+    else if (errno != EEXIST)
         FAIL(errno == ENOENT ? AUTHCERT_E_NOTFOUND :
              errno == EACCES || errno == EPERM || errno == EROFS ? AUTHCERT_E_PERM :
              AUTHCERT_E_IO, "registry %s: %s", path, strerror(errno));
-    close(fd);
 
     r = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                         SQLITE_OPEN_NOMUTEX, NULL);
