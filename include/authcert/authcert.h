@@ -11,6 +11,12 @@
 #include "authcert/password.h"
 #include "authcert/store.h"
 #include "authcert/backup.h"
+#include "authcert/base64url.h"
+#include "authcert/replay.h"
+#include "authcert/jws.h"
+#include "authcert/registry.h"
+#include "authcert/csv.h"
+#include "authcert/mismatch.h"
 
 #ifdef __cplusplus
 extern "C" {
