@@ -50,7 +50,7 @@ json_t *agent_json_text(const char *data, size_t len, size_t max)
 {
     if (len > max)
         len = max;
-    char *copy = malloc(len + 1);
+    char *copy = calloc(len + 1, 1);
     if (copy == NULL)
         return NULL;
     const unsigned char *s = (const unsigned char *)data;
