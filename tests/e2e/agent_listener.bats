@@ -288,3 +288,32 @@ EOF
     wait "$pid"
     grep -q "SIGTERM: stopping" "$D/agent2.log"
 }
+
+@test "with the admin tool's store: authcert -e feeds the agent, its key files sign, a rotation rolls over" {
+    "$AUTHCERT_BIN/authcert" --help >/dev/null 2>&1 || skip "the admin tool is not built"
+    echo "correct horse battery staple 42" >"$D/pw"
+    ST="$D/store" S3="$D/state3"
+    mkdir -p "$S3"
+    "$AUTHCERT_BIN/authcert" -c --store "$ST" --password-file "$D/pw"
+    "$AUTHCERT_BIN/authcert" -e "$S3" --store "$ST"
+    [ -s "$S3/authcert-server.der" ]
+    old="$(ls "$ST/keys" | sed 's/\.pem$//')"
+    "$AG" --state-dir "$S3" --listen 127.0.0.1:0 2>"$D/agent3.log" &
+    pid=$!
+    for _ in $(seq 100); do [ -s "$S3/listen-port" ] && break; sleep 0.05; done
+    URL="http://127.0.0.1:$(cat "$S3/listen-port")/v1/command"
+    id3="$(cat "$S3/agent-id")"
+    [ "$(push "$("$MK" --cert-pem "$ST/keys/$old.pem" --aud "$id3" --cmd ping)")" = 200 ]
+    # Rotation: the new current certificate goes to the agent in an update-key signed with the old key.
+    "$AUTHCERT_BIN/authcert" -c --store "$ST" --password-file "$D/pw"
+    "$AUTHCERT_BIN/authcert" -e "$D/new-current.der" --store "$ST"
+    new="$(ls "$ST/keys" | sed 's/\.pem$//' | grep -v "$old")"
+    t="$("$MK" --cert-pem "$ST/keys/$old.pem" --aud "$id3" --cmd update-key --update-cert "$D/new-current.der")"
+    [ "$(push "$t")" = 200 ]
+    [ "$(jget "$D/body" status)" = ok ]
+    cmp "$S3/authcert-server.der" "$D/new-current.der"
+    [ "$(push "$("$MK" --cert-pem "$ST/keys/$new.pem" --aud "$id3" --cmd ping)")" = 200 ]
+    [ "$(push "$("$MK" --cert-pem "$ST/keys/$old.pem" --aud "$id3" --cmd ping)")" = 401 ]
+    kill "$pid"
+    wait "$pid"
+}
