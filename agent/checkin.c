@@ -1,0 +1,376 @@
+/*
+ * Check-in: POST /v1/checkin to the server (docs/protocol.md), verify the
+ * commands of the answer exactly as a pushed one is verified, run them, and
+ * report their results with the next check-in.
+ *
+ * One libcurl easy handle for the life of the agent, so the connection is
+ * kept alive between check-ins; connect and total timeouts so that a server
+ * that does not answer cannot stop the loop.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "daemon.h"
+
+#define CONNECT_TIMEOUT 10L
+#define TOTAL_TIMEOUT 60L
+
+struct agent_checkin {
+    agent *a;
+    CURL *curl;
+    struct curl_slist *headers;
+    char *url_checkin;
+    char *url_result;
+    char *buf;      /* the answer */
+    size_t len;
+    bool overflow;
+};
+
+static char *join_url(const char *base, const char *path)
+{
+    size_t n = strlen(base);
+    while (n > 0 && base[n - 1] == '/')
+        n--;
+    char *u = malloc(n + strlen(path) + 1);
+    if (u != NULL) {
+        memcpy(u, base, n);
+        strcpy(u + n, path);
+    }
+    return u;
+}
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    agent_checkin *c = userdata;
+    size_t n = size * nmemb;
+    if (c->len + n > AGENT_ANSWER_MAX) {
+        c->overflow = true;
+        return 0; /* makes curl fail the transfer */
+    }
+    char *nb = realloc(c->buf, c->len + n + 1);
+    if (nb == NULL)
+        return 0;
+    memcpy(nb + c->len, ptr, n);
+    c->buf = nb;
+    c->len += n;
+    c->buf[c->len] = '\0';
+    return n;
+}
+
+authcert_status agent_checkin_new(agent *a, agent_checkin **out)
+{
+    agent_checkin *c = calloc(1, sizeof *c);
+    *out = NULL;
+    if (c == NULL)
+        return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
+    c->a = a;
+    c->url_checkin = join_url(a->cfg.server, "/v1/checkin");
+    c->url_result = join_url(a->cfg.server, "/v1/result");
+    c->curl = curl_easy_init();
+    c->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (c->url_checkin == NULL || c->url_result == NULL || c->curl == NULL || c->headers == NULL) {
+        agent_checkin_free(c);
+        return authcert_fail(AUTHCERT_E_NOMEM, "cannot set up libcurl");
+    }
+    curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT);
+    curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, TOTAL_TIMEOUT);
+    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->headers);
+    curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c->curl, CURLOPT_USERAGENT, AGENT_NAME "/" AUTHCERT_VERSION);
+    *out = c;
+    return AUTHCERT_OK;
+}
+
+void agent_checkin_free(agent_checkin *c)
+{
+    if (c == NULL)
+        return;
+    if (c->curl != NULL)
+        curl_easy_cleanup(c->curl);
+    curl_slist_free_all(c->headers);
+    free(c->url_checkin);
+    free(c->url_result);
+    free(c->buf);
+    free(c);
+}
+
+/* POST body to url; on success the answer is in c->buf. */
+static authcert_status post(agent_checkin *c, const char *url, const char *body, long *http)
+{
+    char err[CURL_ERROR_SIZE] = "";
+    free(c->buf);
+    c->buf = NULL;
+    c->len = 0;
+    c->overflow = false;
+    *http = 0;
+    curl_easy_setopt(c->curl, CURLOPT_URL, url);
+    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, err);
+    CURLcode cc = curl_easy_perform(c->curl);
+    curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
+    if (c->overflow)
+        return authcert_fail(AUTHCERT_E_CORRUPT, "%s: answer larger than %zu bytes", url,
+                             AGENT_ANSWER_MAX);
+    if (cc != CURLE_OK)
+        return authcert_fail(AUTHCERT_E_IO, "%s: %s", url, err[0] ? err : curl_easy_strerror(cc));
+    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, http);
+    if (*http != 200) {
+        json_t *j = json_loadb(c->buf ? c->buf : "", c->len, JSON_REJECT_DUPLICATES, NULL);
+        const char *why = json_string_value(json_object_get(j, "error"));
+        authcert_status rc = authcert_fail(AUTHCERT_E_IO, "%s: HTTP %ld%s%.200s", url, *http,
+                                           why ? ": " : "", why ? why : "");
+        json_decref(j);
+        return rc;
+    }
+    return AUTHCERT_OK;
+}
+
+/*
+ * The check-in body with as many pending results as fit the server's cap;
+ * *taken says how many of them went in (the oldest first).
+ */
+static char *checkin_body(agent_checkin *c, size_t *taken)
+{
+    agent *a = c->a;
+    char thumb[65];
+    authcert_agent_trust_thumbprint(a->trust, thumb);
+    json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:s}", "agent_id", a->id, "hostname",
+                          a->hostname, "port", (int)a->port, "version", authcert_version(),
+                          "thumbprint", thumb);
+    char *text = NULL;
+    *taken = 0;
+    if (j == NULL)
+        return NULL;
+    pthread_mutex_lock(&a->pending_lock);
+    size_t n = json_array_size(a->pending);
+    if (n > 0) {
+        json_t *arr = json_array();
+        json_object_set_new(j, "results", arr);
+        for (size_t i = 0; i < n; i++) {
+            json_array_append(arr, json_array_get(a->pending, i));
+            char *t = json_dumps(j, JSON_COMPACT);
+            size_t tl = t != NULL ? strlen(t) : SIZE_MAX;
+            free(t);
+            if (tl > AGENT_CHECKIN_MAX - 256) {
+                json_array_remove(arr, json_array_size(arr) - 1);
+                if (i == 0) {
+                    /* One result too large alone: send it with its output cut. */
+                    json_t *r = json_deep_copy(json_array_get(a->pending, 0));
+                    const char *o = json_string_value(json_object_get(r, "output"));
+                    size_t ol = o ? strlen(o) : 0;
+                    json_object_set_new(r, "output",
+                                        agent_json_text(o ? o : "", ol, AGENT_CHECKIN_MAX / 4));
+                    json_array_append_new(arr, r);
+                    *taken = 1;
+                }
+                break;
+            }
+            *taken = i + 1;
+        }
+    }
+    pthread_mutex_unlock(&a->pending_lock);
+    text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return text;
+}
+
+static void pending_drop(agent *a, size_t n)
+{
+    pthread_mutex_lock(&a->pending_lock);
+    for (size_t i = 0; i < n && json_array_size(a->pending) > 0; i++)
+        json_array_remove(a->pending, 0);
+    pthread_mutex_unlock(&a->pending_lock);
+}
+
+static void pending_add(agent *a, json_t *res)
+{
+    pthread_mutex_lock(&a->pending_lock);
+    if (json_array_size(a->pending) >= AGENT_PENDING_MAX) {
+        agent_log(LOG_WARN, "more than %d results waiting for the server: oldest dropped",
+                  AGENT_PENDING_MAX);
+        json_array_remove(a->pending, 0);
+    }
+    json_array_append_new(a->pending, res);
+    pthread_mutex_unlock(&a->pending_lock);
+}
+
+/*
+ * Verify every command first, then run them: in an "expired" answer the
+ * update-key comes first and the others are signed with the same retired
+ * key, which would no longer verify once update-key has replaced it.
+ * Commands that did not verify are tried again after a key change, for a
+ * server that signs them with the new key.
+ */
+static void run_commands(agent_checkin *c, const json_t *commands)
+{
+    agent *a = c->a;
+    size_t n = json_array_size(commands);
+    json_t **verified = calloc(n + 1, sizeof *verified);
+    bool *retry = calloc(n + 1, sizeof *retry);
+    char **why = calloc(n + 1, sizeof *why);
+    char before[65], after[65], origin[64];
+
+    if (verified == NULL || retry == NULL || why == NULL)
+        goto out;
+    authcert_agent_trust_thumbprint(a->trust, before);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            if (pass == 1 && !retry[i])
+                continue;
+            const char *tok = json_string_value(json_array_get(commands, i));
+            authcert_agent_verdict v = AUTHCERT_AGENT_UNAUTHENTICATED;
+            authcert_status st = tok == NULL
+                                     ? authcert_fail(AUTHCERT_E_CORRUPT, "not a string")
+                                     : authcert_agent_verify(a->trust, a->id, tok, strlen(tok), 0,
+                                                             &verified[i], &v);
+            retry[i] = false;
+            if (st != AUTHCERT_OK) {
+                retry[i] = pass == 0 && v == AUTHCERT_AGENT_UNAUTHENTICATED;
+                if (retry[i])
+                    why[i] = strdup(authcert_detail());
+                else
+                    agent_log(LOG_WARN, "refused command %zu from check-in at %s: %d %s: %s",
+                              i, a->cfg.server, authcert_agent_verdict_http(v),
+                              authcert_agent_verdict_name(v), authcert_detail());
+            }
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (verified[i] == NULL)
+                continue;
+            const json_t *did = json_object_get(verified[i], "did");
+            snprintf(origin, sizeof origin, "check-in command %zu", i);
+            agent_log(LOG_INFO, "accepted %s: cmd %.64s", origin,
+                      json_string_value(json_object_get(verified[i], "cmd")));
+            json_t *res = agent_run_command(a, verified[i], origin);
+            if (res != NULL && json_is_integer(did)) {
+                json_object_set_new(res, "delivery", json_integer(json_integer_value(did)));
+                pending_add(a, res);
+            } else {
+                if (res != NULL)
+                    agent_log(LOG_WARN, "%s has no delivery id: result not reported", origin);
+                json_decref(res);
+            }
+            json_decref(verified[i]);
+            verified[i] = NULL;
+        }
+        authcert_agent_trust_thumbprint(a->trust, after);
+        if (strcmp(before, after) == 0)
+            break;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (retry[i])
+            agent_log(LOG_WARN, "refused command %zu from check-in at %s: 401 unauthenticated: %s",
+                      i, a->cfg.server, why[i] != NULL ? why[i] : "");
+out:
+    if (verified != NULL)
+        for (size_t i = 0; i < n; i++)
+            json_decref(verified[i]);
+    if (why != NULL)
+        for (size_t i = 0; i < n; i++)
+            free(why[i]);
+    free(why);
+    free(verified);
+    free(retry);
+}
+
+authcert_status agent_checkin_run(agent_checkin *c, int *interval)
+{
+    agent *a = c->a;
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    size_t taken = 0;
+    long http = 0;
+    json_t *ans = NULL;
+    json_error_t jerr;
+    bool changed = false;
+
+    *interval = 0;
+    /* An operator may have copied a new agent certificate file in place. */
+    if (authcert_agent_trust_reload(a->trust, &changed) != AUTHCERT_OK)
+        agent_log(LOG_WARN, "%s (keeping the certificate loaded)", authcert_detail());
+    else if (changed)
+        agent_log(LOG_INFO, "%s changed on disk: now trusting it", a->cfg.cert);
+
+    char *body = checkin_body(c, &taken);
+    if (body == NULL)
+        return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
+    rc = post(c, c->url_checkin, body, &http);
+    free(body);
+    if (rc != AUTHCERT_OK)
+        return rc;
+    pending_drop(a, taken);
+
+    ans = json_loadb(c->buf != NULL ? c->buf : "", c->len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(ans)) {
+        json_decref(ans);
+        return authcert_fail(AUTHCERT_E_CORRUPT, "%s: answer is not a JSON object: %s",
+                             c->url_checkin, jerr.text);
+    }
+    const char *state = json_string_value(json_object_get(ans, "state"));
+    const json_t *iv = json_object_get(ans, "interval");
+    if (json_is_integer(iv) && json_integer_value(iv) >= 1 && json_integer_value(iv) <= 86400)
+        *interval = (int)json_integer_value(iv);
+    const json_t *cmds = json_object_get(ans, "commands");
+    if (state == NULL) {
+        rc = authcert_fail(AUTHCERT_E_CORRUPT, "%s: answer has no state", c->url_checkin);
+    } else if (strcmp(state, "mismatched") == 0) {
+        const char *why = json_string_value(json_object_get(ans, "reason"));
+        rc = authcert_fail(AUTHCERT_E_POLICY,
+                           "the server does not accept our certificate (%s): copy its exported "
+                           "agent certificate file (authcert -e) to %s",
+                           why ? why : "mismatched", a->cfg.cert);
+    } else {
+        agent_log(LOG_DEBUG, "check-in: state %s, %zu command(s)", state, json_array_size(cmds));
+        if (strcmp(state, "expired") == 0)
+            agent_log(LOG_INFO, "server says our certificate is retired: expecting update-key");
+        if (cmds != NULL && !json_is_array(cmds))
+            rc = authcert_fail(AUTHCERT_E_CORRUPT, "%s: commands is not an array",
+                               c->url_checkin);
+        else {
+            run_commands(c, cmds);
+            rc = AUTHCERT_OK;
+        }
+    }
+    json_decref(ans);
+    return rc;
+}
+
+authcert_status agent_checkin_flush_results(agent_checkin *c)
+{
+    agent *a = c->a;
+    authcert_status rc = AUTHCERT_OK;
+    long http = 0;
+
+    for (;;) {
+        pthread_mutex_lock(&a->pending_lock);
+        json_t *r = json_array_size(a->pending) > 0 ? json_deep_copy(json_array_get(a->pending, 0))
+                                                    : NULL;
+        pthread_mutex_unlock(&a->pending_lock);
+        if (r == NULL)
+            break;
+        json_object_set_new(r, "agent_id", json_string(a->id));
+        char *body = json_dumps(r, JSON_COMPACT);
+        if (body != NULL && strlen(body) > AGENT_RESULT_MAX) {
+            const char *o = json_string_value(json_object_get(r, "output"));
+            json_object_set_new(r, "output", agent_json_text(o, strlen(o), AGENT_RESULT_MAX / 8));
+            free(body);
+            body = json_dumps(r, JSON_COMPACT);
+        }
+        json_decref(r);
+        if (body == NULL)
+            return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
+        rc = post(c, c->url_result, body, &http);
+        free(body);
+        if (rc != AUTHCERT_OK)
+            return rc;
+        pending_drop(a, 1);
+    }
+    return rc;
+}

@@ -1,0 +1,90 @@
+/*
+ * Who this agent is: the state directory, the agent id made at first start
+ * and kept (STATE_DIR/agent-id), and the listen-port file that tells
+ * scripts which port --listen ADDR:0 bound.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+static authcert_status path_in_state(const agent *a, const char *name, char *out, size_t size)
+{
+    if ((size_t)snprintf(out, size, "%s/%s", a->cfg.state_dir, name) >= size)
+        return authcert_fail(AUTHCERT_E_USAGE, "%s: path too long", a->cfg.state_dir);
+    return AUTHCERT_OK;
+}
+
+authcert_status agent_identity_load(agent *a)
+{
+    char path[4096];
+    uint8_t *data = NULL;
+    size_t len = 0;
+    authcert_status rc;
+
+    /* The state holds only public things (id, certificate), but nobody else writes it. */
+    if (mkdir(a->cfg.state_dir, 0755) != 0 && errno != EEXIST)
+        return authcert_fail(AUTHCERT_E_IO, "%s: %s", a->cfg.state_dir, strerror(errno));
+    if (!authcert_is_dir(a->cfg.state_dir))
+        return authcert_fail(AUTHCERT_E_IO, "%s: not a directory", a->cfg.state_dir);
+
+    if (a->cfg.cert == NULL) {
+        if ((rc = path_in_state(a, "authcert-server.der", path, sizeof path)) != AUTHCERT_OK)
+            return rc;
+        if ((a->cfg.cert = strdup(path)) == NULL)
+            return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
+    }
+    if (a->cfg.id_file == NULL) {
+        if ((rc = path_in_state(a, "agent-id", path, sizeof path)) != AUTHCERT_OK)
+            return rc;
+        if ((a->cfg.id_file = strdup(path)) == NULL)
+            return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
+    }
+
+    rc = authcert_read_file(a->cfg.id_file, 1024, &data, &len);
+    if (rc == AUTHCERT_E_NOTFOUND) {
+        char id[37];
+        if ((rc = authcert_agent_id_generate(id)) != AUTHCERT_OK)
+            return rc;
+        char line[40];
+        snprintf(line, sizeof line, "%s\n", id);
+        if ((rc = authcert_write_atomic(a->cfg.id_file, line, strlen(line), 0644)) != AUTHCERT_OK)
+            return rc;
+        snprintf(a->id, sizeof a->id, "%s", id);
+        agent_log(LOG_INFO, "new agent id %s written to %s", a->id, a->cfg.id_file);
+    } else if (rc != AUTHCERT_OK) {
+        return rc;
+    } else {
+        while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
+            len--;
+        if (len >= sizeof a->id) {
+            free(data);
+            return authcert_fail(AUTHCERT_E_CORRUPT, "%s: agent id longer than 128 characters",
+                                 a->cfg.id_file);
+        }
+        memcpy(a->id, data, len);
+        a->id[len] = '\0';
+        free(data);
+        if (strlen(a->id) != len || !authcert_agent_id_valid(a->id))
+            return authcert_fail(AUTHCERT_E_CORRUPT,
+                                 "%s: not an agent id (1-128 printable ASCII characters "
+                                 "without spaces, not \"*\")", a->cfg.id_file);
+    }
+    if (gethostname(a->hostname, sizeof a->hostname - 1) != 0)
+        snprintf(a->hostname, sizeof a->hostname, "unknown");
+    return AUTHCERT_OK;
+}
+
+authcert_status agent_write_listen_port(agent *a)
+{
+    char path[4096], line[16];
+    authcert_status rc = path_in_state(a, "listen-port", path, sizeof path);
+    if (rc != AUTHCERT_OK)
+        return rc;
+    snprintf(line, sizeof line, "%u\n", (unsigned)a->port);
+    return authcert_write_atomic(path, line, strlen(line), 0644);
+}

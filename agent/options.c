@@ -1,0 +1,210 @@
+/*
+ * authcert-agent's settings: defaults, then the --config file (the same
+ * names as the long flags, one "key = value" a line), then the flags.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+
+#define DEFAULT_INTERVAL 60
+#define DEFAULT_LEEWAY 60
+#define DEFAULT_HANDLER_TIMEOUT 30
+
+enum { O_SERVER = 1, O_STATE, O_LISTEN, O_CERT, O_INTERVAL, O_HANDLER, O_ONCE, O_IDFILE,
+       O_LEEWAY, O_CONFIG, O_LOGLEVEL, O_HTIMEOUT, O_HELP, O_VERSION };
+
+static const struct option longopts[] = {
+    {"server", required_argument, NULL, O_SERVER},
+    {"state-dir", required_argument, NULL, O_STATE},
+    {"listen", required_argument, NULL, O_LISTEN},
+    {"cert", required_argument, NULL, O_CERT},
+    {"interval", required_argument, NULL, O_INTERVAL},
+    {"handler", required_argument, NULL, O_HANDLER},
+    {"handler-timeout", required_argument, NULL, O_HTIMEOUT},
+    {"once", no_argument, NULL, O_ONCE},
+    {"id-file", required_argument, NULL, O_IDFILE},
+    {"leeway", required_argument, NULL, O_LEEWAY},
+    {"config", required_argument, NULL, O_CONFIG},
+    {"log-level", required_argument, NULL, O_LOGLEVEL},
+    {"help", no_argument, NULL, O_HELP},
+    {"version", no_argument, NULL, O_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: " AGENT_NAME " --state-dir DIR [--server URL] [--listen ADDR:PORT]\n"
+            "           [--cert FILE] [--interval SECONDS] [--handler PROGRAM]\n"
+            "           [--handler-timeout SECONDS] [--id-file FILE] [--leeway SECONDS]\n"
+            "           [--log-level error|warn|info|debug] [--config FILE] [--once]\n"
+            "       " AGENT_NAME " --help | --version\n"
+            "See authcert-agent(8).\n");
+}
+
+static int bad(const char *where, const char *what, const char *value)
+{
+    fprintf(stderr, AGENT_NAME ": %s%s%s\n", where, what, value);
+    return 2;
+}
+
+static int set_str(char **slot, const char *v)
+{
+    free(*slot);
+    *slot = strdup(v);
+    return *slot == NULL ? 1 : 0;
+}
+
+static int set_int(int *slot, const char *v, int lo, int hi, const char *where, const char *name)
+{
+    char *end = NULL;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0' || n < lo || n > hi) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "%s must be a number in %d..%d, not ", name, lo, hi);
+        return bad(where, msg, v);
+    }
+    *slot = (int)n;
+    return 0;
+}
+
+/* Apply one setting (from a flag or a config line); where prefixes errors. */
+static int apply(agent_config *cfg, int opt, const char *v, const char *where)
+{
+    switch (opt) {
+    case O_SERVER: return set_str(&cfg->server, v);
+    case O_STATE: return set_str(&cfg->state_dir, v);
+    case O_LISTEN: return set_str(&cfg->listen, v);
+    case O_CERT: return set_str(&cfg->cert, v);
+    case O_HANDLER: return set_str(&cfg->handler, v);
+    case O_IDFILE: return set_str(&cfg->id_file, v);
+    case O_CONFIG: return set_str(&cfg->config, v);
+    case O_INTERVAL: return set_int(&cfg->interval, v, 1, 86400, where, "--interval");
+    case O_LEEWAY: return set_int(&cfg->leeway, v, 0, 3600, where, "--leeway");
+    case O_HTIMEOUT:
+        return set_int(&cfg->handler_timeout, v, 1, 86400, where, "--handler-timeout");
+    case O_LOGLEVEL:
+        cfg->log_level = agent_log_level_parse(v);
+        if (cfg->log_level < 0)
+            return bad(where, "--log-level must be error, warn, info or debug, not ", v);
+        return 0;
+    case O_ONCE: cfg->once = true; return 0;
+    }
+    return 2;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
+static int load_config(agent_config *cfg, const char *path)
+{
+    FILE *f = fopen(path, "re");
+    char line[4096], where[PATH_MAX + 32];
+    int lineno = 0, rc = 0;
+
+    if (f == NULL) {
+        fprintf(stderr, AGENT_NAME ": %s: %s\n", path, strerror(errno));
+        return 2;
+    }
+    while (rc == 0 && fgets(line, sizeof line, f) != NULL) {
+        lineno++;
+        snprintf(where, sizeof where, "%s:%d: ", path, lineno);
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (eq == NULL) {
+            rc = bad(where, "want key = value, got ", s);
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s), *val = trim(eq + 1);
+        int opt = 0;
+        for (const struct option *o = longopts; o->name != NULL; o++)
+            if (strcmp(o->name, key) == 0)
+                opt = o->val;
+        if (opt == 0 || opt == O_CONFIG || opt == O_HELP || opt == O_VERSION) {
+            rc = bad(where, "unknown setting ", key);
+            break;
+        }
+        if (opt == O_ONCE) {
+            if (strcmp(val, "true") == 0 || strcmp(val, "yes") == 0 || strcmp(val, "1") == 0)
+                cfg->once = true;
+            continue;
+        }
+        rc = apply(cfg, opt, val, where);
+    }
+    fclose(f);
+    return rc;
+}
+
+int agent_config_parse(agent_config *cfg, int argc, char **argv)
+{
+    int opt, rc;
+
+    memset(cfg, 0, sizeof *cfg);
+    cfg->interval = DEFAULT_INTERVAL;
+    cfg->leeway = DEFAULT_LEEWAY;
+    cfg->handler_timeout = DEFAULT_HANDLER_TIMEOUT;
+    cfg->log_level = LOG_INFO;
+
+    /* First pass: only --config, so that flags override the file. */
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1)
+        if (opt == O_CONFIG && (rc = set_str(&cfg->config, optarg)) != 0)
+            return 2;
+    if (cfg->config != NULL && (rc = load_config(cfg, cfg->config)) != 0)
+        return rc;
+
+    optind = 0; /* glibc: start over */
+    opterr = 1;
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (opt) {
+        case O_HELP: usage(stdout); exit(0);
+        case O_VERSION: printf(AGENT_NAME " %s\n", authcert_version()); exit(0);
+        case '?': usage(stderr); return 2;
+        default:
+            if ((rc = apply(cfg, opt, optarg, "")) != 0)
+                return rc;
+        }
+    }
+    if (optind < argc)
+        return bad("", "unexpected argument ", argv[optind]);
+    if (cfg->state_dir == NULL)
+        return bad("", "--state-dir DIR is required", "");
+    if (cfg->once && cfg->server == NULL)
+        return bad("", "--once needs --server URL", "");
+    if (cfg->server == NULL && cfg->listen == NULL)
+        return bad("", "nothing to do: give --server URL, --listen ADDR:PORT or both", "");
+    if (cfg->server != NULL && strncmp(cfg->server, "http://", 7) != 0 &&
+        strncmp(cfg->server, "https://", 8) != 0)
+        return bad("", "--server must be an http:// or https:// URL, not ", cfg->server);
+    if (cfg->handler != NULL && cfg->handler[0] != '/')
+        return bad("", "--handler must be an absolute path, not ", cfg->handler);
+    return 0;
+}
+
+void agent_config_free(agent_config *cfg)
+{
+    free(cfg->server);
+    free(cfg->state_dir);
+    free(cfg->listen);
+    free(cfg->cert);
+    free(cfg->handler);
+    free(cfg->id_file);
+    free(cfg->config);
+    memset(cfg, 0, sizeof *cfg);
+}
