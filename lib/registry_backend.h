@@ -1,0 +1,69 @@
+/*
+ * Private: what a registry backend implements (SQLite now, PostgreSQL later).
+ *
+ * lib/registry.c owns the public functions: it parses the URI, checks every
+ * argument (bounds on untrusted agent input live there, once, for all
+ * backends) and then calls these. A backend may assume its arguments are
+ * valid: strings non-NULL and in bounds, thumbprints "" or 64 lowercase hex,
+ * args/result JSON already parsed once, limits in range.
+ */
+#ifndef AUTHCERT_REGISTRY_BACKEND_H
+#define AUTHCERT_REGISTRY_BACKEND_H
+
+#include "authcert/registry.h"
+
+typedef struct authcert_registry_backend {
+    const char *name; /* "sqlite" */
+
+    /* target: what follows the scheme (a path for SQLite). */
+    authcert_status (*open)(const char *target, void **impl);
+    void (*close)(void *impl);
+    authcert_status (*schema_version)(void *impl, int *version);
+
+    authcert_status (*checkin)(void *impl, const authcert_agent_report *r,
+                               size_t n, time_t now);
+    /* cb is called at most once; NOTFOUND when it is not. */
+    authcert_status (*get_agent)(void *impl, const char *agent_id,
+                                 authcert_agent_cb cb, void *ctx);
+    authcert_status (*count_agents)(void *impl, uint64_t *n);
+    authcert_status (*foreach_agent)(void *impl, const authcert_agent_filter *f,
+                                     authcert_agent_cb cb, void *ctx);
+    authcert_status (*count_by_thumbprint)(void *impl,
+                                           authcert_thumbprint_count_cb cb,
+                                           void *ctx);
+
+    /* ids == NULL: every agent. */
+    authcert_status (*enqueue)(void *impl, const char *const *ids, size_t n,
+                               const char *command, const char *args_json,
+                               time_t now, int64_t *command_id,
+                               uint64_t *deliveries);
+    authcert_status (*pending)(void *impl, const char *agent_id,
+                               authcert_delivery_cb cb, void *ctx);
+    authcert_status (*claim)(void *impl, unsigned limit, unsigned lease_seconds,
+                             time_t now, authcert_delivery_cb cb, void *ctx,
+                             size_t *claimed);
+    authcert_status (*record_result)(void *impl, int64_t delivery_id,
+                                     authcert_delivery_state state,
+                                     const char *result_json, time_t now);
+    authcert_status (*results)(void *impl, int64_t command_id,
+                               authcert_delivery_cb cb, void *ctx);
+} authcert_registry_backend;
+
+/*
+ * The retry policy every backend applies when a delivery goes back to the
+ * queue: 30 s after the first attempt, doubling, never more than an hour
+ * (an agent that is off for a week is retried hourly, and its check-in
+ * picks the command up anyway).
+ */
+static inline time_t authcert_registry_backoff(unsigned attempts)
+{
+    time_t d = 30;
+
+    for (unsigned i = 1; i < attempts && d < 3600; i++)
+        d *= 2;
+    return d < 3600 ? d : 3600;
+}
+
+extern const authcert_registry_backend authcert_registry_sqlite;
+
+#endif
