@@ -141,6 +141,8 @@ static int entry_order(const void *a, const void *b)
 
 static void sort_entries(authcert_store *s)
 {
+    if (s->count < 2)
+        return; /* qsort(NULL, 0, ...) is undefined */
     qsort(s->entries, s->count, sizeof *s->entries, entry_order);
 }
 

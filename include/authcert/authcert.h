@@ -11,6 +11,9 @@
 #include "authcert/password.h"
 #include "authcert/store.h"
 #include "authcert/backup.h"
+#include "authcert/base64url.h"
+#include "authcert/replay.h"
+#include "authcert/jws.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,0 +1,40 @@
+/*
+ * Private to lib/backup.c and lib/backup_read.c: the verified backup in
+ * memory and the pieces both halves need (dates, member names).
+ */
+#ifndef AUTHCERT_BACKUP_INTERNAL_H
+#define AUTHCERT_BACKUP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "authcert/backup.h"
+
+#define BACKUP_MANIFEST_NAME "manifest.json"
+#define BACKUP_MAX_MEMBERS 1000
+/* A PKCS#12 of an RSA-4096 key is ~5 KB; the manifest ~400 bytes a cert. */
+#define BACKUP_MAX_PFX_SIZE (256u * 1024)
+#define BACKUP_MAX_MANIFEST_SIZE (1024u * 1024)
+/* "2026-11-25T12:00:00Z" */
+#define BACKUP_ISO_LEN 20
+
+struct authcert_backup {
+    char *path;                     /* NULL when read from memory */
+    size_t count;
+    authcert_backup_entry *entries; /* manifest order; exactly one current */
+};
+
+/* t as "YYYY-MM-DDTHH:MM:SSZ" (UTC) into out[BACKUP_ISO_LEN + 1]. */
+void backup_iso_time(time_t t, char out[BACKUP_ISO_LEN + 1]);
+
+/* The inverse; only the canonical form is accepted. */
+bool backup_parse_iso_time(const char *s, time_t *out);
+
+/* "certs/<thumbprint>.pfx" into out. */
+void backup_member_name(const char *thumbprint, char out[80]);
+
+/* The newest authcert-backup-*.zip in dir by the time in its name; caller frees. */
+authcert_status backup_newest_in_dir(const char *dir, char **out);
+
+#endif

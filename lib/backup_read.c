@@ -1,0 +1,551 @@
+/*
+ * Reading a backup: every check before anything is handed back.
+ *
+ * Order matters. Member names and encryption are checked from the central
+ * directory before a byte is decrypted; then the manifest; then each PKCS#12
+ * against the manifest's hash and thumbprint. A half-verified backup is
+ * never returned.
+ *
+ * Wrong password or damage? WinZip AES has a 16-bit password verifier (a
+ * wrong password gets past it once in 65536) and an HMAC over the
+ * ciphertext. libzip reports the verifier as ZIP_ER_WRONGPASSWD at open and
+ * the HMAC as ZIP_ER_CRC when the member is read to its end; a wrong key that
+ * slips past the verifier decrypts to garbage, which also fails inflate.
+ * Neither can tell a wrong password from a damaged member. So: when the
+ * manifest member (read first) fails to decrypt and authenticate, we say
+ * "wrong password" (AUTHCERT_E_AUTH) — by far the common cause; once the
+ * manifest has authenticated, the password is right and any later failure
+ * is damage (AUTHCERT_E_CORRUPT).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <zip.h>
+
+#include "authcert/authcert.h"
+#include "backup_internal.h"
+#include "internal.h"
+
+typedef struct member {
+    zip_uint64_t index;
+    zip_uint64_t size;
+    bool manifest;
+    char thumbprint[AUTHCERT_THUMBPRINT_LEN + 1]; /* PKCS#12 members */
+    bool listed;                                  /* named by the manifest */
+} member;
+
+typedef struct mentry {
+    char thumbprint[AUTHCERT_THUMBPRINT_LEN + 1];
+    authcert_state state;
+    bool exportable;
+    time_t added, retired, not_before, not_after;
+    authcert_key_type type;
+    unsigned char sha256[32];
+    const member *m;
+} mentry;
+
+/* name with anything unprintable as \xNN, for a detail line. */
+static void escape_name(const char *name, char *out, size_t size)
+{
+    size_t o = 0;
+
+    for (const unsigned char *p = (const unsigned char *)name; *p && o + 5 < size; p++) {
+        if (*p >= 0x20 && *p < 0x7f && *p != '\\')
+            out[o++] = (char)*p;
+        else
+            o += (size_t)snprintf(out + o, size - o, "\\x%02x", *p);
+    }
+    if (*name != '\0' && o + 5 >= size && o + 4 < size)
+        o += (size_t)snprintf(out + o, size - o, "...");
+    out[o] = '\0';
+}
+
+static bool is_lower_hex(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/*
+ * "manifest.json" or "certs/<64 lowercase hex>.pfx", nothing else. Being
+ * this narrow makes "../x", "/abs", "certs/../../x", backslashes and
+ * directories all fail the same way.
+ */
+static bool classify_name(const char *name, member *m)
+{
+    static const char pre[] = "certs/", suf[] = ".pfx";
+    size_t len = strlen(name);
+
+    if (strcmp(name, BACKUP_MANIFEST_NAME) == 0) {
+        m->manifest = true;
+        return true;
+    }
+    if (len != strlen(pre) + AUTHCERT_THUMBPRINT_LEN + strlen(suf) ||
+        strncmp(name, pre, strlen(pre)) != 0 ||
+        strcmp(name + len - strlen(suf), suf) != 0 ||
+        !is_lower_hex(name + strlen(pre), AUTHCERT_THUMBPRINT_LEN))
+        return false;
+    memcpy(m->thumbprint, name + strlen(pre), AUTHCERT_THUMBPRINT_LEN);
+    m->thumbprint[AUTHCERT_THUMBPRINT_LEN] = '\0';
+    return true;
+}
+
+/* Every member's name, encryption and size, from the central directory. */
+static authcert_status check_members(zip_t *za, member **out, size_t *n,
+                                     zip_uint64_t *manifest_at)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    zip_int64_t count = zip_get_num_entries(za, 0);
+    member *ms = NULL;
+    zip_uint64_t total = 0;
+    bool have_manifest = false;
+    char esc[160];
+
+    if (count <= 0)
+        FAIL(AUTHCERT_E_CORRUPT, "the archive has no members");
+    if (count > BACKUP_MAX_MEMBERS)
+        FAIL(AUTHCERT_E_CORRUPT, "the archive has %lld members (at most %d)",
+             (long long)count, BACKUP_MAX_MEMBERS);
+    GUARD_ALLOC(ms = calloc((size_t)count, sizeof *ms));
+    for (zip_uint64_t i = 0; i < (zip_uint64_t)count; i++) {
+        /* The bytes as stored and as libzip decodes them must agree. */
+        const char *raw = zip_get_name(za, i, ZIP_FL_ENC_RAW);
+        const char *dec = zip_get_name(za, i, 0);
+        member *m = &ms[i];
+        zip_stat_t st;
+
+        if (raw == NULL || dec == NULL)
+            FAIL(AUTHCERT_E_CORRUPT, "member %llu has no name", (unsigned long long)i);
+        escape_name(raw, esc, sizeof esc);
+        if (strcmp(raw, dec) != 0 || !classify_name(raw, m))
+            FAIL(AUTHCERT_E_CORRUPT, "unexpected member %s", esc);
+        for (zip_uint64_t j = 0; j < i; j++)
+            if (ms[j].manifest == m->manifest &&
+                strcmp(ms[j].thumbprint, m->thumbprint) == 0)
+                FAIL(AUTHCERT_E_CORRUPT, "unexpected member %s (twice)", esc);
+        zip_stat_init(&st);
+        if (zip_stat_index(za, i, 0, &st) != 0)
+            FAIL(AUTHCERT_E_CORRUPT, "member %s: %s", esc, zip_strerror(za));
+        /* An unencrypted member could be swapped in by anyone. */
+        if (!(st.valid & ZIP_STAT_ENCRYPTION_METHOD) ||
+            st.encryption_method != ZIP_EM_AES_256)
+            FAIL(AUTHCERT_E_CORRUPT, "member %s is not encrypted with AES-256", esc);
+        if (!(st.valid & ZIP_STAT_SIZE) ||
+            st.size > (m->manifest ? BACKUP_MAX_MANIFEST_SIZE : BACKUP_MAX_PFX_SIZE))
+            FAIL(AUTHCERT_E_CORRUPT, "member %s is too large", esc);
+        total += st.size;
+        if (total > AUTHCERT_BACKUP_MAX_SIZE)
+            FAIL(AUTHCERT_E_CORRUPT, "the archive's members are too large together");
+        m->index = i;
+        m->size = st.size;
+        if (m->manifest) {
+            have_manifest = true;
+            *manifest_at = i;
+        }
+    }
+    if (!have_manifest)
+        FAIL(AUTHCERT_E_CORRUPT, "the archive has no " BACKUP_MANIFEST_NAME);
+    *out = ms;
+    *n = (size_t)count;
+    ms = NULL;
+    rc = AUTHCERT_OK;
+out:
+    free(ms);
+    return rc;
+}
+
+/* A libzip failure on a member's data; see the file comment for AUTH vs CORRUPT. */
+static authcert_status member_fail(int ze, const member *m, const char *name)
+{
+    bool decrypt = ze == ZIP_ER_WRONGPASSWD || ze == ZIP_ER_NOPASSWD ||
+                   ze == ZIP_ER_CRC || ze == ZIP_ER_ZLIB ||
+                   ze == ZIP_ER_COMPRESSED_DATA || ze == ZIP_ER_EOF || ze == ZIP_ER_OK;
+    zip_error_t e;
+    authcert_status st;
+
+    if (m->manifest && decrypt)
+        return authcert_fail(AUTHCERT_E_AUTH, "wrong password");
+    zip_error_init_with_code(&e, ze);
+    st = authcert_fail(AUTHCERT_E_CORRUPT, "member %s does not decrypt: %s", name,
+                       ze == ZIP_ER_OK ? "wrong length" : zip_error_strerror(&e));
+    zip_error_fini(&e);
+    return st;
+}
+
+/*
+ * The whole member, read past its declared size to the end so that libzip
+ * checks the HMAC, and zip_fclose's verdict too.
+ */
+static authcert_status read_member(zip_t *za, const member *m, const char *name,
+                                   uint8_t **out, size_t *outlen)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    zip_file_t *zf = zip_fopen_index(za, m->index, 0);
+    uint8_t *buf = NULL;
+    size_t cap = (size_t)m->size + 1, got = 0;
+    int ze;
+
+    if (zf == NULL)
+    {
+        rc = member_fail(zip_error_code_zip(zip_get_error(za)), m, name);
+        goto out;
+    }
+    GUARD_ALLOC(buf = malloc(cap));
+    for (;;) {
+        zip_int64_t r = zip_fread(zf, buf + got, cap - got);
+        if (r < 0) {
+            rc = member_fail(zip_error_code_zip(zip_file_get_error(zf)), m, name);
+            goto out;
+        }
+        if (r == 0 || (got += (size_t)r) == cap)
+            break;
+    }
+    ze = zip_fclose(zf);
+    zf = NULL;
+    if (ze != 0 || got != m->size) {
+        rc = member_fail(ze, m, name);
+        goto out;
+    }
+    *out = buf;
+    *outlen = got;
+    buf = NULL;
+    rc = AUTHCERT_OK;
+out:
+    if (zf != NULL)
+        zip_fclose(zf);
+    OPENSSL_clear_free(buf, cap);
+    return rc;
+}
+
+/* ---- the manifest -------------------------------------------------------- */
+
+/* Only the keys we know: a later format bumps "format" instead. */
+static authcert_status only_keys(json_t *obj, const char *const *keys, const char *where)
+{
+    const char *k;
+    json_t *v;
+    char esc[80];
+
+    json_object_foreach(obj, k, v) {
+        bool known = false;
+        for (size_t i = 0; keys[i] != NULL && !known; i++)
+            known = strcmp(k, keys[i]) == 0;
+        if (!known) {
+            escape_name(k, esc, sizeof esc);
+            return authcert_fail(AUTHCERT_E_CORRUPT, "manifest: unexpected key %s in %s",
+                                 esc, where);
+        }
+    }
+    return AUTHCERT_OK;
+}
+
+static authcert_status get_str(json_t *obj, const char *key, const char *where,
+                               const char **out)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (!json_is_string(v))
+        return authcert_fail(AUTHCERT_E_CORRUPT, "manifest: %s: %s is missing or not a string",
+                             where, key);
+    *out = json_string_value(v);
+    return AUTHCERT_OK;
+}
+
+static authcert_status get_time(json_t *obj, const char *key, const char *where,
+                                bool nullable, time_t *out)
+{
+    const char *s = NULL;
+
+    *out = 0;
+    if (nullable && json_is_null(json_object_get(obj, key)))
+        return AUTHCERT_OK;
+    if (get_str(obj, key, where, &s) != AUTHCERT_OK || !backup_parse_iso_time(s, out))
+        return authcert_fail(AUTHCERT_E_CORRUPT,
+                             "manifest: %s: %s is not a time like 2026-11-25T12:00:00Z",
+                             where, key);
+    return AUTHCERT_OK;
+}
+
+static bool parse_state(const char *s, authcert_state *out)
+{
+    static const authcert_state all[] = {AUTHCERT_STATE_CURRENT, AUTHCERT_STATE_EXPIRED,
+                                         AUTHCERT_STATE_REVOKED};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (strcmp(s, authcert_state_name(all[i])) == 0) {
+            *out = all[i];
+            return true;
+        }
+    return false;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static const char *const entry_keys[] = {
+    "thumbprint", "state", "exportable", "added", "retired", "not_before",
+    "not_after", "key_type", "member", "sha256", NULL};
+
+/* One "certificates" element, matched to its member. */
+static authcert_status parse_entry(json_t *o, size_t i, member *ms, size_t nm,
+                                   mentry *e)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    const char *thumb = NULL, *state = NULL, *ktype = NULL, *mname = NULL, *hash = NULL;
+    char where[32], want[80];
+    json_t *exp;
+
+    snprintf(where, sizeof where, "certificate %zu", i + 1);
+    if (!json_is_object(o))
+        FAIL(AUTHCERT_E_CORRUPT, "manifest: %s is not an object", where);
+    GUARD(only_keys(o, entry_keys, where));
+    GUARD(get_str(o, "thumbprint", where, &thumb));
+    if (strlen(thumb) != AUTHCERT_THUMBPRINT_LEN || !is_lower_hex(thumb, strlen(thumb)))
+        FAIL(AUTHCERT_E_CORRUPT, "manifest: %s: thumbprint is not 64 lowercase hex", where);
+    memcpy(e->thumbprint, thumb, AUTHCERT_THUMBPRINT_LEN + 1);
+    GUARD(get_str(o, "state", where, &state));
+    if (!parse_state(state, &e->state))
+        FAIL(AUTHCERT_E_CORRUPT, "manifest: %s: unknown state", where);
+    exp = json_object_get(o, "exportable");
+    if (!json_is_boolean(exp))
+        FAIL(AUTHCERT_E_CORRUPT, "manifest: %s: exportable is not true or false", where);
+    e->exportable = json_is_true(exp);
+    GUARD(get_time(o, "added", where, false, &e->added));
+    GUARD(get_time(o, "retired", where, true, &e->retired));
+    GUARD(get_time(o, "not_before", where, false, &e->not_before));
+    GUARD(get_time(o, "not_after", where, false, &e->not_after));
+    GUARD(get_str(o, "key_type", where, &ktype));
+    if ((e->type = authcert_key_type_parse(ktype)) == AUTHCERT_KEY_UNKNOWN)
+        FAIL(AUTHCERT_E_CORRUPT, "manifest: %s: unknown key type", where);
+    GUARD(get_str(o, "sha256", where, &hash));
+    if (strlen(hash) != 64 || !is_lower_hex(hash, 64))
+        FAIL(AUTHCERT_E_CORRUPT, "manifest: %s: sha256 is not 64 lowercase hex", where);
+    for (size_t k = 0; k < 32; k++)
+        e->sha256[k] = (unsigned char)(hexval(hash[2 * k]) << 4 | hexval(hash[2 * k + 1]));
+    GUARD(get_str(o, "member", where, &mname));
+    backup_member_name(e->thumbprint, want);
+    if (strcmp(mname, want) != 0)
+        FAIL(AUTHCERT_E_CORRUPT, "manifest: %s: member is not %s", where, want);
+    for (size_t k = 0; k < nm && e->m == NULL; k++)
+        if (!ms[k].manifest && strcmp(ms[k].thumbprint, e->thumbprint) == 0)
+            e->m = &ms[k];
+    if (e->m == NULL)
+        FAIL(AUTHCERT_E_CORRUPT, "manifest lists %s, which the archive does not hold", want);
+    if (e->m->listed)
+        FAIL(AUTHCERT_E_CORRUPT, "manifest lists %s twice", want);
+    ms[e->m - ms].listed = true;
+    rc = AUTHCERT_OK;
+out:
+    return rc;
+}
+
+static const char *const top_keys[] = {"format", "created", "generator", "certificates",
+                                       NULL};
+
+/* The manifest, strictly: *out has one element per listed certificate. */
+static authcert_status parse_manifest(const uint8_t *text, size_t len, member *ms,
+                                      size_t nm, mentry **out, size_t *n)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *fmt, *certs;
+    mentry *es = NULL;
+    size_t ne, currents = 0;
+    const char *gen;
+    time_t created;
+
+    if (root == NULL)
+        FAIL(AUTHCERT_E_CORRUPT, "manifest: line %d: %s", jerr.line, jerr.text);
+    if (!json_is_object(root))
+        FAIL(AUTHCERT_E_CORRUPT, "manifest: not a JSON object");
+    /* The version first: a newer format may differ in everything else. */
+    fmt = json_object_get(root, "format");
+    if (!json_is_integer(fmt))
+        FAIL(AUTHCERT_E_CORRUPT, "manifest: format is missing or not a number");
+    if (json_integer_value(fmt) != AUTHCERT_BACKUP_FORMAT)
+        FAIL(AUTHCERT_E_CORRUPT, "unsupported backup format %lld",
+             (long long)json_integer_value(fmt));
+    GUARD(only_keys(root, top_keys, "the manifest"));
+    GUARD(get_time(root, "created", "the manifest", false, &created));
+    GUARD(get_str(root, "generator", "the manifest", &gen));
+    certs = json_object_get(root, "certificates");
+    if (!json_is_array(certs) || json_array_size(certs) == 0)
+        FAIL(AUTHCERT_E_CORRUPT, "manifest: certificates is missing, empty or not a list");
+    ne = json_array_size(certs);
+    if (ne > BACKUP_MAX_MEMBERS)
+        FAIL(AUTHCERT_E_CORRUPT, "manifest: too many certificates");
+    GUARD_ALLOC(es = calloc(ne, sizeof *es));
+    for (size_t i = 0; i < ne; i++) {
+        GUARD(parse_entry(json_array_get(certs, i), i, ms, nm, &es[i]));
+        if (es[i].state == AUTHCERT_STATE_CURRENT)
+            currents++;
+    }
+    for (size_t k = 0; k < nm; k++)
+        if (!ms[k].manifest && !ms[k].listed)
+            FAIL(AUTHCERT_E_CORRUPT, "unexpected member certs/%s.pfx (not in the manifest)",
+                 ms[k].thumbprint);
+    if (currents != 1)
+        FAIL(AUTHCERT_E_CORRUPT, "manifest: %zu current certificates (must be exactly one)",
+             currents);
+    *out = es;
+    *n = ne;
+    es = NULL;
+    rc = AUTHCERT_OK;
+out:
+    free(es);
+    json_decref(root);
+    return rc;
+}
+
+/* ---- the members' contents ------------------------------------------------ */
+
+/* The PKCS#12 of e: hash, import, and the certificate the manifest promised. */
+static authcert_status load_entry(zip_t *za, const mentry *e, const char *password,
+                                  authcert_backup_entry *be)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    uint8_t *der = NULL;
+    size_t len = 0;
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    char name[80], why[256];
+    authcert_cert *cert = NULL;
+    authcert_cert_info info;
+
+    backup_member_name(e->thumbprint, name);
+    GUARD(read_member(za, e->m, name, &der, &len));
+    GUARD_OSSL(EVP_Digest(der, len, md, &mdlen, EVP_sha256(), NULL), "SHA-256");
+    if (CRYPTO_memcmp(md, e->sha256, sizeof md) != 0)
+        FAIL(AUTHCERT_E_CORRUPT, "member %s: SHA-256 does not match the manifest", name);
+    rc = authcert_pkcs12_import(der, len, password, &cert);
+    if (rc != AUTHCERT_OK) {
+        /* The archive opened with this password, so its PKCS#12 should too. */
+        snprintf(why, sizeof why, "%s", authcert_detail());
+        FAIL(AUTHCERT_E_CORRUPT, "member %s: %s", name,
+             rc == AUTHCERT_E_AUTH ? "PKCS#12 does not open with the backup's password" : why);
+    }
+    if (strcmp(authcert_cert_thumbprint(cert), e->thumbprint) != 0)
+        FAIL(AUTHCERT_E_CORRUPT, "member %s holds certificate %s, not the one its name says",
+             name, authcert_cert_thumbprint(cert));
+    authcert_cert_get_info(cert, &info);
+    if (!authcert_cert_has_key(cert) || info.type != e->type ||
+        info.not_before != e->not_before || info.not_after != e->not_after)
+        FAIL(AUTHCERT_E_CORRUPT, "member %s: key type or dates differ from the manifest",
+             name);
+    memcpy(be->thumbprint, e->thumbprint, sizeof be->thumbprint);
+    be->state = e->state;
+    be->exportable = e->exportable;
+    be->added = e->added;
+    be->retired = e->retired;
+    be->cert = cert;
+    cert = NULL;
+    rc = AUTHCERT_OK;
+out:
+    authcert_cert_free(cert);
+    OPENSSL_clear_free(der, len);
+    return rc;
+}
+
+static authcert_status read_archive(const uint8_t *data, size_t len, const char *password,
+                                    authcert_backup **out)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    zip_error_t zerr;
+    zip_source_t *src = NULL;
+    zip_t *za = NULL;
+    member *ms = NULL;
+    mentry *es = NULL;
+    size_t nm = 0, ne = 0, mlen = 0;
+    zip_uint64_t mi = 0;
+    uint8_t *mtext = NULL;
+    authcert_backup *b = NULL;
+
+    zip_error_init(&zerr);
+    if (password == NULL || *password == '\0')
+        FAIL(AUTHCERT_E_USAGE, "a password is required");
+    if (len == 0)
+        FAIL(AUTHCERT_E_CORRUPT, "empty file: not a ZIP archive");
+    if (len > AUTHCERT_BACKUP_MAX_SIZE)
+        FAIL(AUTHCERT_E_CORRUPT, "larger than %u bytes: not a backup",
+             AUTHCERT_BACKUP_MAX_SIZE);
+    GUARD_ALLOC(src = zip_source_buffer_create(data, len, 0, &zerr));
+    za = zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &zerr);
+    if (za == NULL)
+        FAIL(AUTHCERT_E_CORRUPT, "not a ZIP archive or damaged: %s",
+             zip_error_strerror(&zerr));
+    src = NULL; /* za owns it now */
+    GUARD(check_members(za, &ms, &nm, &mi));
+    if (zip_set_default_password(za, password) != 0)
+        FAIL(AUTHCERT_E_NOMEM, "out of memory");
+    GUARD(read_member(za, &ms[mi], BACKUP_MANIFEST_NAME, &mtext, &mlen));
+    GUARD(parse_manifest(mtext, mlen, ms, nm, &es, &ne));
+
+    GUARD_ALLOC(b = calloc(1, sizeof *b));
+    GUARD_ALLOC(b->entries = calloc(ne, sizeof *b->entries));
+    for (size_t i = 0; i < ne; i++) {
+        GUARD(load_entry(za, &es[i], password, &b->entries[i]));
+        b->count++;
+    }
+    *out = b;
+    b = NULL;
+    rc = AUTHCERT_OK;
+out:
+    authcert_backup_free(b);
+    if (za != NULL)
+        zip_discard(za);
+    if (src != NULL)
+        zip_source_free(src);
+    OPENSSL_clear_free(mtext, mlen);
+    free(es);
+    free(ms);
+    zip_error_fini(&zerr);
+    return rc;
+}
+
+authcert_status authcert_backup_read_mem(const uint8_t *data, size_t len,
+                                         const char *password, authcert_backup **out)
+{
+    if (out == NULL || (data == NULL && len != 0))
+        return authcert_fail(AUTHCERT_E_USAGE, "backup: no data or no output");
+    *out = NULL;
+    return read_archive(data, len, password, out);
+}
+
+authcert_status authcert_backup_read(const char *path, const char *password,
+                                     authcert_backup **out)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    char *file = NULL, why[400];
+    uint8_t *data = NULL;
+    size_t len = 0;
+
+    if (out == NULL || path == NULL)
+        FAIL(AUTHCERT_E_USAGE, "backup: no path or no output");
+    *out = NULL;
+    if (authcert_is_dir(path))
+        GUARD(backup_newest_in_dir(path, &file));
+    else
+        GUARD_ALLOC(file = strdup(path));
+    GUARD(authcert_read_file(file, AUTHCERT_BACKUP_MAX_SIZE, &data, &len));
+    rc = read_archive(data, len, password, out);
+    if (rc != AUTHCERT_OK) {
+        /* Name the file: with a directory, the user did not name it. */
+        snprintf(why, sizeof why, "%s", authcert_detail());
+        FAIL(rc, "%s: %s", file, why);
+    }
+    (*out)->path = file;
+    file = NULL;
+    rc = AUTHCERT_OK;
+out:
+    free(file);
+    OPENSSL_clear_free(data, len);
+    return rc;
+}
