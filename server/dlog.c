@@ -1,0 +1,104 @@
+/*
+ * Logging (one line per event on stderr, UTC timestamp, never a secret),
+ * the per-thread registry handles (registry.h: one handle per thread), and
+ * the store refresh that every thread may trigger.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon.h"
+
+void dlog(const char *fmt, ...)
+{
+    char line[1024], stamp[32];
+    struct timespec ts;
+    struct tm tm;
+    va_list ap;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    /* One write per line so that lines of two threads never interleave. */
+    fprintf(stderr, "%s.%03ldZ authcertd: %s\n", stamp, ts.tv_nsec / 1000000L, line);
+}
+
+struct handle {
+    struct handle *next;
+    authcert_registry *reg;
+};
+
+static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct handle *handles;
+static _Thread_local authcert_registry *my_reg;
+
+authcert_status dreg(daemon_ctx *d, authcert_registry **reg)
+{
+    authcert_status rc;
+    struct handle *h;
+
+    if (my_reg != NULL) {
+        *reg = my_reg;
+        return AUTHCERT_OK;
+    }
+    if ((h = calloc(1, sizeof *h)) == NULL)
+        return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
+    if ((rc = authcert_registry_open(d->cfg.registry, &h->reg)) != AUTHCERT_OK) {
+        free(h);
+        return rc;
+    }
+    pthread_mutex_lock(&handles_lock);
+    h->next = handles;
+    handles = h;
+    pthread_mutex_unlock(&handles_lock);
+    *reg = my_reg = h->reg;
+    return AUTHCERT_OK;
+}
+
+void dreg_close_all(void)
+{
+    struct handle *h, *next;
+
+    pthread_mutex_lock(&handles_lock);
+    for (h = handles; h != NULL; h = next) {
+        next = h->next;
+        authcert_registry_close(h->reg);
+        free(h);
+    }
+    handles = NULL;
+    pthread_mutex_unlock(&handles_lock);
+    my_reg = NULL;
+}
+
+void daemon_refresh(daemon_ctx *d)
+{
+    char before[AUTHCERT_THUMBPRINT_LEN + 1], after[AUTHCERT_THUMBPRINT_LEN + 1];
+    bool changed = false;
+    authcert_status rc;
+
+    authcert_server_current(d->srv, before, NULL);
+    rc = authcert_server_maybe_refresh(d->srv, time(NULL), &changed);
+    if (rc != AUTHCERT_OK) {
+        dlog("store %s: cannot re-read (%s: %s); still using generation %llu",
+             d->cfg.store_dir, authcert_strerror(rc), authcert_detail(),
+             authcert_server_generation(d->srv));
+        return;
+    }
+    if (!changed)
+        return;
+    authcert_server_current(d->srv, after, NULL);
+    if (strcmp(before, after) != 0)
+        dlog("certificate replaced: current %s (was %s), store generation %llu",
+             after, before, authcert_server_generation(d->srv));
+    else
+        dlog("store changed: generation %llu, current %s",
+             authcert_server_generation(d->srv), after);
+    if (d->pusher != NULL)
+        pusher_wake(d->pusher);
+}
