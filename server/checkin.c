@@ -209,12 +209,17 @@ void checkin_handle(daemon_ctx *d, const char *body, size_t len, const char *pee
 
     if ((results != NULL && json_array_size(results) > 0) ||
         authcert_server_classify(d->srv, r.thumbprint, NULL) != AUTHCERT_AGENT_MISMATCHED) {
-        if ((rc = dreg(d, &reg)) != AUTHCERT_OK ||
-            (rc = authcert_registry_pending(reg, r.agent_id, pend_cb, &l)) != AUTHCERT_OK) {
+        if ((rc = dreg(d, &reg)) != AUTHCERT_OK) {
+            reg = NULL;
+        } else if ((rc = authcert_registry_pending(reg, r.agent_id, pend_cb, &l)) !=
+                   AUTHCERT_OK) {
+            dreg_done();
+            reg = NULL;
+        }
+        if (reg == NULL) {
             dlog("check-in of %s: registry: %s (%s); answering without commands",
                  r.agent_id, authcert_strerror(rc), authcert_detail());
             pend_free(&l);
-            reg = NULL;
         }
     }
     if (reg != NULL && results != NULL) {
@@ -222,6 +227,7 @@ void checkin_handle(daemon_ctx *d, const char *body, size_t len, const char *pee
             bool recorded;
             rc = record_one(reg, d, &l, r.agent_id, json_array_get(results, i), &recorded);
             if (rc == AUTHCERT_E_USAGE) {
+                dreg_done();
                 answer_error(out, 400, REFUSE_BAD_FIELD, "check-in: results[%zu]: %s", i,
                              authcert_detail());
                 goto out;
@@ -231,6 +237,8 @@ void checkin_handle(daemon_ctx *d, const char *body, size_t len, const char *pee
                      authcert_strerror(rc), authcert_detail());
         }
     }
+    if (reg != NULL)
+        dreg_done();
     /* Offer what is queued and not on its way by push (a lease is taken). */
     for (size_t i = 0; i < l.n && ncmds < COMMANDS_MAX; i++) {
         if (l.p[i].done || l.p[i].lease_until > now)
@@ -291,14 +299,11 @@ void result_handle(daemon_ctx *d, const char *body, size_t len, http_answer *out
         answer_error(out, 400, REFUSE_BAD_FIELD, "result: needs agent_id");
         goto out;
     }
-    if ((rc = dreg(d, &reg)) != AUTHCERT_OK ||
-        (rc = authcert_registry_pending(reg, agent_id, pend_cb, &l)) != AUTHCERT_OK) {
-        dlog("result from %s: registry: %s (%s)", agent_id, authcert_strerror(rc),
-             authcert_detail());
-        answer_error(out, 503, REFUSE_REGISTRY, "the registry is not available");
-        goto out;
+    if ((rc = dreg(d, &reg)) == AUTHCERT_OK) {
+        if ((rc = authcert_registry_pending(reg, agent_id, pend_cb, &l)) == AUTHCERT_OK)
+            rc = record_one(reg, d, &l, agent_id, req, &recorded);
+        dreg_done();
     }
-    rc = record_one(reg, d, &l, agent_id, req, &recorded);
     if (rc == AUTHCERT_E_USAGE) {
         answer_error(out, 400, REFUSE_BAD_FIELD, "result: %s", authcert_detail());
         goto out;

@@ -59,9 +59,19 @@ typedef struct daemon_ctx {
 
 /* ---- dlog.c ---- */
 void dlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* The calling thread's registry handle, opened on first use. */
-authcert_status dreg(daemon_ctx *d, authcert_registry **reg);
-/* Close every handle dreg opened (at exit, after all threads stopped). */
+/*
+ * The registry handle: opened once at start (dreg_open), then taken by one
+ * thread at a time (dreg ... dreg_done; registry.h: one thread per handle).
+ * Why one handle and not one per thread: lib/registry_sqlite.c's open does
+ * open()+close() on the database file, and a close() drops every POSIX lock
+ * the process holds on it, including the SHARED locks of this process's
+ * other SQLite connections; another process (the admin tool) may then think
+ * it is the last user and delete the WAL under us. Until that is fixed a
+ * process must open the registry once.
+ */
+authcert_status dreg_open(daemon_ctx *d);
+authcert_status dreg(daemon_ctx *d, authcert_registry **reg); /* takes the lock on success */
+void dreg_done(void);
 void dreg_close_all(void);
 /* Refresh the store (at most once a second) and log a replacement. */
 void daemon_refresh(daemon_ctx *d);

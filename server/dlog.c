@@ -29,51 +29,37 @@ void dlog(const char *fmt, ...)
     fprintf(stderr, "%s.%03ldZ authcertd: %s\n", stamp, ts.tv_nsec / 1000000L, line);
 }
 
-struct handle {
-    struct handle *next;
-    authcert_registry *reg;
-};
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static authcert_registry *the_reg;
 
-static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct handle *handles;
-static _Thread_local authcert_registry *my_reg;
+authcert_status dreg_open(daemon_ctx *d)
+{
+    return authcert_registry_open(d->cfg.registry, &the_reg);
+}
 
 authcert_status dreg(daemon_ctx *d, authcert_registry **reg)
 {
-    authcert_status rc;
-    struct handle *h;
-
-    if (my_reg != NULL) {
-        *reg = my_reg;
-        return AUTHCERT_OK;
+    (void)d;
+    pthread_mutex_lock(&reg_lock);
+    if (the_reg == NULL) {
+        pthread_mutex_unlock(&reg_lock);
+        return authcert_fail(AUTHCERT_E_IO, "the registry is closed");
     }
-    if ((h = calloc(1, sizeof *h)) == NULL)
-        return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
-    if ((rc = authcert_registry_open(d->cfg.registry, &h->reg)) != AUTHCERT_OK) {
-        free(h);
-        return rc;
-    }
-    pthread_mutex_lock(&handles_lock);
-    h->next = handles;
-    handles = h;
-    pthread_mutex_unlock(&handles_lock);
-    *reg = my_reg = h->reg;
+    *reg = the_reg;
     return AUTHCERT_OK;
+}
+
+void dreg_done(void)
+{
+    pthread_mutex_unlock(&reg_lock);
 }
 
 void dreg_close_all(void)
 {
-    struct handle *h, *next;
-
-    pthread_mutex_lock(&handles_lock);
-    for (h = handles; h != NULL; h = next) {
-        next = h->next;
-        authcert_registry_close(h->reg);
-        free(h);
-    }
-    handles = NULL;
-    pthread_mutex_unlock(&handles_lock);
-    my_reg = NULL;
+    pthread_mutex_lock(&reg_lock);
+    authcert_registry_close(the_reg);
+    the_reg = NULL;
+    pthread_mutex_unlock(&reg_lock);
 }
 
 void daemon_refresh(daemon_ctx *d)

@@ -147,6 +147,7 @@ static enum MHD_Result finish(daemon_ctx *d, struct MHD_Connection *c, struct re
         daemon_refresh(d);
         a.content_type = "text/plain";
         if (dreg(d, &reg) == AUTHCERT_OK) {
+            dreg_done();
             a.body = strdup("ok\n");
         } else {
             a.status = 503;

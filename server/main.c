@@ -247,7 +247,6 @@ int main(int argc, char **argv)
                               .threads = 2, .max_connections = 4096,
                               .connection_timeout = 120, .batch_ms = 5 } };
     authcert_server_options so = { 0 };
-    authcert_registry *probe = NULL;
     struct MHD_Daemon *mhd = NULL;
     sigset_t sigs;
     unsigned port = 0;
@@ -288,12 +287,11 @@ int main(int argc, char **argv)
         goto out;
     }
     /* Create or migrate the registry now, so that a bad one stops the start. */
-    if ((rc = authcert_registry_open(d.cfg.registry, &probe)) != AUTHCERT_OK) {
+    if ((rc = dreg_open(&d)) != AUTHCERT_OK) {
         fprintf(stderr, "authcertd: registry %s: %s (%s)\n", d.cfg.registry,
                 authcert_strerror(rc), authcert_detail());
         goto out;
     }
-    authcert_registry_close(probe);
     if ((d.offered = offered_new()) == NULL)
         goto out;
     if ((fd = listen_on(d.cfg.listen, &port)) < 0)

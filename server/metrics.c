@@ -71,8 +71,11 @@ char *metrics_render(daemon_ctx *d)
 
     if (f == NULL)
         return NULL;
-    agents_ok = dreg(d, &reg) == AUTHCERT_OK &&
-                authcert_registry_count_by_thumbprint(reg, count_cb, &b) == AUTHCERT_OK;
+    agents_ok = false;
+    if (dreg(d, &reg) == AUTHCERT_OK) {
+        agents_ok = authcert_registry_count_by_thumbprint(reg, count_cb, &b) == AUTHCERT_OK;
+        dreg_done();
+    }
     authcert_server_current(d->srv, cur, &not_after);
 
     fputs("# HELP authcert_agents Registered agents by the state of the certificate they report.\n"

@@ -303,14 +303,9 @@ static void *run(void *arg)
 {
     struct pusher *p = arg;
     authcert_registry *reg = NULL;
-    authcert_status rc = dreg(p->d, &reg);
+    authcert_status rc;
     struct timespec last_claim = { 0, 0 };
 
-    if (rc != AUTHCERT_OK) {
-        dlog("push: registry %s: %s (%s); pushing disabled", p->d->cfg.registry,
-             authcert_strerror(rc), authcert_detail());
-        return NULL;
-    }
     clock_gettime(CLOCK_MONOTONIC, &p->refilled);
     while (!atomic_load(&p->stop)) {
         struct timespec now;
@@ -333,13 +328,21 @@ static void *run(void *arg)
 
             /* long enough for update-key and the command, and a margin */
             lease = (unsigned)(2 * p->d->cfg.push_timeout + 30);
-            rc = authcert_registry_claim(reg, (unsigned)want, lease, time(NULL), claim_cb, p,
-                                         &got);
+            if ((rc = dreg(p->d, &reg)) == AUTHCERT_OK) {
+                rc = authcert_registry_claim(reg, (unsigned)want, lease, time(NULL), claim_cb,
+                                             p, &got);
+                dreg_done();
+            }
             if (rc != AUTHCERT_OK)
                 dlog("push: claim: %s (%s)", authcert_strerror(rc), authcert_detail());
             for (size_t i = 0; i < p->nclaimed; i++) {
                 p->bucket -= 1;
+                if (dreg(p->d, &reg) != AUTHCERT_OK) {
+                    job_free(p->claimed[i]); /* the lease runs out: claimed again later */
+                    continue;
+                }
                 start(p, reg, p->claimed[i]);
+                dreg_done();
             }
             p->nclaimed = 0;
             /* A full claim means more are due: claim again at once. */
@@ -352,7 +355,10 @@ static void *run(void *arg)
             if (m->msg != CURLMSG_DONE)
                 continue;
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+            if (dreg(p->d, &reg) != AUTHCERT_OK)
+                continue; /* stopping: its lease runs out */
             done(p, reg, j, m->data.result);
+            dreg_done();
         }
         curl_multi_poll(p->multi, NULL, 0, p->inflight > 0 ? 50 : 200, NULL);
     }

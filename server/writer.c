@@ -113,11 +113,7 @@ static void *run(void *arg)
 {
     struct writer *w = arg;
     authcert_registry *reg = NULL;
-    authcert_status rc = dreg(w->d, &reg);
 
-    if (rc != AUTHCERT_OK)
-        dlog("writer: registry %s: %s (%s)", w->d->cfg.registry, authcert_strerror(rc),
-             authcert_detail());
     pthread_mutex_lock(&w->lock);
     for (;;) {
         struct timespec until;
@@ -138,10 +134,11 @@ static void *run(void *arg)
         atomic_store(&w->backlog, 0);
         pthread_cond_broadcast(&w->room);
         pthread_mutex_unlock(&w->lock);
-        if (reg != NULL)
+        if (dreg(w->d, &reg) == AUTHCERT_OK) {
             flush(w, reg);
-        else
-            w->out.n = 0;
+            dreg_done();
+        }
+        w->out.n = 0;
         /* Let a few more arrive: one transaction for many is the point. */
         if (!w->stop) {
             struct timespec nap = { 0, w->d->cfg.batch_ms * 1000000L };
