@@ -61,53 +61,156 @@ static authcert_status write_all(int fd, const void *data, size_t len,
     return AUTHCERT_OK;
 }
 
+/*
+ * Create a fresh temporary file beside path (tmp gets its name, dir the
+ * directory) with exactly mode. Returns the descriptor or -1 with a detail.
+ */
+static int open_temp(const char *path, mode_t mode, char tmp[4096], char dir[4096],
+                     authcert_status *rc)
+{
+    unsigned char rnd[6];
+    int fd;
+
+    if (RAND_bytes(rnd, sizeof rnd) != 1) {
+        *rc = authcert_fail_ossl(AUTHCERT_E_CRYPTO, "random temporary name");
+        return -1;
+    }
+    if ((size_t)snprintf(tmp, 4096, "%s.%02x%02x%02x%02x%02x%02x.tmp", path,
+                         rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5])
+        >= 4096) {
+        *rc = authcert_fail(AUTHCERT_E_USAGE, "%s: path too long", path);
+        return -1;
+    }
+    dir_of(path, dir, 4096);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0) {
+        int err = errno;
+        *rc = err == ENOENT ? authcert_fail(AUTHCERT_E_IO, "%s: no such directory", dir)
+                            : io_fail("create", path, err);
+        return -1;
+    }
+    /* open() honours the umask; the mode asked for is the mode wanted. */
+    if (fchmod(fd, mode) != 0) {
+        *rc = authcert_fail(AUTHCERT_E_IO, "%s: chmod: %s", path, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    return fd;
+}
+
+/* fsync, close and rename tmp over path, fsync dir. Always closes fd. */
+static authcert_status finish_temp(int fd, const char *tmp, const char *path,
+                                   const char *dir)
+{
+    if (fsync(fd) != 0) {
+        int err = errno;
+        close(fd);
+        return authcert_fail(AUTHCERT_E_IO, "%s: fsync: %s", path, strerror(err));
+    }
+    if (close(fd) != 0)
+        return authcert_fail(AUTHCERT_E_IO, "%s: close: %s", path, strerror(errno));
+    if (rename(tmp, path) != 0)
+        return authcert_fail(AUTHCERT_E_IO, "%s: rename: %s", path, strerror(errno));
+    return authcert_fsync_dir(dir);
+}
+
 authcert_status authcert_write_atomic(const char *path, const void *data,
                                       size_t len, mode_t mode)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     char tmp[4096], dir[4096];
-    unsigned char rnd[6];
+    int fd;
+
+    fd = open_temp(path, mode, tmp, dir, &rc);
+    if (fd < 0)
+        return rc;
+    rc = write_all(fd, data, len, path);
+    if (rc != AUTHCERT_OK) {
+        close(fd);
+        unlink(tmp);
+        return rc;
+    }
+    rc = finish_temp(fd, tmp, path, dir);
+    if (rc != AUTHCERT_OK)
+        unlink(tmp); /* harmless after a successful rename: tmp is gone */
+    return rc;
+}
+
+struct authcert_atomic_file {
+    FILE *stream;
+    char tmp[4096], dir[4096], *path;
+};
+
+authcert_status authcert_atomic_open(const char *path, mode_t mode,
+                                     authcert_atomic_file **out)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    authcert_atomic_file *f = NULL;
     int fd = -1;
-    int made = 0;
 
-    if (RAND_bytes(rnd, sizeof rnd) != 1)
-        return authcert_fail_ossl(AUTHCERT_E_CRYPTO, "random temporary name");
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.%02x%02x%02x%02x%02x%02x.tmp", path,
-                         rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5])
-        >= sizeof tmp)
-        return authcert_fail(AUTHCERT_E_USAGE, "%s: path too long", path);
-    dir_of(path, dir, sizeof dir);
-
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (fd < 0) {
-        rc = io_fail("create", path, errno);
-        if (errno == ENOENT)
-            rc = authcert_fail(AUTHCERT_E_IO, "%s: no such directory", dir);
+    *out = NULL;
+    GUARD_ALLOC(f = calloc(1, sizeof *f));
+    GUARD_ALLOC(f->path = strdup(path));
+    fd = open_temp(path, mode, f->tmp, f->dir, &rc);
+    if (fd < 0)
         goto out;
+    f->stream = fdopen(fd, "w");
+    if (f->stream == NULL) {
+        close(fd);
+        unlink(f->tmp);
+        FAIL(AUTHCERT_E_NOMEM, "out of memory");
     }
-    made = 1;
-    /* open() honours the umask; the mode asked for is the mode wanted. */
-    if (fchmod(fd, mode) != 0)
-        FAIL(AUTHCERT_E_IO, "%s: chmod: %s", path, strerror(errno));
-    GUARD(write_all(fd, data, len, path));
-    if (fsync(fd) != 0)
-        FAIL(AUTHCERT_E_IO, "%s: fsync: %s", path, strerror(errno));
-    if (close(fd) != 0) {
-        fd = -1;
-        FAIL(AUTHCERT_E_IO, "%s: close: %s", path, strerror(errno));
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0)
-        FAIL(AUTHCERT_E_IO, "%s: rename: %s", path, strerror(errno));
-    made = 0;
-    GUARD(authcert_fsync_dir(dir));
+    *out = f;
+    f = NULL;
     rc = AUTHCERT_OK;
 out:
-    if (fd >= 0)
-        close(fd);
-    if (made)
-        unlink(tmp);
+    if (f != NULL)
+        free(f->path);
+    free(f);
     return rc;
+}
+
+FILE *authcert_atomic_stream(authcert_atomic_file *f)
+{
+    return f->stream;
+}
+
+authcert_status authcert_atomic_commit(authcert_atomic_file *f)
+{
+    authcert_status rc;
+    int fd;
+
+    if (fflush(f->stream) != 0 || ferror(f->stream)) {
+        rc = authcert_fail(AUTHCERT_E_IO, "%s: write: %s", f->path, strerror(errno));
+        authcert_atomic_abort(f);
+        return rc;
+    }
+    /* finish_temp closes the descriptor; the FILE is then only freed. */
+    fd = dup(fileno(f->stream));
+    fclose(f->stream);
+    f->stream = NULL;
+    if (fd < 0) {
+        rc = authcert_fail(AUTHCERT_E_IO, "%s: %s", f->path, strerror(errno));
+    } else {
+        rc = finish_temp(fd, f->tmp, f->path, f->dir);
+    }
+    if (rc != AUTHCERT_OK)
+        unlink(f->tmp);
+    free(f->path);
+    free(f);
+    return rc;
+}
+
+void authcert_atomic_abort(authcert_atomic_file *f)
+{
+    if (f == NULL)
+        return;
+    if (f->stream != NULL)
+        fclose(f->stream);
+    unlink(f->tmp);
+    free(f->path);
+    free(f);
 }
 
 authcert_status authcert_read_file(const char *path, size_t max_len,

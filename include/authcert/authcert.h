@@ -14,6 +14,9 @@
 #include "authcert/base64url.h"
 #include "authcert/replay.h"
 #include "authcert/jws.h"
+#include "authcert/registry.h"
+#include "authcert/csv.h"
+#include "authcert/mismatch.h"
 
 #ifdef __cplusplus
 extern "C" {

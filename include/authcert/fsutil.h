@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "authcert/error.h"
@@ -35,6 +36,20 @@ authcert_write_atomic(const char *path, const void *data, size_t len, mode_t mod
  */
 AUTHCERT_MUST_CHECK authcert_status
 authcert_read_file(const char *path, size_t max_len, uint8_t **data, size_t *len);
+
+/*
+ * The streaming form, for output too large to hold (a CSV of a million
+ * agents): authcert_atomic_open gives a FILE* on a temporary name beside
+ * path; authcert_atomic_commit flushes, fsyncs and renames it over path;
+ * authcert_atomic_abort removes it. Exactly one of the two ends the handle.
+ * Errors as authcert_write_atomic.
+ */
+typedef struct authcert_atomic_file authcert_atomic_file;
+AUTHCERT_MUST_CHECK authcert_status
+authcert_atomic_open(const char *path, mode_t mode, authcert_atomic_file **out);
+FILE *authcert_atomic_stream(authcert_atomic_file *f);
+AUTHCERT_MUST_CHECK authcert_status authcert_atomic_commit(authcert_atomic_file *f);
+void authcert_atomic_abort(authcert_atomic_file *f);
 
 /* fsync a directory so that a rename or create inside it is durable. */
 AUTHCERT_MUST_CHECK authcert_status authcert_fsync_dir(const char *dir);

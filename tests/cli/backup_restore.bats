@@ -1,0 +1,214 @@
+#!/usr/bin/env bats
+# authcert -b / -r / -re: back up every certificate, restore them.
+load helpers
+
+# A store with a current and an expired certificate, and a backup of it.
+store_with_backup() {
+    make_store
+    make_store
+    mkdir -p "$T/bk"
+    authcert -q -b --password-file "$PWF" "$T/bk/store.zip"
+    ZIP="$T/bk/store.zip"
+}
+
+# Refusal of -r/-re on a prepared store: CODE ARGS...; checks one line and no change.
+refuse_restore() {
+    local code=$1; shift
+    local before
+    before=$(store_digest)
+    run --separate-stderr authcert "$@"
+    [ "$status" -eq "$code" ] || { echo "exit $status, want $code: $stderr" >&2; return 1; }
+    assert_one_error_line
+    assert_nothing_changed_msg
+    [ "$(store_digest)" = "$before" ] || { echo "the store changed" >&2; return 1; }
+}
+
+@test "-b PASSWORD FOLDER makes a dated 0600 zip in it, as in the seed" {
+    make_store
+    mkdir "$T/bk"
+    run --separate-stderr authcert -b "$PASS" "$T/bk/"
+    [ "$status" -eq 0 ]
+    f=$(ls "$T"/bk/authcert-backup-*.zip)
+    [[ "$(basename "$f")" =~ ^authcert-backup-[0-9]{8}T[0-9]{6}Z\.zip$ ]]
+    [ "$(stat -c %a "$f")" = 600 ]
+    [[ "$output" == *"$(basename "$f")"* ]]
+    assert_no_password
+}
+
+@test "-b PATH with the password from --password-file writes that file" {
+    make_store
+    run authcert -b --password-file "$PWF" "$T/one.zip"
+    [ "$status" -eq 0 ]
+    [ -s "$T/one.zip" ]
+    ! ls "$T"/one.zip.*.tmp 2>/dev/null
+}
+
+@test "-r into a fresh store reproduces every certificate and state" {
+    store_with_backup
+    want=$(authcert --status --json | jq -c '[.certificates[] | {thumbprint, state, exportable}] | sort_by(.thumbprint)')
+    run --separate-stderr authcert -r --store "$T/new" "$PASS" "$ZIP"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"restored 2 certificates"* ]]
+    got=$(authcert --status --json --store "$T/new" | jq -c '[.certificates[] | {thumbprint, state, exportable}] | sort_by(.thumbprint)')
+    [ "$got" = "$want" ]
+    # The restored store takes the backup's password for the next -c.
+    run authcert -q -c --store "$T/new" "$OTHER"
+    [ "$status" -eq 3 ]
+    authcert -q -c --store "$T/new" --password-file "$PWF"
+}
+
+@test "-r FOLDER restores the newest backup in it" {
+    make_store
+    mkdir "$T/bk"
+    authcert -q -b --password-file "$PWF" "$T/bk"
+    sleep 1.1
+    make_store
+    want=$(current_thumb)
+    authcert -q -b --password-file "$PWF" "$T/bk"
+    [ "$(ls "$T"/bk/*.zip | wc -l)" -eq 2 ]
+    authcert -q -r --store "$T/new" --password-file "$PWF" "$T/bk"
+    [ "$(current_thumb --store "$T/new")" = "$want" ]
+}
+
+@test "-r over a store with another current: that one becomes expired, none lost" {
+    store_with_backup
+    authcert -q -c --store "$T/other" --password-file "$PWF"
+    mine=$(current_thumb --store "$T/other")
+    authcert -q -r --store "$T/other" --password-file "$PWF" "$ZIP"
+    [ "$(current_thumb --store "$T/other")" = "$(current_thumb)" ]
+    [ "$(state_of "$mine" --store "$T/other")" = expired ]
+    [ "$(authcert --status --json --store "$T/other" | jq '.certificates | length')" -eq 3 ]
+}
+
+@test "-re: keys not exportable; a later -b refuses (10), --skip-unexportable leaves them out" {
+    store_with_backup
+    run authcert -re --store "$T/locked" "$PASS" "$ZIP"
+    [ "$status" -eq 0 ]
+    [ "$(authcert --status --json --store "$T/locked" | jq '[.certificates[] | .exportable] | unique')" = '[
+  false
+]' ]
+    run --separate-stderr authcert -b --store "$T/locked" --password-file "$PWF" "$T/out.zip"
+    [ "$status" -eq 10 ]
+    assert_one_error_line
+    [ ! -e "$T/out.zip" ]
+    # A new certificate is exportable; the rotation warns it cannot back up the old ones.
+    run --separate-stderr authcert -c --store "$T/locked" --password-file "$PWF"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *"not exportable"* ]]
+    run --separate-stderr authcert -b --skip-unexportable --store "$T/locked" --password-file "$PWF" "$T/out.zip"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *"left out"* ]]
+    authcert -q -r --store "$T/fromout" --password-file "$PWF" "$T/out.zip"
+    [ "$(authcert --status --json --store "$T/fromout" | jq '.certificates | length')" -eq 1 ]
+}
+
+@test "-b with a weak password is refused (4) and writes nothing" {
+    make_store
+    run --separate-stderr authcert -b letmein "$T/weak.zip"
+    [ "$status" -eq 4 ]
+    EXTRA_SECRET=letmein assert_one_error_line
+    [ ! -e "$T/weak.zip" ]
+}
+
+@test "-b into a missing folder fails (6) and writes nothing" {
+    make_store
+    run --separate-stderr authcert -b "$PASS" "$T/missing/x.zip"
+    [ "$status" -eq 6 ]
+    assert_one_error_line
+    [ ! -e "$T/missing" ]
+}
+
+@test "-b of a store that does not exist: not found (9)" {
+    run --separate-stderr authcert -b "$PASS" "$T/x.zip"
+    [ "$status" -eq 9 ]
+    assert_one_error_line
+}
+
+@test "-r with a wrong password: 3, nothing changed (fresh and existing store)" {
+    store_with_backup
+    refuse_restore 3 -r "$OTHER" "$ZIP"
+    refuse_restore 3 -re "$OTHER" "$ZIP"
+    refuse_restore 3 -r --store "$T/fresh" "$OTHER" "$ZIP"
+    [ ! -e "$T/fresh" ]
+}
+
+@test "-r of a truncated archive: 5, nothing changed" {
+    store_with_backup
+    size=$(stat -c %s "$ZIP")
+    for keep in $((size - 1)) $((size / 2)) 100 22; do
+        head -c "$keep" "$ZIP" > "$T/cut.zip"
+        refuse_restore 5 -r "$PASS" "$T/cut.zip"
+    done
+}
+
+@test "-r of an archive with one flipped byte: 5, nothing changed" {
+    store_with_backup
+    size=$(stat -c %s "$ZIP")
+    for at in $((size / 3)) $((size / 2)) $((size - 30)); do
+        cp "$ZIP" "$T/flip.zip"
+        b=$(dd if="$T/flip.zip" bs=1 skip="$at" count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+        printf "$(printf '\\%03o' $(( b ^ 0x55 )))" |
+            dd of="$T/flip.zip" bs=1 seek="$at" count=1 conv=notrunc 2>/dev/null
+        ! cmp -s "$ZIP" "$T/flip.zip"
+        before=$(store_digest)
+        run --separate-stderr authcert -r "$PASS" "$T/flip.zip"
+        [ "$status" -eq 5 ]
+        assert_one_error_line
+        [ "$(store_digest)" = "$before" ]
+    done
+}
+
+@test "-r of an empty file, a missing file, and not a zip" {
+    store_with_backup
+    : > "$T/empty.zip"
+    refuse_restore 5 -r "$PASS" "$T/empty.zip"
+    head -c 4096 /dev/urandom > "$T/noise.zip"
+    refuse_restore 5 -r "$PASS" "$T/noise.zip"
+    refuse_restore 9 -r "$PASS" "$T/nothing-here.zip"
+}
+
+@test "-r refuses members named ../x and /abs (5), and writes nothing outside" {
+    store_with_backup
+    for name in ../x /abs/x certs/../../x; do
+        make_plain_zip "$T/evil.zip" manifest.json "$name"
+        refuse_restore 5 -r "$PASS" "$T/evil.zip"
+        [[ "$stderr" == *"$name"* || "$stderr" == *unexpected* || "$stderr" == *"not encrypted"* ]]
+    done
+    [ ! -e "$T/x" ] && [ ! -e /abs/x ]
+}
+
+@test "-r refuses an AES archive with an unexpected extra member (5)" {
+    store_with_backup
+    mkdir "$T/tree"
+    7z x -p"$PASS" -o"$T/tree" "$ZIP" >/dev/null
+    echo surprise > "$T/tree/extra.txt"
+    (cd "$T/tree" && 7z a -tzip -mem=AES256 -p"$PASS" "$T/extra.zip" . >/dev/null)
+    refuse_restore 5 -r "$PASS" "$T/extra.zip"
+    [[ "$stderr" == *extra.txt* || "$stderr" == *unexpected* ]]
+}
+
+@test "-r refuses a manifest whose hashes do not match its members (5)" {
+    store_with_backup
+    mkdir "$T/tree"
+    7z x -p"$PASS" -o"$T/tree" "$ZIP" >/dev/null
+    # Change the first character of every SHA-256 the manifest gives.
+    jq 'walk(if type == "object" then with_entries(
+            if (.key | test("sha256|hash|digest")) and (.value | type) == "string"
+            then .value |= (if .[0:1] == "0" then "1" else "0" end) + .[1:] else . end)
+          else . end)' "$T/tree/manifest.json" > "$T/m.json"
+    ! cmp -s "$T/m.json" "$T/tree/manifest.json"
+    mv "$T/m.json" "$T/tree/manifest.json"
+    (cd "$T/tree" && 7z a -tzip -mem=AES256 -p"$PASS" "$T/badhash.zip" . >/dev/null)
+    refuse_restore 5 -r "$PASS" "$T/badhash.zip"
+}
+
+@test "-r refuses a member swapped for another valid PFX (5)" {
+    store_with_backup
+    mkdir "$T/tree"
+    7z x -p"$PASS" -o"$T/tree" "$ZIP" >/dev/null
+    openssl_cert "$T/k.pem" "$T/c.pem"
+    member=$(cd "$T/tree" && ls certs/*.pfx | head -1)
+    openssl pkcs12 -export -inkey "$T/k.pem" -in "$T/c.pem" -passout pass:"$PASS" -out "$T/tree/$member"
+    (cd "$T/tree" && 7z a -tzip -mem=AES256 -p"$PASS" "$T/swap.zip" . >/dev/null)
+    refuse_restore 5 -r "$PASS" "$T/swap.zip"
+}

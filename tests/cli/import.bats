@@ -1,0 +1,105 @@
+#!/usr/bin/env bats
+# authcert -i: a certificate and key from a PKCS#12/PFX file.
+load helpers
+
+pfx() { # OUT [openssl pkcs12 options...]
+    local out=$1; shift
+    openssl pkcs12 -export -inkey "$T/k.pem" -in "$T/c.pem" -passout pass:"$PASS" -out "$out" "$@"
+}
+
+refuse_import() { # CODE ARGS...
+    local code=$1; shift
+    local before
+    before=$(store_digest)
+    run --separate-stderr authcert "$@"
+    [ "$status" -eq "$code" ] || { echo "exit $status, want $code: $stderr" >&2; return 1; }
+    assert_one_error_line
+    assert_nothing_changed_msg
+    [ "$(store_digest)" = "$before" ] || { echo "the store changed" >&2; return 1; }
+}
+
+@test "-i PASSWORD PFX (modern) becomes current; the previous one expired" {
+    make_store
+    old=$(current_thumb)
+    openssl_cert "$T/k.pem" "$T/c.pem"
+    pfx "$T/new.pfx"
+    run --separate-stderr authcert -i "$PASS" "$T/new.pfx"
+    [ "$status" -eq 0 ]
+    want=$(openssl x509 -in "$T/c.pem" -outform DER | sha256sum | cut -c1-64)
+    [ "$(current_thumb)" = "$want" ]
+    [ "$(state_of "$old")" = expired ]
+    [[ "$output" == *"$want"* ]]
+}
+
+@test "-i of a legacy PFX (RC2/3DES, as Windows exports) into a fresh store" {
+    openssl_cert "$T/k.pem" "$T/c.pem"
+    pfx "$T/legacy.pfx" -legacy
+    run authcert -i --password-file "$PWF" "$T/legacy.pfx"
+    [ "$status" -eq 0 ]
+    [ "$(current_thumb)" = "$(openssl x509 -in "$T/c.pem" -outform DER | sha256sum | cut -c1-64)" ]
+}
+
+@test "-i of an RSA PFX" {
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/k.pem" -out "$T/c.pem" -days 30 -subj /CN=rsa 2>/dev/null
+    pfx "$T/rsa.pfx"
+    authcert -q -i --password-file "$PWF" "$T/rsa.pfx"
+    [ "$(authcert --status --json | jq -r .certificates[0].key_type)" = rsa2048 ]
+}
+
+@test "-i --as-expired adds it as expired; the current one stays" {
+    make_store
+    cur=$(current_thumb)
+    openssl_cert "$T/k.pem" "$T/c.pem"
+    pfx "$T/old.pfx"
+    authcert -q -i --as-expired --password-file "$PWF" "$T/old.pfx"
+    [ "$(current_thumb)" = "$cur" ]
+    old=$(openssl x509 -in "$T/c.pem" -outform DER | sha256sum | cut -c1-64)
+    [ "$(state_of "$old")" = expired ]
+}
+
+@test "-i with a wrong password: 3, nothing changed" {
+    make_store
+    openssl_cert "$T/k.pem" "$T/c.pem"
+    pfx "$T/new.pfx"
+    refuse_import 3 -i "$OTHER" "$T/new.pfx"
+    pfx "$T/legacy.pfx" -legacy
+    refuse_import 3 -i "$OTHER" "$T/legacy.pfx"
+}
+
+@test "-i of a PFX without a key: 5, nothing changed" {
+    make_store
+    openssl_cert "$T/k.pem" "$T/c.pem"
+    openssl pkcs12 -export -nokeys -in "$T/c.pem" -passout pass:"$PASS" -out "$T/nokey.pfx"
+    refuse_import 5 -i "$PASS" "$T/nokey.pfx"
+}
+
+@test "-i of a PFX whose key does not match its certificate: 5, nothing changed" {
+    make_store
+    openssl_cert "$T/k.pem" "$T/c.pem"
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/other.pem"
+    # openssl pkcs12 refuses to pair them itself; -nocerts + -certfile puts
+    # the key and an unrelated certificate in one file all the same.
+    openssl pkcs12 -export -nocerts -inkey "$T/other.pem" -certfile "$T/c.pem" \
+        -passout pass:"$PASS" -out "$T/mismatch.pfx" 2>/dev/null
+    openssl pkcs12 -in "$T/mismatch.pfx" -passin pass:"$PASS" -nodes | grep -q 'BEGIN CERTIFICATE'
+    refuse_import 5 -i "$PASS" "$T/mismatch.pfx"
+}
+
+@test "-i of an empty file, noise, a missing file, and a file over 1 MiB" {
+    make_store
+    : > "$T/empty.pfx"
+    refuse_import 5 -i "$PASS" "$T/empty.pfx"
+    head -c 3000 /dev/urandom > "$T/noise.pfx"
+    refuse_import 5 -i "$PASS" "$T/noise.pfx"
+    refuse_import 9 -i "$PASS" "$T/missing.pfx"
+    head -c $((1024 * 1024 + 1)) /dev/zero > "$T/big.pfx"
+    refuse_import 5 -i "$PASS" "$T/big.pfx"
+}
+
+@test "-i of a revoked certificate as current is refused (10)" {
+    openssl_cert "$T/k.pem" "$T/c.pem"
+    pfx "$T/leaked.pfx"
+    authcert -q -i --password-file "$PWF" "$T/leaked.pfx"
+    authcert -q -c --compromised --password-file "$PWF"
+    refuse_import 10 -i "$PASS" "$T/leaked.pfx"
+}

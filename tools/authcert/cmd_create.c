@@ -1,0 +1,110 @@
+/*
+ * authcert -c [PASSWORD]: a new certificate replaces the current one.
+ *
+ * The store is backed up first (to <store>/backups, with PASSWORD), so a
+ * replacement never loses a key; then the new certificate becomes current
+ * and the old one expired (or revoked with --compromised) in one commit.
+ * The first -c creates the store and sets its backup password; every later
+ * -c must give that same password.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "tool.h"
+
+/* The automatic backup before a replacement; *path is NULL when skipped. */
+static authcert_status auto_backup(const struct tool_opts *o, authcert_store *s,
+                                   const char *pw, char **path)
+{
+    const authcert_store_entry *cur = authcert_store_current(s);
+    size_t left_out = 0;
+    char dir[4096];
+    authcert_status rc;
+
+    *path = NULL;
+    if ((size_t)snprintf(dir, sizeof dir, "%s/backups", authcert_store_dir(s)) >= sizeof dir)
+        return authcert_fail(AUTHCERT_E_USAGE, "%s: path too long", authcert_store_dir(s));
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return authcert_fail(AUTHCERT_E_IO, "%s: %s", dir, strerror(errno));
+    for (size_t i = 0; i < authcert_store_count(s); i++)
+        if (!authcert_store_entry_at(s, i)->exportable)
+            left_out++;
+
+    rc = authcert_backup_write(s, pw, dir, AUTHCERT_BACKUP_SKIP_UNEXPORTABLE, path);
+    if (rc == AUTHCERT_E_POLICY || (rc == AUTHCERT_E_NOTFOUND && !cur->exportable)) {
+        /* Restored with -re on purpose: its key must not leave the store. */
+        tool_warn(o, "the current key is not exportable: no automatic backup");
+        return AUTHCERT_OK;
+    }
+    if (rc == AUTHCERT_OK && left_out > 0)
+        tool_warn(o, "%zu certificate%s with a key that is not exportable left out of "
+                  "the backup", left_out, left_out == 1 ? "" : "s");
+    return rc;
+}
+
+int cmd_create(const struct tool_opts *o)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    authcert_cert_params params = { o->key_type, o->days, o->subject };
+    authcert_store *s = NULL;
+    authcert_cert *cert = NULL;
+    char *pw = NULL, *backup = NULL;
+    bool fresh = false, replaced = false, new_pw;
+    authcert_cert_info info;
+    char until[32];
+
+    /* Open before asking: a refusal (busy, not permitted) needs no password. */
+    rc = authcert_store_open(o->store_dir, AUTHCERT_STORE_WRITE, &s);
+    if (rc == AUTHCERT_E_NOTFOUND)
+        fresh = true;
+    else if (rc != AUTHCERT_OK)
+        goto out;
+    new_pw = fresh || !authcert_store_has_password(s);
+    TRY(tool_password(o, o->npos > 0 ? o->pos[0] : NULL, new_pw, &pw));
+    /* A weak password on a fresh store must not leave an empty store behind. */
+    if (new_pw)
+        TRY(authcert_password_check_strength(pw, NULL));
+    else
+        TRY(authcert_store_check_password(s, pw));
+    /* Before the store is created, so that a bad --subject leaves none. */
+    TRY(authcert_cert_generate(&params, &cert));
+    if (fresh) {
+        TRY(authcert_store_open(o->store_dir, AUTHCERT_STORE_CREATE | AUTHCERT_STORE_WRITE, &s));
+        /* Another -c may have made it meanwhile, with its own password. */
+        if (authcert_store_has_password(s))
+            TRY(authcert_store_check_password(s, pw));
+    }
+    if (!authcert_store_has_password(s))
+        TRY(authcert_store_set_password(s, pw));
+    replaced = authcert_store_current(s) != NULL;
+    if (replaced)
+        TRY(auto_backup(o, s, pw, &backup));
+    TRY(authcert_store_make_current(s, cert, true,
+                                    o->compromised ? AUTHCERT_STATE_REVOKED
+                                                   : AUTHCERT_STATE_EXPIRED));
+    TRY(authcert_store_commit(s));
+
+    authcert_cert_get_info(cert, &info);
+    tool_iso8601(info.not_after, until, sizeof until);
+    if (fresh)
+        tool_say(o, "created the store %s", o->store_dir);
+    if (backup != NULL)
+        tool_say(o, "backup of the previous certificates: %s", backup);
+    tool_say(o, "new current certificate: %s (%s, valid until %s)",
+             authcert_cert_thumbprint(cert), authcert_key_type_name(info.type), until);
+    if (o->compromised && replaced)
+        tool_say(o, "the previous certificate is revoked: export the new agent "
+                 "certificate file (-e) to its agents");
+    rc = AUTHCERT_OK;
+out:
+    if (cert != NULL)
+        authcert_cert_free(cert);
+    if (s != NULL)
+        authcert_store_close(s);
+    authcert_secret_free(pw);
+    free(backup);
+    return rc == AUTHCERT_OK ? 0 : tool_fail(o, rc);
+}

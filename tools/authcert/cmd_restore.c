@@ -1,0 +1,49 @@
+/*
+ * authcert -r / -re [PASSWORD] PATH: every certificate from a backup back
+ * into the store (a reinstalled server). The whole archive is read and
+ * verified before the store is even opened, so a wrong password or a
+ * damaged archive changes nothing. With -re the keys are marked not
+ * exportable: a later -b refuses to take them out of this store.
+ */
+#include "tool.h"
+
+static int restore(const struct tool_opts *o, bool exportable)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    authcert_backup *b = NULL;
+    authcert_store *s = NULL;
+    const authcert_store_entry *cur;
+    char *pw = NULL;
+    size_t n;
+
+    TRY(tool_password(o, o->npos == 2 ? o->pos[0] : NULL, false, &pw));
+    TRY(authcert_backup_read(tool_pos_last(o, 0), pw, &b));
+    TRY(authcert_store_open(o->store_dir, AUTHCERT_STORE_CREATE | AUTHCERT_STORE_WRITE, &s));
+    TRY(authcert_backup_restore(s, b, pw, exportable));
+    TRY(authcert_store_commit(s));
+
+    n = authcert_backup_count(b);
+    cur = authcert_store_current(s);
+    tool_say(o, "restored %zu certificate%s from %s%s", n, n == 1 ? "" : "s",
+             authcert_backup_path(b), exportable ? "" : " (keys not exportable)");
+    if (cur != NULL)
+        tool_say(o, "current certificate: %s", cur->thumbprint);
+    rc = AUTHCERT_OK;
+out:
+    if (s != NULL)
+        authcert_store_close(s);
+    if (b != NULL)
+        authcert_backup_free(b);
+    authcert_secret_free(pw);
+    return rc == AUTHCERT_OK ? 0 : tool_fail(o, rc);
+}
+
+int cmd_restore(const struct tool_opts *o)
+{
+    return restore(o, true);
+}
+
+int cmd_restore_noexp(const struct tool_opts *o)
+{
+    return restore(o, false);
+}

@@ -1,0 +1,108 @@
+/*
+ * tool.h — private to the admin tool: the parsed command line, the modes,
+ * password input and the message helpers. The tool is thin: it parses,
+ * reads passwords, calls the library and prints; the library decides.
+ */
+#ifndef AUTHCERT_TOOL_H
+#define AUTHCERT_TOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "authcert/authcert.h"
+
+/* Options that only some modes accept (a mode's `allowed` mask). */
+enum {
+    OPT_KEY_TYPE          = 1 << 0,
+    OPT_DAYS              = 1 << 1,
+    OPT_SUBJECT           = 1 << 2,
+    OPT_COMPROMISED       = 1 << 3,
+    OPT_AS_EXPIRED        = 1 << 4,
+    OPT_SKIP_UNEXPORTABLE = 1 << 5,
+    OPT_JSON              = 1 << 6,
+    OPT_PASSWORD          = 1 << 7, /* --password-file, --password-fd */
+};
+
+struct tool_mode;
+
+/* The command line, parsed once by main.c. */
+struct tool_opts {
+    const struct tool_mode *mode;
+    const char *store_dir;
+    const char *password_file;
+    int password_fd;              /* -1: not given */
+    authcert_key_type key_type;   /* AUTHCERT_KEY_UNKNOWN: the default */
+    int days;                     /* 0: the default */
+    const char *subject;          /* NULL: the default */
+    bool compromised;
+    bool as_expired;
+    bool skip_unexportable;
+    bool json;
+    bool quiet;
+    unsigned given;               /* OPT_* seen, to refuse them in other modes */
+    int npos;
+    char **pos;                   /* positional arguments, in order */
+};
+
+/* One row of main.c's mode table. */
+struct tool_mode {
+    const char *flag;      /* "-c" */
+    const char *name;      /* "create": used in every message */
+    int min_pos, max_pos;  /* positional arguments accepted */
+    unsigned allowed;      /* OPT_* that make sense with it */
+    bool changes;          /* errors end with "(nothing was changed)" */
+    int (*run)(const struct tool_opts *o);
+    const char *synopsis;  /* after "authcert " */
+    const char *help;      /* one line for --help */
+};
+
+int cmd_create(const struct tool_opts *o);
+int cmd_backup(const struct tool_opts *o);
+int cmd_restore(const struct tool_opts *o);      /* -r: keys stay exportable */
+int cmd_restore_noexp(const struct tool_opts *o); /* -re: keys not exportable */
+int cmd_export(const struct tool_opts *o);
+int cmd_import(const struct tool_opts *o);
+int cmd_status(const struct tool_opts *o);
+
+/*
+ * The password for a mode. From argv when the mode's syntax put it there
+ * (argv_pw != NULL), else --password-file, --password-fd, a no-echo prompt
+ * on the terminal (twice when confirm: a new password) or the first line of
+ * stdin when it is not a terminal. Caller wipes it with
+ * authcert_secret_free. Errors: AUTHCERT_E_USAGE (none given, two sources,
+ * the two entries differ, too long), AUTHCERT_E_IO.
+ */
+authcert_status tool_password(const struct tool_opts *o, const char *argv_pw,
+                              bool confirm, char **out);
+
+/*
+ * The one line on stderr for a failure of the current mode:
+ * "authcert: <mode>: <detail> (nothing was changed)". Returns rc, the exit code.
+ */
+int tool_fail(const struct tool_opts *o, authcert_status rc);
+
+/* "authcert: <mode>: warning: ..." on stderr. */
+void tool_warn(const struct tool_opts *o, const char *fmt, ...) AUTHCERT_PRINTF(2, 3);
+
+/* A line on stdout unless -q. */
+void tool_say(const struct tool_opts *o, const char *fmt, ...) AUTHCERT_PRINTF(2, 3);
+
+/* A step that returns authcert_status; on failure leave for `out:`. */
+#define TRY(expr)                                                           \
+    do {                                                                    \
+        rc = (expr);                                                        \
+        if (rc != AUTHCERT_OK)                                              \
+            goto out;                                                       \
+    } while (0)
+
+/* "2027-03-01T12:00:00Z" into buf (at least 21 bytes). */
+void tool_iso8601(time_t t, char *buf, size_t size);
+
+/* Positional argument i counted from the end (0: the last one). */
+static inline const char *tool_pos_last(const struct tool_opts *o, int i)
+{
+    return o->npos > i ? o->pos[o->npos - 1 - i] : NULL;
+}
+
+#endif
