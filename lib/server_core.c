@@ -1,0 +1,633 @@
+/*
+ * The server's decisions without HTTP (server.h): the keyring built from the
+ * store, the check-in rules, and the cache of broadcast tokens.
+ *
+ * The keyring is an immutable snapshot: a check-in takes a reference under a
+ * short lock and then reads it freely, so a refresh that swaps in a new one
+ * never waits for signing and never frees a key that is in use. The only
+ * mutable parts are the signer pools (a lock around a push and a pop).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "authcert/base64url.h"
+#include "authcert/jws.h"
+#include "authcert/server.h"
+#include "internal.h"
+
+#define TTL_MAX (31 * 86400)
+#define CACHE_BUCKETS 1024
+#define CACHE_SWEEP_AT 4096
+#define CACHE_MAX 65536
+
+struct key {
+    char tp[AUTHCERT_THUMBPRINT_LEN + 1];
+    authcert_state state;
+    authcert_cert *cert;
+    pthread_mutex_t lock; /* guards the pool */
+    authcert_jws_signer **pool;
+    size_t npool, cap;
+};
+
+typedef struct keyring {
+    atomic_long refs;
+    struct key *keys; /* sorted by thumbprint */
+    size_t n;
+    struct key *current;
+    char *current_der_b64;
+    time_t current_not_after;
+    unsigned long long generation;
+} keyring;
+
+struct cached {
+    struct cached *next;
+    int64_t command_id;
+    char tp[AUTHCERT_THUMBPRINT_LEN + 1];
+    char *token;
+    int64_t exp;
+};
+
+struct authcert_server {
+    authcert_store *store;
+    char *id;
+    int64_t ttl;
+    unsigned interval;
+
+    pthread_mutex_t ring_lock; /* guards ring (the pointer) */
+    keyring *ring;
+    pthread_mutex_t refresh_lock; /* one refresh at a time: the store is ours */
+    atomic_llong last_refresh;
+
+    pthread_mutex_t cache_lock;
+    struct cached *cache[CACHE_BUCKETS];
+    size_t ncached;
+};
+
+const char *authcert_agent_state_name(authcert_agent_state s)
+{
+    switch (s) {
+    case AUTHCERT_AGENT_CURRENT:    return "current";
+    case AUTHCERT_AGENT_EXPIRED:    return "expired";
+    case AUTHCERT_AGENT_MISMATCHED: return "mismatched";
+    }
+    return "unknown";
+}
+
+/* ---- keyring --------------------------------------------------------- */
+
+static void keyring_free(keyring *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->n; i++) {
+        struct key *k = &r->keys[i];
+        for (size_t j = 0; j < k->npool; j++)
+            authcert_jws_signer_free(k->pool[j]);
+        free(k->pool);
+        pthread_mutex_destroy(&k->lock);
+        authcert_cert_free(k->cert);
+    }
+    free(r->keys);
+    free(r->current_der_b64);
+    free(r);
+}
+
+static void keyring_release(keyring *r)
+{
+    if (r != NULL && atomic_fetch_sub(&r->refs, 1) == 1)
+        keyring_free(r);
+}
+
+static keyring *keyring_acquire(authcert_server *srv)
+{
+    keyring *r;
+
+    pthread_mutex_lock(&srv->ring_lock);
+    r = srv->ring;
+    atomic_fetch_add(&r->refs, 1);
+    pthread_mutex_unlock(&srv->ring_lock);
+    return r;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct key *)a)->tp, ((const struct key *)b)->tp);
+}
+
+static struct key *keyring_find(const keyring *r, const char *tp)
+{
+    struct key probe;
+
+    if (tp == NULL || !authcert_thumbprint_valid(tp))
+        return NULL;
+    memcpy(probe.tp, tp, sizeof probe.tp);
+    return bsearch(&probe, r->keys, r->n, sizeof *r->keys, key_cmp);
+}
+
+/* A snapshot of the store as it is now (the caller holds refresh_lock). */
+static authcert_status keyring_build(authcert_store *store, keyring **out)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    keyring *r = NULL;
+    const authcert_store_entry *cur = authcert_store_current(store);
+    size_t n = authcert_store_count(store), derlen = 0;
+    const uint8_t *der;
+    authcert_cert_info info;
+
+    if (cur == NULL)
+        FAIL(AUTHCERT_E_NOTFOUND, "store %s has no current certificate",
+             authcert_store_dir(store));
+    GUARD_ALLOC(r = calloc(1, sizeof *r));
+    atomic_init(&r->refs, 1);
+    GUARD_ALLOC(r->keys = calloc(n, sizeof *r->keys));
+    for (size_t i = 0; i < n; i++) {
+        const authcert_store_entry *e = authcert_store_entry_at(store, i);
+        struct key *k = &r->keys[r->n];
+
+        memcpy(k->tp, e->thumbprint, sizeof k->tp);
+        k->state = e->state;
+        k->cert = authcert_cert_ref(e->cert);
+        pthread_mutex_init(&k->lock, NULL);
+        r->n++;
+    }
+    qsort(r->keys, r->n, sizeof *r->keys, key_cmp);
+    r->current = keyring_find(r, cur->thumbprint);
+    if (r->current == NULL || r->current->state != AUTHCERT_STATE_CURRENT)
+        FAIL(AUTHCERT_E_CORRUPT, "store: current certificate not in its own list");
+    der = authcert_cert_der(r->current->cert, &derlen);
+    GUARD(authcert_b64url_encode(der, derlen, &r->current_der_b64));
+    authcert_cert_get_info(r->current->cert, &info);
+    r->current_not_after = info.not_after;
+    r->generation = authcert_store_generation(store);
+    *out = r;
+    r = NULL;
+    rc = AUTHCERT_OK;
+out:
+    keyring_free(r);
+    return rc;
+}
+
+/* Sign with k's key, using a pooled signer (made on first need). */
+static authcert_status key_sign(struct key *k, const json_t *claims, char **token)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    authcert_jws_signer *s = NULL;
+
+    if (k->state == AUTHCERT_STATE_REVOKED) /* the rule that must never break */
+        return authcert_fail(AUTHCERT_E_POLICY, "refusing to sign with revoked %s", k->tp);
+    pthread_mutex_lock(&k->lock);
+    if (k->npool > 0)
+        s = k->pool[--k->npool];
+    pthread_mutex_unlock(&k->lock);
+    if (s == NULL)
+        GUARD(authcert_jws_signer_new(k->cert, &s));
+    GUARD(authcert_jws_signer_sign(s, claims, token));
+    rc = AUTHCERT_OK;
+out:
+    if (s != NULL) {
+        pthread_mutex_lock(&k->lock);
+        if (k->npool == k->cap) {
+            size_t cap = k->cap ? 2 * k->cap : 4;
+            authcert_jws_signer **p = realloc(k->pool, cap * sizeof *p);
+            if (p != NULL) {
+                k->pool = p;
+                k->cap = cap;
+            }
+        }
+        if (k->npool < k->cap) {
+            k->pool[k->npool++] = s;
+            s = NULL;
+        }
+        pthread_mutex_unlock(&k->lock);
+        authcert_jws_signer_free(s);
+    }
+    return rc;
+}
+
+/* ---- the server ------------------------------------------------------ */
+
+authcert_status authcert_server_new(authcert_store *store, const authcert_server_options *opt,
+                                    authcert_server **out)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    authcert_server *srv = NULL;
+    char host[256];
+
+    if (store == NULL || out == NULL)
+        return authcert_fail(AUTHCERT_E_USAGE, "server: missing argument");
+    *out = NULL;
+    GUARD_ALLOC(srv = calloc(1, sizeof *srv));
+    pthread_mutex_init(&srv->ring_lock, NULL);
+    pthread_mutex_init(&srv->refresh_lock, NULL);
+    pthread_mutex_init(&srv->cache_lock, NULL);
+    srv->store = store;
+    srv->ttl = opt != NULL && opt->token_ttl != 0 ? opt->token_ttl
+                                                  : AUTHCERT_SERVER_TOKEN_TTL_DEFAULT;
+    if (srv->ttl < 1 || srv->ttl > TTL_MAX)
+        FAIL(AUTHCERT_E_USAGE, "token lifetime must be 1 to %d seconds", TTL_MAX);
+    srv->interval = opt != NULL && opt->interval != 0 ? opt->interval
+                                                      : AUTHCERT_SERVER_INTERVAL_DEFAULT;
+    if (opt != NULL && opt->server_id != NULL && *opt->server_id != '\0') {
+        GUARD_ALLOC(srv->id = strdup(opt->server_id));
+    } else {
+        if (gethostname(host, sizeof host) != 0 || host[0] == '\0')
+            strcpy(host, "authcertd");
+        host[sizeof host - 1] = '\0';
+        GUARD_ALLOC(srv->id = strdup(host));
+    }
+    GUARD(keyring_build(store, &srv->ring));
+    *out = srv;
+    srv = NULL;
+    rc = AUTHCERT_OK;
+out:
+    authcert_server_free(srv);
+    return rc;
+}
+
+static void cache_clear(authcert_server *srv)
+{
+    for (size_t i = 0; i < CACHE_BUCKETS; i++) {
+        struct cached *c = srv->cache[i], *next;
+        for (; c != NULL; c = next) {
+            next = c->next;
+            free(c->token);
+            free(c);
+        }
+        srv->cache[i] = NULL;
+    }
+    srv->ncached = 0;
+}
+
+void authcert_server_free(authcert_server *srv)
+{
+    if (srv == NULL)
+        return;
+    keyring_release(srv->ring);
+    cache_clear(srv);
+    pthread_mutex_destroy(&srv->ring_lock);
+    pthread_mutex_destroy(&srv->refresh_lock);
+    pthread_mutex_destroy(&srv->cache_lock);
+    free(srv->id);
+    free(srv);
+}
+
+const char *authcert_server_id(const authcert_server *srv)
+{
+    return srv->id;
+}
+
+unsigned authcert_server_interval(const authcert_server *srv)
+{
+    return srv->interval;
+}
+
+authcert_status authcert_server_refresh(authcert_server *srv, bool *changed)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    keyring *fresh = NULL, *old = NULL;
+    bool did = false;
+
+    if (changed != NULL)
+        *changed = false;
+    pthread_mutex_lock(&srv->refresh_lock);
+    GUARD(authcert_store_refresh(srv->store, &did));
+    if (did || authcert_store_generation(srv->store) != srv->ring->generation) {
+        GUARD(keyring_build(srv->store, &fresh));
+        pthread_mutex_lock(&srv->ring_lock);
+        old = srv->ring;
+        srv->ring = fresh;
+        fresh = NULL;
+        pthread_mutex_unlock(&srv->ring_lock);
+        did = true;
+    }
+    if (changed != NULL)
+        *changed = did;
+    rc = AUTHCERT_OK;
+out:
+    pthread_mutex_unlock(&srv->refresh_lock);
+    keyring_release(old);
+    keyring_free(fresh);
+    return rc;
+}
+
+authcert_status authcert_server_maybe_refresh(authcert_server *srv, time_t now, bool *changed)
+{
+    long long last = atomic_load(&srv->last_refresh);
+
+    if (changed != NULL)
+        *changed = false;
+    if (now == 0)
+        now = time(NULL);
+    /* One caller per second wins the exchange; the others go on at once. */
+    if ((long long)now == last ||
+        !atomic_compare_exchange_strong(&srv->last_refresh, &last, (long long)now))
+        return AUTHCERT_OK;
+    return authcert_server_refresh(srv, changed);
+}
+
+void authcert_server_current(authcert_server *srv, char out[AUTHCERT_THUMBPRINT_LEN + 1],
+                             time_t *not_after)
+{
+    keyring *r = keyring_acquire(srv);
+
+    memcpy(out, r->current->tp, AUTHCERT_THUMBPRINT_LEN + 1);
+    if (not_after != NULL)
+        *not_after = r->current_not_after;
+    keyring_release(r);
+}
+
+unsigned long long authcert_server_generation(authcert_server *srv)
+{
+    keyring *r = keyring_acquire(srv);
+    unsigned long long g = r->generation;
+
+    keyring_release(r);
+    return g;
+}
+
+static authcert_agent_state classify(const keyring *r, const char *tp, struct key **key,
+                                     authcert_mismatch_reason *reason)
+{
+    struct key *k = keyring_find(r, tp);
+
+    *key = k;
+    *reason = AUTHCERT_MISMATCH_UNKNOWN;
+    if (k == NULL) {
+        *reason = AUTHCERT_MISMATCH_UNKNOWN;
+        return AUTHCERT_AGENT_MISMATCHED;
+    }
+    switch (k->state) {
+    case AUTHCERT_STATE_CURRENT: return AUTHCERT_AGENT_CURRENT;
+    case AUTHCERT_STATE_EXPIRED:
+        *reason = AUTHCERT_MISMATCH_EXPIRED;
+        return AUTHCERT_AGENT_EXPIRED;
+    case AUTHCERT_STATE_REVOKED: break;
+    }
+    *key = NULL;
+    *reason = AUTHCERT_MISMATCH_REVOKED;
+    return AUTHCERT_AGENT_MISMATCHED;
+}
+
+authcert_agent_state authcert_server_classify(authcert_server *srv, const char *thumbprint,
+                                              authcert_mismatch_reason *reason)
+{
+    keyring *r = keyring_acquire(srv);
+    struct key *k;
+    authcert_mismatch_reason why;
+    authcert_agent_state st = classify(r, thumbprint, &k, &why);
+
+    keyring_release(r);
+    if (reason != NULL)
+        *reason = why;
+    return st;
+}
+
+/* ---- tokens ---------------------------------------------------------- */
+
+static authcert_status make_claims(authcert_server *srv, const char *aud, const char *command,
+                                   const char *args_json, int64_t did, time_t now,
+                                   json_t **claims)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    json_t *args = NULL;
+    json_error_t jerr;
+
+    if (args_json != NULL) {
+        args = json_loads(args_json, JSON_REJECT_DUPLICATES, &jerr);
+        if (args == NULL || !json_is_object(args))
+            FAIL(AUTHCERT_E_USAGE, "command %s: arguments are not a JSON object", command);
+    }
+    GUARD(authcert_jws_claims_new(srv->id, aud, command, args, srv->ttl, (int64_t)now,
+                                  claims));
+    if (did >= 0 && json_object_set_new(*claims, "did", json_integer(did)) != 0) {
+        json_decref(*claims);
+        *claims = NULL;
+        FAIL(AUTHCERT_E_NOMEM, "out of memory");
+    }
+    rc = AUTHCERT_OK;
+out:
+    json_decref(args);
+    return rc;
+}
+
+static authcert_status sign_one(authcert_server *srv, struct key *k, const char *aud,
+                                const char *command, const char *args_json, int64_t did,
+                                time_t now, char **token)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    json_t *claims = NULL;
+
+    GUARD(make_claims(srv, aud, command, args_json, did, now, &claims));
+    GUARD(key_sign(k, claims, token));
+    rc = AUTHCERT_OK;
+out:
+    json_decref(claims);
+    return rc;
+}
+
+static size_t cache_bucket(int64_t command_id, const char *tp)
+{
+    uint64_t h = (uint64_t)command_id * 0x9e3779b97f4a7c15ULL;
+
+    for (size_t i = 0; i < 16; i++) /* thumbprints are hashes: a prefix spreads well */
+        h = (h ^ (unsigned char)tp[i]) * 0x100000001b3ULL;
+    return (size_t)(h % CACHE_BUCKETS);
+}
+
+/* Drop tokens past half their life (they would not be handed out again). */
+static void cache_sweep(authcert_server *srv, int64_t now)
+{
+    for (size_t i = 0; i < CACHE_BUCKETS; i++) {
+        struct cached **pp = &srv->cache[i];
+        while (*pp != NULL) {
+            struct cached *c = *pp;
+            if (c->exp - now < srv->ttl / 2) {
+                *pp = c->next;
+                free(c->token);
+                free(c);
+                srv->ncached--;
+            } else {
+                pp = &c->next;
+            }
+        }
+    }
+    if (srv->ncached > CACHE_MAX)
+        cache_clear(srv);
+}
+
+/*
+ * A broadcast token for (command, certificate): signed once and handed to
+ * every agent on that certificate while it has at least half its life left,
+ * so that an agent never gets one about to expire.
+ */
+static authcert_status broadcast_token(authcert_server *srv, struct key *k,
+                                       const authcert_server_command *c, time_t now,
+                                       char **token, unsigned *signatures)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    size_t b = cache_bucket(c->command_id, k->tp);
+    struct cached *e, *fresh = NULL;
+    char *tok = NULL;
+
+    pthread_mutex_lock(&srv->cache_lock);
+    for (e = srv->cache[b]; e != NULL; e = e->next) {
+        if (e->command_id == c->command_id && strcmp(e->tp, k->tp) == 0 &&
+            e->exp - (int64_t)now >= srv->ttl / 2) {
+            *token = strdup(e->token);
+            pthread_mutex_unlock(&srv->cache_lock);
+            return *token != NULL ? AUTHCERT_OK : authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
+        }
+    }
+    pthread_mutex_unlock(&srv->cache_lock);
+
+    /* Two threads may both sign on a miss; the second insert wins. Harmless. */
+    GUARD(sign_one(srv, k, AUTHCERT_JWS_BROADCAST, c->command, c->args_json, c->command_id,
+                   now, &tok));
+    ++*signatures;
+    GUARD_ALLOC(fresh = calloc(1, sizeof *fresh));
+    GUARD_ALLOC(fresh->token = strdup(tok));
+    fresh->command_id = c->command_id;
+    memcpy(fresh->tp, k->tp, sizeof fresh->tp);
+    fresh->exp = (int64_t)now + srv->ttl;
+    pthread_mutex_lock(&srv->cache_lock);
+    if (srv->ncached >= CACHE_SWEEP_AT)
+        cache_sweep(srv, (int64_t)now);
+    b = cache_bucket(c->command_id, k->tp);
+    fresh->next = srv->cache[b];
+    srv->cache[b] = fresh;
+    srv->ncached++;
+    fresh = NULL;
+    pthread_mutex_unlock(&srv->cache_lock);
+    *token = tok;
+    tok = NULL;
+    rc = AUTHCERT_OK;
+out:
+    free(tok);
+    if (fresh != NULL)
+        free(fresh->token);
+    free(fresh);
+    return rc;
+}
+
+size_t authcert_server_cached_tokens(authcert_server *srv)
+{
+    size_t n;
+
+    pthread_mutex_lock(&srv->cache_lock);
+    n = srv->ncached;
+    pthread_mutex_unlock(&srv->cache_lock);
+    return n;
+}
+
+void authcert_server_batch_free(authcert_server_batch *b)
+{
+    if (b == NULL)
+        return;
+    for (size_t i = 0; i < b->ntokens; i++)
+        free(b->tokens[i]);
+    free(b->tokens);
+    free(b->dids);
+    free(b);
+}
+
+authcert_status authcert_server_sign_for(authcert_server *srv, const char *agent_id,
+                                         const char *thumbprint,
+                                         const authcert_server_command *cmds, size_t n,
+                                         time_t now, authcert_server_batch **out)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    authcert_server_batch *b = NULL;
+    keyring *r = NULL;
+    struct key *k = NULL;
+    json_t *uargs = NULL;
+    char *uargs_json = NULL;
+
+    if (srv == NULL || agent_id == NULL || *agent_id == '\0' || out == NULL ||
+        (n > 0 && cmds == NULL))
+        return authcert_fail(AUTHCERT_E_USAGE, "sign_for: missing argument");
+    *out = NULL;
+    if (now == 0)
+        now = time(NULL);
+    r = keyring_acquire(srv);
+    GUARD_ALLOC(b = calloc(1, sizeof *b));
+    b->state = classify(r, thumbprint, &k, &b->reason);
+    memcpy(b->current_thumbprint, r->current->tp, sizeof b->current_thumbprint);
+    if (b->state == AUTHCERT_AGENT_MISMATCHED) {
+        *out = b;
+        b = NULL;
+        rc = AUTHCERT_OK;
+        goto out;
+    }
+    GUARD_ALLOC(b->tokens = calloc(n + 1, sizeof *b->tokens));
+    GUARD_ALLOC(b->dids = calloc(n + 1, sizeof *b->dids));
+    if (b->state == AUTHCERT_AGENT_EXPIRED) {
+        /* Signed with the key the agent holds; it carries the current one. */
+        uargs = json_pack("{s:s, s:s}", "certificate", r->current_der_b64,
+                          "thumbprint", r->current->tp);
+        GUARD_ALLOC(uargs);
+        GUARD_ALLOC(uargs_json = json_dumps(uargs, JSON_COMPACT));
+        GUARD(sign_one(srv, k, agent_id, AUTHCERT_UPDATE_KEY_COMMAND, uargs_json, -1, now,
+                       &b->tokens[0]));
+        b->dids[0] = -1;
+        b->ntokens = 1;
+        b->signatures++;
+        b->update_key = true;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const authcert_server_command *c = &cmds[i];
+
+        if (c->command == NULL || *c->command == '\0')
+            FAIL(AUTHCERT_E_USAGE, "sign_for: command %zu has no name", i);
+        if (c->broadcast) {
+            GUARD(broadcast_token(srv, k, c, now, &b->tokens[b->ntokens], &b->signatures));
+        } else {
+            GUARD(sign_one(srv, k, agent_id, c->command, c->args_json, c->delivery_id, now,
+                           &b->tokens[b->ntokens]));
+            b->signatures++;
+        }
+        b->dids[b->ntokens++] = c->delivery_id;
+    }
+    *out = b;
+    b = NULL;
+    rc = AUTHCERT_OK;
+out:
+    json_decref(uargs);
+    free(uargs_json);
+    authcert_server_batch_free(b);
+    keyring_release(r);
+    return rc;
+}
+
+authcert_status authcert_server_answer(const authcert_server *srv,
+                                       const authcert_server_batch *b, json_t **out)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    json_t *o = NULL, *cmds = NULL;
+
+    *out = NULL;
+    GUARD_ALLOC(cmds = json_array());
+    for (size_t i = 0; i < b->ntokens; i++)
+        if (json_array_append_new(cmds, json_string(b->tokens[i])) != 0)
+            FAIL(AUTHCERT_E_NOMEM, "out of memory");
+    GUARD_ALLOC(o = json_pack("{s:s, s:s, s:I, s:O}",
+                              "state", authcert_agent_state_name(b->state),
+                              "current_thumbprint", b->current_thumbprint,
+                              "interval", (json_int_t)srv->interval,
+                              "commands", cmds));
+    if (b->state == AUTHCERT_AGENT_MISMATCHED &&
+        json_object_set_new(o, "reason",
+                            json_string(authcert_mismatch_reason_name(b->reason))) != 0)
+        FAIL(AUTHCERT_E_NOMEM, "out of memory");
+    *out = o;
+    o = NULL;
+    rc = AUTHCERT_OK;
+out:
+    json_decref(cmds);
+    json_decref(o);
+    return rc;
+}

@@ -1,0 +1,412 @@
+/*
+ * The push thread: server-initiated delivery (docs/protocol.md, "Push").
+ *
+ * It claims due deliveries from the registry with a lease (so a daemon killed
+ * at any moment loses nothing: the lease runs out and they are claimed
+ * again), signs each for its agent the way a check-in would (the key of the
+ * certificate the agent reports; update-key first for an agent on an expired
+ * certificate; nothing for a mismatched one), and POSTs the tokens to the
+ * agent's listener with libcurl's multi interface: at most push_concurrency
+ * at once, at most push_rate new pushes a second (a token bucket, so that a
+ * broadcast or a replacement does not stampede the fleet), short timeouts
+ * so that an agent that does not answer stalls only its own delivery.
+ *
+ * Outcomes: the agent's 200 answer is recorded as DELIVERED with its result;
+ * anything else goes back to the queue (the registry backs off, 30 s
+ * doubling to 1 h) until MAX_ATTEMPTS, then FAILED. A delivery the agent
+ * got in a check-in answer (offered.c) is put back without a push.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "daemon.h"
+
+#define MAX_ATTEMPTS 8
+#define ANSWER_MAX (64 * 1024)
+#define IDLE_POLL_MS 1000
+
+struct job {
+    struct job *prev, *next_job; /* the in-flight list */
+    struct pusher *p;
+    int64_t id;
+    unsigned attempts;
+    char agent_id[AUTHCERT_AGENT_ID_MAX + 1];
+    char address[AUTHCERT_ADDRESS_MAX + 1];
+    uint16_t port;
+    char *command, *args;
+    authcert_server_batch *batch;
+    size_t next; /* the token being sent */
+    CURL *easy;
+    struct curl_slist *hdrs;
+    char url[AUTHCERT_ADDRESS_MAX + 32];
+    char *answer;
+    size_t alen;
+    bool overflow;
+};
+
+struct pusher {
+    daemon_ctx *d;
+    pthread_t thread;
+    CURLM *multi;
+    atomic_bool stop;
+    size_t inflight;
+    struct job *flying;
+    double bucket;
+    struct timespec refilled;
+    /* what claim hands over, before the jobs start */
+    struct job **claimed;
+    size_t nclaimed;
+};
+
+static void job_free(struct job *j)
+{
+    if (j == NULL)
+        return;
+    if (j->easy != NULL)
+        curl_easy_cleanup(j->easy);
+    curl_slist_free_all(j->hdrs);
+    authcert_server_batch_free(j->batch);
+    free(j->command);
+    free(j->args);
+    free(j->answer);
+    free(j);
+}
+
+static void record(authcert_registry *reg, struct job *j, authcert_delivery_state st,
+                   const char *result_json)
+{
+    authcert_status rc = authcert_registry_record_result(reg, j->id, st, result_json,
+                                                         time(NULL));
+
+    if (rc != AUTHCERT_OK && rc != AUTHCERT_E_POLICY) /* POLICY: a check-in won */
+        dlog("push: delivery %lld: result not recorded: %s (%s)", (long long)j->id,
+             authcert_strerror(rc), authcert_detail());
+}
+
+/* Back to the queue, or FAILED when it has been tried enough. */
+static void retry_or_fail(authcert_registry *reg, struct job *j, const char *why)
+{
+    json_t *o = json_pack("{s:s}", "error", why);
+    char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    bool final = j->attempts >= MAX_ATTEMPTS;
+
+    metric_push(final ? PUSH_FAILED : PUSH_RETRY);
+    dlog("push: delivery %lld to %s: %s%s", (long long)j->id, j->agent_id, why,
+         final ? " (giving up)" : " (will retry)");
+    record(reg, j, final ? AUTHCERT_DELIVERY_FAILED : AUTHCERT_DELIVERY_QUEUED, text);
+    free(text);
+    json_decref(o);
+}
+
+static size_t on_data(char *ptr, size_t size, size_t n, void *ud)
+{
+    struct job *j = ud;
+    size_t len = size * n;
+    char *p;
+
+    if (j->alen + len > ANSWER_MAX) {
+        j->overflow = true;
+        return 0; /* aborts the transfer */
+    }
+    if ((p = realloc(j->answer, j->alen + len + 1)) == NULL)
+        return 0;
+    j->answer = p;
+    memcpy(j->answer + j->alen, ptr, len);
+    j->alen += len;
+    j->answer[j->alen] = '\0';
+    return len;
+}
+
+static bool send_next(struct pusher *p, struct job *j)
+{
+    const char *tok = j->batch->tokens[j->next];
+
+    if (j->easy == NULL) {
+        if ((j->easy = curl_easy_init()) == NULL)
+            return false;
+        j->hdrs = curl_slist_append(NULL, "Content-Type: application/jwt");
+        j->hdrs = curl_slist_append(j->hdrs, "Expect:");
+        if (j->hdrs == NULL)
+            return false;
+        if (strchr(j->address, ':') != NULL)
+            snprintf(j->url, sizeof j->url, "http://[%s]:%u/v1/command", j->address, j->port);
+        else
+            snprintf(j->url, sizeof j->url, "http://%s:%u/v1/command", j->address, j->port);
+    } else {
+        curl_easy_reset(j->easy);
+    }
+    free(j->answer);
+    j->answer = NULL;
+    j->alen = 0;
+    curl_easy_setopt(j->easy, CURLOPT_URL, j->url);
+    curl_easy_setopt(j->easy, CURLOPT_PROTOCOLS_STR, "http");
+    curl_easy_setopt(j->easy, CURLOPT_HTTPHEADER, j->hdrs);
+    curl_easy_setopt(j->easy, CURLOPT_POSTFIELDS, tok);
+    curl_easy_setopt(j->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(tok));
+    curl_easy_setopt(j->easy, CURLOPT_TIMEOUT_MS, p->d->cfg.push_timeout * 1000L);
+    curl_easy_setopt(j->easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     p->d->cfg.push_timeout * 1000L < 2000 ? p->d->cfg.push_timeout * 1000L
+                                                           : 2000L);
+    curl_easy_setopt(j->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(j->easy, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(j->easy, CURLOPT_WRITEDATA, j);
+    curl_easy_setopt(j->easy, CURLOPT_PRIVATE, j);
+    return curl_multi_add_handle(p->multi, j->easy) == CURLM_OK;
+}
+
+static authcert_status claim_cb(void *ctx, const authcert_delivery *dl)
+{
+    struct pusher *p = ctx;
+    struct job *j = calloc(1, sizeof *j), **list;
+
+    if (j == NULL || (list = realloc(p->claimed, (p->nclaimed + 1) * sizeof *list)) == NULL) {
+        free(j);
+        return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
+    }
+    p->claimed = list;
+    p->claimed[p->nclaimed++] = j;
+    j->p = p;
+    j->id = dl->id;
+    j->attempts = dl->attempts;
+    snprintf(j->agent_id, sizeof j->agent_id, "%s", dl->agent_id);
+    snprintf(j->address, sizeof j->address, "%s", dl->address);
+    j->port = dl->port;
+    j->command = strdup(dl->command);
+    j->args = dl->args_json != NULL ? strdup(dl->args_json) : NULL;
+    if (j->command == NULL || (dl->args_json != NULL && j->args == NULL))
+        return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
+    return AUTHCERT_OK;
+}
+
+/* Sign and start one claimed delivery, or settle it at once. */
+static void start(struct pusher *p, authcert_registry *reg, struct job *j)
+{
+    authcert_agent *a = NULL;
+    authcert_server_command c = { .delivery_id = j->id, .command = j->command,
+                                  .args_json = j->args };
+    authcert_status rc;
+
+    if (offered_has(p->d->offered, j->id, time(NULL))) {
+        record(reg, j, AUTHCERT_DELIVERY_QUEUED, NULL); /* the agent has it already */
+        job_free(j);
+        return;
+    }
+    if (j->port == 0 || j->address[0] == '\0') {
+        metric_push(PUSH_NO_LISTENER);
+        record(reg, j, AUTHCERT_DELIVERY_QUEUED, NULL); /* its check-in will take it */
+        job_free(j);
+        return;
+    }
+    if ((rc = authcert_registry_get_agent(reg, j->agent_id, &a)) == AUTHCERT_OK)
+        rc = authcert_server_sign_for(p->d->srv, j->agent_id, a->thumbprint, &c, 1, 0,
+                                      &j->batch);
+    authcert_agent_free(a);
+    if (rc != AUTHCERT_OK) {
+        dlog("push: delivery %lld: %s (%s)", (long long)j->id, authcert_strerror(rc),
+             authcert_detail());
+        retry_or_fail(reg, j, "cannot sign");
+        job_free(j);
+        return;
+    }
+    metric_signatures(j->batch->signatures);
+    if (j->batch->state == AUTHCERT_AGENT_MISMATCHED) {
+        metric_push(PUSH_MISMATCHED);
+        dlog("push: delivery %lld to %s not sent: certificate %s", (long long)j->id,
+             j->agent_id, authcert_mismatch_reason_name(j->batch->reason));
+        record(reg, j, AUTHCERT_DELIVERY_FAILED, "{\"error\":\"mismatched\"}");
+        job_free(j);
+        return;
+    }
+    if (!send_next(p, j)) {
+        retry_or_fail(reg, j, "cannot start the request");
+        job_free(j);
+        return;
+    }
+    p->inflight++;
+    j->next_job = p->flying;
+    if (p->flying != NULL)
+        p->flying->prev = j;
+    p->flying = j;
+}
+
+/* One transfer ended: next token, or the delivery's outcome. */
+static void done(struct pusher *p, authcert_registry *reg, struct job *j, CURLcode cc)
+{
+    long status = 0;
+    char why[160];
+    json_t *ans = NULL, *keep = NULL;
+    char *text = NULL;
+
+    curl_multi_remove_handle(p->multi, j->easy);
+    curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (cc != CURLE_OK || status != 200) {
+        if (cc != CURLE_OK)
+            snprintf(why, sizeof why, "%s", j->overflow ? "answer too large"
+                                                        : curl_easy_strerror(cc));
+        else
+            snprintf(why, sizeof why, "agent answered %ld%s", status,
+                     j->next > 0 ? " after update-key" : "");
+        retry_or_fail(reg, j, why);
+        goto finished;
+    }
+    if (++j->next < j->batch->ntokens) { /* update-key went through: now the command */
+        if (send_next(p, j))
+            return;
+        retry_or_fail(reg, j, "cannot start the request");
+        goto finished;
+    }
+    ans = j->answer != NULL ? json_loads(j->answer, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    keep = json_pack("{s:O*, s:O*, s:O*}",
+                     "status", json_object_get(ans, "status"),
+                     "exit", json_object_get(ans, "exit"),
+                     "output", json_object_get(ans, "output"));
+    text = keep != NULL ? json_dumps(keep, JSON_COMPACT) : NULL;
+    metric_push(PUSH_OK);
+    dlog("push: delivery %lld to %s: delivered%s", (long long)j->id, j->agent_id,
+         j->batch->update_key ? " (with update-key)" : "");
+    record(reg, j, AUTHCERT_DELIVERY_DELIVERED, text);
+finished:
+    free(text);
+    json_decref(keep);
+    json_decref(ans);
+    p->inflight--;
+    if (j->prev != NULL)
+        j->prev->next_job = j->next_job;
+    else
+        p->flying = j->next_job;
+    if (j->next_job != NULL)
+        j->next_job->prev = j->prev;
+    job_free(j);
+}
+
+static void refill(struct pusher *p)
+{
+    struct timespec now;
+    double dt, rate = (double)p->d->cfg.push_rate;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    dt = (double)(now.tv_sec - p->refilled.tv_sec) +
+         (double)(now.tv_nsec - p->refilled.tv_nsec) / 1e9;
+    p->refilled = now;
+    p->bucket += dt * rate;
+    if (p->bucket > rate) /* a burst of at most one second's worth */
+        p->bucket = rate;
+}
+
+static void *run(void *arg)
+{
+    struct pusher *p = arg;
+    authcert_registry *reg = NULL;
+    authcert_status rc;
+    struct timespec last_claim = { 0, 0 };
+
+    clock_gettime(CLOCK_MONOTONIC, &p->refilled);
+    while (!atomic_load(&p->stop)) {
+        struct timespec now;
+        long since;
+        size_t room, want;
+        int running = 0, left = 0;
+        CURLMsg *m;
+        unsigned lease;
+
+        refill(p);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        since = (now.tv_sec - last_claim.tv_sec) * 1000 +
+                (now.tv_nsec - last_claim.tv_nsec) / 1000000;
+        room = (size_t)p->d->cfg.push_concurrency - p->inflight;
+        want = room < (size_t)p->bucket ? room : (size_t)p->bucket;
+        if (want > 10000)
+            want = 10000;
+        if (want > 0 && since >= IDLE_POLL_MS) {
+            size_t got = 0;
+
+            /* long enough for update-key and the command, and a margin */
+            lease = (unsigned)(2 * p->d->cfg.push_timeout + 30);
+            if ((rc = dreg(p->d, &reg)) == AUTHCERT_OK) {
+                rc = authcert_registry_claim(reg, (unsigned)want, lease, time(NULL), claim_cb,
+                                             p, &got);
+                dreg_done();
+            }
+            if (rc != AUTHCERT_OK)
+                dlog("push: claim: %s (%s)", authcert_strerror(rc), authcert_detail());
+            for (size_t i = 0; i < p->nclaimed; i++) {
+                p->bucket -= 1;
+                if (dreg(p->d, &reg) != AUTHCERT_OK) {
+                    job_free(p->claimed[i]); /* the lease runs out: claimed again later */
+                    continue;
+                }
+                start(p, reg, p->claimed[i]);
+                dreg_done();
+            }
+            p->nclaimed = 0;
+            /* A full claim means more are due: claim again at once. */
+            if (got < want)
+                last_claim = now;
+        }
+        curl_multi_perform(p->multi, &running);
+        while ((m = curl_multi_info_read(p->multi, &left)) != NULL) {
+            struct job *j = NULL;
+            if (m->msg != CURLMSG_DONE)
+                continue;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+            if (dreg(p->d, &reg) != AUTHCERT_OK)
+                continue; /* stopping: its lease runs out */
+            done(p, reg, j, m->data.result);
+            dreg_done();
+        }
+        curl_multi_poll(p->multi, NULL, 0, p->inflight > 0 ? 50 : 200, NULL);
+    }
+    /* In flight at stop: their leases run out and another claim retries them. */
+    return NULL;
+}
+
+authcert_status pusher_start(daemon_ctx *d, struct pusher **out)
+{
+    struct pusher *p = calloc(1, sizeof *p);
+
+    if (p == NULL)
+        return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
+    p->d = d;
+    if ((p->multi = curl_multi_init()) == NULL) {
+        free(p);
+        return authcert_fail(AUTHCERT_E_INTERNAL, "curl_multi_init failed");
+    }
+    curl_multi_setopt(p->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, d->cfg.push_concurrency);
+    if (pthread_create(&p->thread, NULL, run, p) != 0) {
+        curl_multi_cleanup(p->multi);
+        free(p);
+        return authcert_fail(AUTHCERT_E_INTERNAL, "cannot start the push thread");
+    }
+    *out = p;
+    return AUTHCERT_OK;
+}
+
+void pusher_wake(struct pusher *p)
+{
+    curl_multi_wakeup(p->multi);
+}
+
+void pusher_stop(struct pusher *p)
+{
+    struct job *j, *next;
+
+    if (p == NULL)
+        return;
+    atomic_store(&p->stop, true);
+    curl_multi_wakeup(p->multi);
+    pthread_join(p->thread, NULL);
+    for (j = p->flying; j != NULL; j = next) {
+        next = j->next_job;
+        curl_multi_remove_handle(p->multi, j->easy);
+        job_free(j);
+    }
+    curl_multi_cleanup(p->multi);
+    free(p->claimed);
+    free(p);
+}
