@@ -17,6 +17,7 @@
 #include "authcert/registry.h"
 #include "authcert/csv.h"
 #include "authcert/mismatch.h"
+#include "authcert/agent.h"
 
 #ifdef __cplusplus
 extern "C" {

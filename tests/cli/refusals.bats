@@ -28,7 +28,7 @@ load helpers
                 "-b -c" "-x" "--frobnicate" "-e" "-e a b" "-b $PASS a b" "-c a b" "--status extra" \
                 "--status --json=1" "--store" "--days" "-c --days 3.5" "-e x --json" "-c --as-expired" \
                 "-i --compromised $PASS x" "-b --key-type p256 $PASS x" "-r --skip-unexportable $PASS x" \
-                "-c --password-file $PWF --password-fd 0" "--password-fd -1 -c" "-l x.csv"; do
+                "-c --password-file $PWF --password-fd 0" "--password-fd -1 -c" "-l" "-l a b" "--push" "--agents x" "-l x --agent y"; do
         run --separate-stderr authcert $args
         [ "$status" -eq 2 ] || { echo "args '$args': exit $status" >&2; false; }
         [ -z "$output" ]
