@@ -31,7 +31,10 @@ int main(void)
 }
 C
     export PKG_CONFIG_PATH="$T/p/lib/pkgconfig"
-    cc -std=c11 -o "$T/use" "$T/use.c" $(pkg-config --cflags --libs authcert)
+    # The sanitizer build's library wants its runtime in the program too.
+    san=()
+    if ldd "$T/p/lib/libauthcert.so" | grep -q libasan; then san=(-fsanitize=address,undefined); fi
+    cc -std=c11 "${san[@]}" -o "$T/use" "$T/use.c" $(pkg-config --cflags --libs authcert)
     run env LD_LIBRARY_PATH="$T/p/lib" "$T/use"
     [ "$status" -eq 0 ]
     [[ "$output" =~ ^[0-9a-f]{64}$ ]]
