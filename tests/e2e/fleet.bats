@@ -182,3 +182,20 @@ start_agents() { # NAMES...
         verify "$FLEET/agent.pem" ES256 someone-else "$token"
     [ "$status" -ne 0 ]
 }
+
+@test "an agent that never answers a push does not hold up the others" {
+    fleet_server --interval 60 --push-timeout 5
+    start_agents a1 a2 a3
+    # Frozen: its socket still accepts connections, but nothing answers.
+    kill -STOP "$(cat "$FLEET/agents/a2/pid")"
+    start=$SECONDS
+    run --separate-stderr authcert --push ping --agent "$(fleet_agent_id a1)" \
+        --agent "$(fleet_agent_id a3)" --wait --timeout 20
+    [ "$status" -eq 0 ]
+    run --separate-stderr authcert --push ping --all --wait --timeout 4
+    [ "$status" -eq 6 ]
+    [ "$(grep -c ' ok ' <<< "$output")" -eq 2 ]
+    [[ "$output" == *"$(fleet_agent_id a2)"*"not delivered"* ]]
+    [ $((SECONDS - start)) -lt 15 ]
+    kill -CONT "$(cat "$FLEET/agents/a2/pid")"
+}
