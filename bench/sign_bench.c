@@ -2,7 +2,8 @@
  * sign_bench — JWT signing (server) and verification (agent) rates per key
  * type, against the raw OpenSSL call on the same key and the same bytes.
  *
- *   sign_bench [SECONDS_PER_FIGURE]     (default 0.6)
+ *   sign_bench [SECONDS_PER_FIGURE [ONLY]]   (default 0.6; ONLY: a figure's
+ *                                            name, e.g. verify_p256, for profiling)
  *
  * Prints one line per figure: "name value baseline" (operations/s), for
  * bench/run to collect. One thread: both sides measured the same way.
@@ -18,6 +19,7 @@
  * free. The ECDSA baseline verifies the DER signature OpenSSL wants (the
  * library converts JOSE's R||S each time; that is part of its cost).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,7 @@
 #define NTRUST 256
 
 static double secs = 0.6;
+static const char *only;
 
 static double now_s(void)
 {
@@ -176,6 +179,14 @@ static size_t raw_verify(void *p, size_t round)
     return 16;
 }
 
+static bool wanted(const char *what, const char *type)
+{
+    char full[64];
+
+    snprintf(full, sizeof full, "%s%s", what, type);
+    return only == NULL || strcmp(only, full) == 0;
+}
+
 static void run(authcert_key_type type)
 {
     static struct fixture f;
@@ -219,8 +230,10 @@ static void run(authcert_key_type type)
         EVP_MD_CTX_free(ctx);
     }
 
-    printf("sign_%s %.1f %.1f\n", name, rate(lib_sign, &f), rate(raw_sign, &f));
-    printf("verify_%s %.1f %.1f\n", name, rate(lib_verify, &f), rate(raw_verify, &f));
+    if (wanted("sign_", name))
+        printf("sign_%s %.1f %.1f\n", name, rate(lib_sign, &f), rate(raw_sign, &f));
+    if (wanted("verify_", name))
+        printf("verify_%s %.1f %.1f\n", name, rate(lib_verify, &f), rate(raw_verify, &f));
     fflush(stdout);
 
     for (int i = 0; i < NTRUST; i++)
@@ -238,6 +251,8 @@ int main(int argc, char **argv)
         secs = atof(argv[1]);
     if (secs <= 0)
         secs = 0.6;
+    if (argc > 2)
+        only = argv[2];
     run(AUTHCERT_KEY_ED25519);
     run(AUTHCERT_KEY_P256);
     run(AUTHCERT_KEY_RSA2048);
