@@ -27,5 +27,5 @@ print("missing or zero:", missing)
 sys.exit(1 if missing else 0)' "$json"
     echo "$output"
     [ "$status" -eq 0 ]
-    rm -rf "$(dirname "$json")/work"
+    rm -rf "$(dirname "$json")"
 }
