@@ -100,8 +100,10 @@ int cmd_push(const struct tool_opts *o)
     }
     TRY(tool_registry_open(o, &reg));
     TRY(enqueue(o, reg, command, &id, &n));
-    tool_say(o, "queued command %lld (%s) for %llu agent%s", (long long)id, command,
-             (unsigned long long)n, n == 1 ? "" : "s");
+    /* With --json, stdout carries only JSON lines. */
+    if (!o->json)
+        tool_say(o, "queued command %lld (%s) for %llu agent%s", (long long)id, command,
+                 (unsigned long long)n, n == 1 ? "" : "s");
     if (!o->wait) {
         rc = AUTHCERT_OK;
         goto out;

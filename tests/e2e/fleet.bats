@@ -1,0 +1,201 @@
+#!/usr/bin/env bats
+# The whole system as an operator runs it: a real authcertd and real
+# authcert-agents on loopback (random ports), driven with the admin tool.
+# The fleet helpers are scripts/lib/fleet.bash, shared with `make demo`.
+bats_require_minimum_version 1.5.0
+
+setup() {
+    : "${AUTHCERT_BIN:?}" "${AUTHCERT_SRC:?}"
+    BIN=$AUTHCERT_BIN
+    mkdir -p "${AUTHCERT_TEST_TMP:-/tmp}"
+    FLEET=$(mktemp -d "${AUTHCERT_TEST_TMP:-/tmp}/fleet.XXXXXX")
+    . "$AUTHCERT_SRC/scripts/lib/fleet.bash"
+    fleet_init
+    # The handler: records what it was asked to run, answers with the args.
+    cat > "$FLEET/handler" <<'SH'
+#!/bin/sh
+cat > "$AUTHCERT_HANDLER_LOG.$$"
+python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c["cmd"], json.dumps(c.get("args")))' \
+    "$AUTHCERT_HANDLER_LOG.$$"
+SH
+    chmod +x "$FLEET/handler"
+    export AUTHCERT_HANDLER_LOG=$FLEET/handled
+    "$BIN/authcert" -q -c "${PW[@]}"
+}
+
+teardown() {
+    fleet_stop_all
+    if [ -n "${BATS_TEST_COMPLETED:-}" ]; then rm -rf "$FLEET"; else
+        tail -n 20 "$FLEET"/authcertd.log "$FLEET"/agents/*/agent.log >&3 2>/dev/null || true
+        rm -rf "$FLEET"
+    fi
+}
+
+authcert() { "$BIN/authcert" "$@"; }
+
+start_agents() { # NAMES...
+    local a
+    for a in "$@"; do
+        fleet_give_cert "$a"
+        fleet_agent "$a" --handler "$FLEET/handler"
+    done
+    wait_for 20 fleet_all_current "$@"
+}
+
+@test "every agent obeys a signed push; the handler gets the verified claims" {
+    fleet_server --interval 1
+    start_agents a1 a2 a3
+    run --separate-stderr authcert --push ping --all --wait --timeout 20
+    [ "$status" -eq 0 ]
+    [ "$(grep -c ' ok .*"pong"' <<< "$output")" -eq 3 ]
+    run --separate-stderr authcert --push restart --agent "$(fleet_agent_id a2)" \
+        --args '{"service":"web"}' --wait --timeout 20 --json
+    [ "$status" -eq 0 ]
+    [ "$(jq -r .outcome <<< "$output")" = ok ]
+    [ "$(jq -r .result.output <<< "$output")" = 'restart {"service": "web"}' ]
+    # Only a2's handler ran, once, with the signed claims.
+    [ "$(cat "$FLEET"/handled.* | jq -r .aud)" = "$(fleet_agent_id a2)" ]
+    [ "$(ls "$FLEET"/handled.* | wc -l)" -eq 1 ]
+}
+
+@test "a rotation while an agent is offline: every agent ends on the current certificate" {
+    fleet_server --interval 1
+    start_agents a1 a2 a3
+    old=$(fleet_current)
+    fleet_stop a3
+    authcert -q -c "${PW[@]}"
+    new=$(fleet_current)
+    [ "$old" != "$new" ]
+    wait_for 20 fleet_all_current a1 a2
+    [ "$(fleet_agent_thumb a3)" = "$old" ]
+    [ "$(fleet_registry_state a3)" = expired ]
+    # -l names it as expired: the server will roll it over by itself.
+    run --separate-stderr authcert -l -
+    [ "${#lines[@]}" -eq 2 ]
+    [[ "${lines[1]}" == "$(fleet_agent_id a3),"*",$old,expired,$new"$'\r' ]]
+    fleet_agent a3 --handler "$FLEET/handler"
+    wait_for 20 fleet_all_current a1 a2 a3
+    run --separate-stderr authcert -l -
+    [ "${#lines[@]}" -eq 1 ]
+    # The rolled-over agent obeys the new key.
+    run --separate-stderr authcert --push ping --agent "$(fleet_agent_id a3)" --wait --timeout 20
+    [ "$status" -eq 0 ]
+}
+
+@test "an agent three replacements behind is brought to the current certificate in one step" {
+    fleet_server --interval 1
+    start_agents a1
+    fleet_stop a1
+    for _ in 1 2 3; do authcert -q -c "${PW[@]}"; done
+    fleet_agent a1 --handler "$FLEET/handler"
+    wait_for 20 fleet_all_current a1
+    [ "$(grep -c 'installed in' "$FLEET/agents/a1/agent.log")" -eq 1 ]
+}
+
+@test "a leaked key: agents on the revoked certificate are mismatched until repaired by hand" {
+    fleet_server --interval 1
+    start_agents a1 a2
+    leaked=$(fleet_current)
+    authcert -q -c --compromised "${PW[@]}"
+    new=$(fleet_current)
+    both_revoked() {
+        [ "$(authcert -l - | grep -c ",$leaked,revoked,$new")" -eq 2 ]
+    }
+    wait_for 20 both_revoked
+    # Nothing is ever signed with the leaked key: no update-key reaches them,
+    # and a push to them is not delivered; their handlers never run.
+    sleep 2
+    [ "$(fleet_agent_thumb a1)" = "$leaked" ]
+    [ "$(fleet_registry_state a1)" = mismatched ]
+    run --separate-stderr authcert --push ping --agent "$(fleet_agent_id a1)" --wait --timeout 3
+    [ "$status" -ne 0 ]
+    [ -z "$(ls "$FLEET"/handled.* 2>/dev/null)" ]
+    grep -q 'mismatched' "$FLEET/authcertd.log"
+    # The repair the original manual describes: copy the exported file over.
+    fleet_give_cert a1
+    wait_for 20 fleet_all_current a1
+    [ "$(authcert -l - | grep -c ",$leaked,revoked,")" -eq 1 ]
+}
+
+@test "an agent with another server's certificate is listed as unknown and obeys nothing" {
+    fleet_server --interval 1
+    start_agents a1
+    authcert -q -c --store "$FLEET/foreign" "${PW[@]}"
+    fleet_give_cert intruder --store "$FLEET/foreign"
+    fleet_agent intruder --handler "$FLEET/handler"
+    id=$(fleet_agent_id intruder)
+    mismatched() { [ "$(fleet_registry_state intruder)" = mismatched ]; }
+    wait_for 20 mismatched
+    run --separate-stderr authcert -l "$FLEET/list.csv"
+    [ "$status" -eq 0 ]
+    grep -q "^$id,.*,unknown,$(fleet_current)"$'\r'"\$" "$FLEET/list.csv"
+    run --separate-stderr authcert --push ping --agent "$id" --wait --timeout 3
+    [ "$status" -ne 0 ]
+    [ -z "$(ls "$FLEET"/handled.* 2>/dev/null)" ]
+    # It keeps the certificate it had: nothing was offered to replace it.
+    [ "$(fleet_agent_thumb intruder)" != "$(fleet_current)" ]
+}
+
+@test "commands queued while authcertd is down are delivered when it is back" {
+    fleet_server --interval 1
+    start_agents a1 a2
+    fleet_stop server
+    run --separate-stderr authcert --push inventory --all --args '{"n":1}'
+    [ "$status" -eq 0 ]
+    fleet_server --interval 1
+    delivered() {
+        [ "$(ls "$FLEET"/handled.* 2>/dev/null | wc -l)" -eq 2 ]
+    }
+    wait_for 20 delivered
+    sleep 2 # and only once each
+    [ "$(ls "$FLEET"/handled.* | wc -l)" -eq 2 ]
+    [ "$(cat "$FLEET"/handled.* | jq -r .aud | sort -u | wc -l)" -eq 2 ]
+}
+
+@test "an independent JOSE library verifies a captured command with only the agent certificate file" {
+    command -v node >/dev/null || skip "node is not installed"
+    prefix=${AUTHCERT_TEST_TMP:-/tmp}/jose-npm
+    if [ ! -f "$prefix/node_modules/jose/package.json" ]; then
+        mkdir -p "$prefix"
+        npm install --prefix "$prefix" jose@5 --no-audit --no-fund >/dev/null 2>&1 ||
+            { npm ping >/dev/null 2>&1 && false; } || skip "npm cannot reach its registry"
+    fi
+    fleet_server --interval 60
+    # Act as an agent by hand: check in, get a command queued, check in again.
+    agent=11111111-2222-4333-8444-555555555555
+    body="{\"agent_id\":\"$agent\",\"hostname\":\"h\",\"port\":0,\"version\":\"x\",\"thumbprint\":\"$(fleet_current)\"}"
+    curl -sf -H 'Content-Type: application/json' -d "$body" "$URL/v1/checkin" >/dev/null
+    registered() { authcert --agents --json | jq -e --arg a "$agent" 'any(.[]; .agent_id == $a)' >/dev/null; }
+    wait_for 10 registered
+    authcert -q --push reboot --agent "$agent" --args '{"delay":5}'
+    token=$(curl -sf -H 'Content-Type: application/json' -d "$body" "$URL/v1/checkin" | jq -r '.commands[0]')
+    [ -n "$token" ] && [ "$token" != null ]
+    authcert -e "$FLEET/agent.der"
+    openssl x509 -inform DER -in "$FLEET/agent.der" -out "$FLEET/agent.pem"
+    run env JOSE_PREFIX="$prefix" node "$AUTHCERT_SRC/tests/interop/jose_tool.cjs" \
+        verify "$FLEET/agent.pem" ES256 "$agent" "$token"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *'"cmd":"reboot"'* ]]
+    [[ "$output" == *'"iss":"fleet-server"'* ]]
+    # jose also refuses it for another agent.
+    run env JOSE_PREFIX="$prefix" node "$AUTHCERT_SRC/tests/interop/jose_tool.cjs" \
+        verify "$FLEET/agent.pem" ES256 someone-else "$token"
+    [ "$status" -ne 0 ]
+}
+
+@test "an agent that never answers a push does not hold up the others" {
+    fleet_server --interval 60 --push-timeout 5
+    start_agents a1 a2 a3
+    # Frozen: its socket still accepts connections, but nothing answers.
+    kill -STOP "$(cat "$FLEET/agents/a2/pid")"
+    start=$SECONDS
+    run --separate-stderr authcert --push ping --agent "$(fleet_agent_id a1)" \
+        --agent "$(fleet_agent_id a3)" --wait --timeout 20
+    [ "$status" -eq 0 ]
+    run --separate-stderr authcert --push ping --all --wait --timeout 4
+    [ "$status" -eq 6 ]
+    [ "$(grep -c ' ok ' <<< "$output")" -eq 2 ]
+    [[ "$output" == *"$(fleet_agent_id a2)"*"not delivered"* ]]
+    [ $((SECONDS - start)) -lt 15 ]
+    kill -CONT "$(cat "$FLEET/agents/a2/pid")"
+}
