@@ -14,9 +14,10 @@ setup() {
     # The handler: records what it was asked to run, answers with the args.
     cat > "$FLEET/handler" <<'SH'
 #!/bin/sh
-cat > "$AUTHCERT_HANDLER_LOG.$$"
+# The agent names itself in AUTHCERT_AGENT_ID; the claims come on stdin.
+cat > "$AUTHCERT_HANDLER_LOG.$AUTHCERT_AGENT_ID.$$"
 python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c["cmd"], json.dumps(c.get("args")))' \
-    "$AUTHCERT_HANDLER_LOG.$$"
+    "$AUTHCERT_HANDLER_LOG.$AUTHCERT_AGENT_ID.$$"
 SH
     chmod +x "$FLEET/handler"
     export AUTHCERT_HANDLER_LOG=$FLEET/handled
@@ -149,7 +150,10 @@ start_agents() { # NAMES...
     wait_for 20 delivered
     sleep 2 # and only once each
     [ "$(ls "$FLEET"/handled.* | wc -l)" -eq 2 ]
-    [ "$(cat "$FLEET"/handled.* | jq -r .aud | sort -u | wc -l)" -eq 2 ]
+    # Both agents ran it: one broadcast token (aud "*"), signed once.
+    ls "$FLEET"/handled.* | grep -q "$(fleet_agent_id a1)"
+    ls "$FLEET"/handled.* | grep -q "$(fleet_agent_id a2)"
+    [ "$(cat "$FLEET"/handled.* | jq -r .aud | sort -u)" = "*" ]
 }
 
 @test "an independent JOSE library verifies a captured command with only the agent certificate file" {
