@@ -19,6 +19,7 @@
 
 #include <curl/curl.h>
 
+#include "authcert/config.h"
 #include "authcert/authcert.h"
 #include "authcert/fsutil.h"
 #include "daemon.h"
@@ -86,44 +87,20 @@ static int set_opt(daemon_config *c, const char *name, const char *value, const 
     return -1;
 }
 
-static char *trim(char *s)
+/* One setting of the --config file; set_opt prints its own message. */
+static authcert_status config_setting(void *ctx, const char *key, const char *value,
+                                      const char *where)
 {
-    char *e;
-
-    while (*s == ' ' || *s == '\t')
-        s++;
-    e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
-        *--e = '\0';
-    return s;
+    return set_opt(ctx, key, value, where) == 0 ? AUTHCERT_OK : AUTHCERT_E_USAGE;
 }
 
 static int load_config(daemon_config *c, const char *path)
 {
-    FILE *f = fopen(path, "r");
-    char line[4096], where[PATH_MAX + 32];
-    int lineno = 0, rc = 0;
+    authcert_status rc = authcert_config_read(path, config_setting, c);
 
-    if (f == NULL) {
-        fprintf(stderr, "authcertd: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    while (rc == 0 && fgets(line, sizeof line, f) != NULL) {
-        char *s = trim(line), *eq;
-        lineno++;
-        snprintf(where, sizeof where, "%s:%d", path, lineno);
-        if (*s == '\0' || *s == '#')
-            continue;
-        if ((eq = strchr(s, '=')) == NULL) {
-            fprintf(stderr, "authcertd: %s: expected key = value\n", where);
-            rc = -1;
-            break;
-        }
-        *eq = '\0';
-        rc = set_opt(c, trim(s), trim(eq + 1), where);
-    }
-    fclose(f);
-    return rc;
+    if (rc != AUTHCERT_OK && rc != AUTHCERT_E_USAGE)
+        fprintf(stderr, "authcertd: %s\n", authcert_detail());
+    return rc == AUTHCERT_OK ? 0 : -1;
 }
 
 static void config_free(daemon_config *c)
