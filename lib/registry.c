@@ -394,6 +394,119 @@ authcert_status authcert_registry_claim(authcert_registry *reg, unsigned limit,
     return reg->be->claim(reg->impl, limit, lease_seconds, now, cb, ctx, claimed);
 }
 
+authcert_status authcert_registry_claim_agent(authcert_registry *reg, const char *agent_id,
+                                              unsigned limit, unsigned lease_seconds,
+                                              time_t now, authcert_delivery_cb cb, void *ctx,
+                                              size_t *claimed)
+{
+    authcert_status rc;
+    size_t dummy;
+
+    if (claimed == NULL)
+        claimed = &dummy;
+    *claimed = 0;
+    if (reg == NULL || cb == NULL)
+        return authcert_fail(AUTHCERT_E_USAGE, "claim: missing argument");
+    if ((rc = check_agent_id(agent_id)) != AUTHCERT_OK)
+        return rc;
+    if (limit == 0 || limit > CLAIM_LIMIT_MAX)
+        return authcert_fail(AUTHCERT_E_USAGE, "claim: limit must be 1 to %d",
+                             CLAIM_LIMIT_MAX);
+    if (lease_seconds == 0 || lease_seconds > LEASE_MAX)
+        return authcert_fail(AUTHCERT_E_USAGE, "claim: lease must be 1 to %d seconds",
+                             LEASE_MAX);
+    return reg->be->claim_agent(reg->impl, agent_id, limit, lease_seconds, now, cb, ctx,
+                                claimed);
+}
+
+static authcert_status check_state(authcert_delivery_state state)
+{
+    if (state != AUTHCERT_DELIVERY_QUEUED && state != AUTHCERT_DELIVERY_DELIVERED &&
+        state != AUTHCERT_DELIVERY_FAILED)
+        return authcert_fail(AUTHCERT_E_USAGE, "record result: unknown state %d",
+                             (int)state);
+    return AUTHCERT_OK;
+}
+
+authcert_status authcert_registry_record_agent_result(authcert_registry *reg,
+                                                      const char *agent_id, int64_t did,
+                                                      authcert_delivery_state state,
+                                                      const char *result_json, time_t now,
+                                                      int64_t *delivery_id)
+{
+    authcert_status rc;
+
+    if (reg == NULL || did <= 0)
+        return authcert_fail(AUTHCERT_E_USAGE, "record result: missing argument");
+    if ((rc = check_agent_id(agent_id)) != AUTHCERT_OK ||
+        (rc = check_state(state)) != AUTHCERT_OK ||
+        (rc = check_json("delivery result", result_json, 0)) != AUTHCERT_OK)
+        return rc;
+    return reg->be->record_agent_result(reg->impl, agent_id, did, state, result_json, now,
+                                        delivery_id);
+}
+
+static authcert_status check_filter(const authcert_agent_filter *f)
+{
+    if (f == NULL)
+        return AUTHCERT_OK;
+    if ((f->thumbprint != NULL && !is_thumbprint(f->thumbprint) && *f->thumbprint != '\0') ||
+        (f->not_thumbprint != NULL && !is_thumbprint(f->not_thumbprint) &&
+         *f->not_thumbprint != '\0'))
+        return authcert_fail(AUTHCERT_E_USAGE,
+                             "agent filter: a thumbprint is 64 lowercase hex characters");
+    return AUTHCERT_OK;
+}
+
+authcert_status authcert_registry_enqueue_matching(authcert_registry *reg,
+                                                   const authcert_agent_filter *filter,
+                                                   const char *command, const char *args_json,
+                                                   const char *key, time_t now,
+                                                   int64_t *command_id, uint64_t *deliveries)
+{
+    authcert_status rc;
+    int64_t id = 0;
+    uint64_t count = 0;
+
+    if (reg == NULL)
+        return authcert_fail(AUTHCERT_E_USAGE, "enqueue: no registry");
+    if ((rc = check_filter(filter)) != AUTHCERT_OK ||
+        (rc = check_command(command, args_json)) != AUTHCERT_OK)
+        return rc;
+    if (key != NULL && !visible_ascii(key, 1, AUTHCERT_COMMAND_MAX))
+        return authcert_fail(AUTHCERT_E_USAGE, "enqueue: a key must be 1 to %d visible "
+                             "ASCII characters", AUTHCERT_COMMAND_MAX);
+    rc = reg->be->enqueue_matching(reg->impl, filter, command, args_json, key, now, &id,
+                                   &count);
+    if (rc == AUTHCERT_OK) {
+        if (command_id != NULL)
+            *command_id = id;
+        if (deliveries != NULL)
+            *deliveries = count;
+    }
+    return rc;
+}
+
+authcert_status authcert_registry_update_thumbprint(authcert_registry *reg,
+                                                    const char *agent_id, const char *from,
+                                                    const char *to, bool *changed)
+{
+    authcert_status rc;
+    bool dummy;
+
+    if (changed == NULL)
+        changed = &dummy;
+    *changed = false;
+    if (reg == NULL || from == NULL || to == NULL)
+        return authcert_fail(AUTHCERT_E_USAGE, "update thumbprint: missing argument");
+    if ((rc = check_agent_id(agent_id)) != AUTHCERT_OK)
+        return rc;
+    if (!is_thumbprint(from) || !is_thumbprint(to))
+        return authcert_fail(AUTHCERT_E_USAGE,
+                             "update thumbprint: 64 lowercase hex characters each");
+    return reg->be->update_thumbprint(reg->impl, agent_id, from, to, changed);
+}
+
 authcert_status authcert_registry_record_result(authcert_registry *reg, int64_t delivery_id,
                                                 authcert_delivery_state state,
                                                 const char *result_json, time_t now)
@@ -402,11 +515,8 @@ authcert_status authcert_registry_record_result(authcert_registry *reg, int64_t 
 
     if (reg == NULL || delivery_id <= 0)
         return authcert_fail(AUTHCERT_E_USAGE, "record result: missing argument");
-    if (state != AUTHCERT_DELIVERY_QUEUED && state != AUTHCERT_DELIVERY_DELIVERED &&
-        state != AUTHCERT_DELIVERY_FAILED)
-        return authcert_fail(AUTHCERT_E_USAGE, "record result: unknown state %d",
-                             (int)state);
-    if ((rc = check_json("delivery result", result_json, 0)) != AUTHCERT_OK)
+    if ((rc = check_state(state)) != AUTHCERT_OK ||
+        (rc = check_json("delivery result", result_json, 0)) != AUTHCERT_OK)
         return rc;
     return reg->be->record_result(reg->impl, delivery_id, state, result_json, now);
 }

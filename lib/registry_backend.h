@@ -32,19 +32,36 @@ typedef struct authcert_registry_backend {
                                            authcert_thumbprint_count_cb cb,
                                            void *ctx);
 
-    /* ids == NULL: every agent. */
+    /*
+     * ids == NULL: every agent, a broadcast. Command and delivery ids come
+     * from one sequence (a did names one or the other, never both).
+     */
     authcert_status (*enqueue)(void *impl, const char *const *ids, size_t n,
                                const char *command, const char *args_json,
                                time_t now, int64_t *command_id,
                                uint64_t *deliveries);
+    /* key: NULL or the idempotency key (registry.h, enqueue_matching). */
+    authcert_status (*enqueue_matching)(void *impl, const authcert_agent_filter *f,
+                                        const char *command, const char *args_json,
+                                        const char *key, time_t now,
+                                        int64_t *command_id, uint64_t *deliveries);
     authcert_status (*pending)(void *impl, const char *agent_id,
                                authcert_delivery_cb cb, void *ctx);
     authcert_status (*claim)(void *impl, unsigned limit, unsigned lease_seconds,
                              time_t now, authcert_delivery_cb cb, void *ctx,
                              size_t *claimed);
+    authcert_status (*claim_agent)(void *impl, const char *agent_id, unsigned limit,
+                                   unsigned lease_seconds, time_t now,
+                                   authcert_delivery_cb cb, void *ctx, size_t *claimed);
     authcert_status (*record_result)(void *impl, int64_t delivery_id,
                                      authcert_delivery_state state,
                                      const char *result_json, time_t now);
+    authcert_status (*record_agent_result)(void *impl, const char *agent_id, int64_t did,
+                                           authcert_delivery_state state,
+                                           const char *result_json, time_t now,
+                                           int64_t *delivery_id);
+    authcert_status (*update_thumbprint)(void *impl, const char *agent_id,
+                                         const char *from, const char *to, bool *changed);
     authcert_status (*results)(void *impl, int64_t command_id,
                                authcert_delivery_cb cb, void *ctx);
 } authcert_registry_backend;

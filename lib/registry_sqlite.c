@@ -1,15 +1,16 @@
 /*
  * The SQLite registry backend: one file, WAL, one connection per handle.
  *
- * Schema version 1 (PRAGMA user_version; PRAGMA application_id marks the
- * file as ours). docs/registry.md explains each column.
+ * Schema version 2 (PRAGMA user_version; PRAGMA application_id marks the
+ * file as ours). docs/registry.md explains each column. The command queue
+ * is in registry_sqlite_queue.c.
  *
  *   agents(id INTEGER PRIMARY KEY, agent_id TEXT UNIQUE, hostname, address,
  *          port, thumbprint, version, first_seen, last_seen)
  *   commands(id INTEGER PRIMARY KEY, command, args, broadcast, created_at)
  *   deliveries(id INTEGER PRIMARY KEY, command_id -> commands, agent -> agents,
  *          state queued|delivered|failed, attempts, next_attempt_at,
- *          lease_until, lease_token, updated_at, result)
+ *          lease_until, lease_token, updated_at, result, once_key)
  *
  * Why an integer rowid plus a UNIQUE text id rather than a TEXT PRIMARY KEY:
  * with random UUIDs a text key makes the table itself a b-tree ordered by a
@@ -32,10 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
-#include "internal.h"
-#include "registry_backend.h"
+#include "registry_sqlite.h"
 
 #define APPLICATION_ID 0x41435247 /* "ACRG": authcert registry */
 #define BUSY_TIMEOUT_MS 5000
@@ -75,35 +73,25 @@ static const char schema_v1[] =
     "CREATE INDEX deliveries_due ON deliveries(next_attempt_at, id) WHERE state = 'queued';"
     "CREATE INDEX deliveries_lease ON deliveries(lease_token) WHERE lease_token IS NOT NULL;";
 
+/*
+ * Version 2: an idempotency key on deliveries, so that a command queued
+ * "once per agent" (the daemon's proactive update-key) cannot pile up: at
+ * most one QUEUED delivery per (agent, key). (commands.broadcast is already
+ * in version 1.) Existing rows get NULL: no key.
+ */
+static const char schema_v2[] =
+    "ALTER TABLE deliveries ADD COLUMN once_key TEXT;"
+    "CREATE UNIQUE INDEX deliveries_once ON deliveries(agent, once_key)"
+    " WHERE state = 'queued' AND once_key IS NOT NULL;";
+
 /* Index i takes the schema from version i to i + 1. */
-static const char *const migrations[] = { schema_v1 };
+static const char *const migrations[] = { schema_v1, schema_v2 };
 #define KNOWN_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 _Static_assert(KNOWN_VERSION == AUTHCERT_REGISTRY_SCHEMA_VERSION,
                "registry.h and the migrations disagree");
 
-#define AGENT_COLS "agent_id, hostname, address, port, thumbprint, version, " \
-                   "first_seen, last_seen"
-#define DELIVERY_SELECT                                                     \
-    "SELECT d.id, d.command_id, a.agent_id, a.address, a.port, c.command, " \
-    "c.args, c.created_at, d.state, d.attempts, d.next_attempt_at, "        \
-    "d.lease_until, d.updated_at, d.result FROM deliveries d "              \
-    "JOIN commands c ON c.id = d.command_id JOIN agents a ON a.id = d.agent "
-
-typedef struct sq {
-    sqlite3 *db;
-    char *path;
-    sqlite3_stmt *upsert;
-} sq;
-
-/* Leave with a SQLite failure (sql_fail sets the detail). */
-#define SQL_FAIL(code, what)                                                \
-    do {                                                                    \
-        rc = sql_fail(s, (code), (what));                                   \
-        goto out;                                                           \
-    } while (0)
-
 /* Map a SQLite result code to our categories, with its message as detail. */
-static authcert_status sql_fail(sq *s, int code, const char *what)
+authcert_status sq_fail(sq *s, int code, const char *what)
 {
     authcert_status st;
 
@@ -125,22 +113,37 @@ static authcert_status sql_fail(sq *s, int code, const char *what)
                          s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(code));
 }
 
-static authcert_status exec(sq *s, const char *sql)
+authcert_status sq_exec(sq *s, const char *sql)
 {
     int r = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
 
-    return r == SQLITE_OK ? AUTHCERT_OK : sql_fail(s, r, sql);
+    return r == SQLITE_OK ? AUTHCERT_OK : sq_fail(s, r, sql);
 }
 
-static authcert_status prepare(sq *s, const char *sql, sqlite3_stmt **st)
+authcert_status sq_prepare(sq *s, const char *sql, sqlite3_stmt **st)
 {
     int r = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
 
-    return r == SQLITE_OK ? AUTHCERT_OK : sql_fail(s, r, "prepare");
+    return r == SQLITE_OK ? AUTHCERT_OK : sq_fail(s, r, "prepare");
 }
 
-/* Leave a transaction that failed; the original error stays the detail. */
-static void rollback(sq *s)
+authcert_status sq_cached(sq *s, enum sq_stmt which, const char *sql, sqlite3_stmt **st)
+{
+    int r;
+
+    if (s->stmt[which] == NULL) {
+        r = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[which],
+                               NULL);
+        if (r != SQLITE_OK)
+            return sq_fail(s, r, "prepare");
+    }
+    sqlite3_reset(s->stmt[which]);
+    sqlite3_clear_bindings(s->stmt[which]);
+    *st = s->stmt[which];
+    return AUTHCERT_OK;
+}
+
+void sq_rollback(sq *s)
 {
     if (!sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -152,7 +155,7 @@ static authcert_status pragma_int(sq *s, const char *sql, int *v)
     sqlite3_stmt *st = NULL;
     int r;
 
-    GUARD(prepare(s, sql, &st));
+    GUARD(sq_prepare(s, sql, &st));
     r = sqlite3_step(st);
     if (r != SQLITE_ROW)
         SQL_FAIL(r, sql);
@@ -197,19 +200,19 @@ static authcert_status migrate(sq *s)
     int version, fresh;
     char sql[64];
 
-    GUARD(exec(s, "BEGIN IMMEDIATE"));
+    GUARD(sq_exec(s, "BEGIN IMMEDIATE"));
     GUARD(check_ours(s, &version, &fresh));
     for (; version < KNOWN_VERSION; version++)
-        GUARD(exec(s, migrations[version]));
+        GUARD(sq_exec(s, migrations[version]));
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", KNOWN_VERSION);
-    GUARD(exec(s, sql));
+    GUARD(sq_exec(s, sql));
     snprintf(sql, sizeof sql, "PRAGMA application_id = %d", APPLICATION_ID);
-    GUARD(exec(s, sql));
-    GUARD(exec(s, "COMMIT"));
+    GUARD(sq_exec(s, sql));
+    GUARD(sq_exec(s, "COMMIT"));
     rc = AUTHCERT_OK;
 out:
     if (rc != AUTHCERT_OK)
-        rollback(s);
+        sq_rollback(s);
     return rc;
 }
 
@@ -219,7 +222,8 @@ static void sq_close(void *impl)
 
     if (s == NULL)
         return;
-    sqlite3_finalize(s->upsert);
+    for (int i = 0; i < SQ_STMT_MAX; i++)
+        sqlite3_finalize(s->stmt[i]);
     sqlite3_close_v2(s->db);
     free(s->path);
     free(s);
@@ -258,17 +262,17 @@ static authcert_status sq_open(const char *path, void **impl)
     /* The first read of the header tells a foreign file apart. */
     GUARD(check_ours(s, &version, &fresh));
 
-    GUARD(exec(s, "PRAGMA journal_mode = WAL"));
-    GUARD(exec(s, "PRAGMA synchronous = NORMAL"));
-    GUARD(exec(s, "PRAGMA foreign_keys = ON"));
+    GUARD(sq_exec(s, "PRAGMA journal_mode = WAL"));
+    GUARD(sq_exec(s, "PRAGMA synchronous = NORMAL"));
+    GUARD(sq_exec(s, "PRAGMA foreign_keys = ON"));
     /*
      * New agents land at random places in the agent_id index. Measured with
      * 1M agents in batches of 500: a 32 MB page cache and checkpoints every
      * ~40 MB of WAL (not every 4 MB) take first check-ins from ~15k to
      * ~57k/s; repeat check-ins run at ~170k/s (bench/registry_bench.c).
      */
-    GUARD(exec(s, "PRAGMA cache_size = -32768"));
-    GUARD(exec(s, "PRAGMA wal_autocheckpoint = 10000"));
+    GUARD(sq_exec(s, "PRAGMA cache_size = -32768"));
+    GUARD(sq_exec(s, "PRAGMA wal_autocheckpoint = 10000"));
     if (version != KNOWN_VERSION || fresh)
         GUARD(migrate(s));
 
@@ -278,7 +282,7 @@ static authcert_status sq_open(const char *path, void **impl)
         "address = excluded.address, port = excluded.port, "
         "thumbprint = excluded.thumbprint, version = excluded.version, "
         "last_seen = excluded.last_seen", -1, SQLITE_PREPARE_PERSISTENT,
-        &s->upsert, NULL);
+        &s->stmt[SQ_UPSERT], NULL);
     if (r != SQLITE_OK)
         SQL_FAIL(r, "prepare check-in");
     *impl = s;
@@ -296,7 +300,39 @@ static authcert_status sq_schema_version(void *impl, int *version)
 
 /* ---- agents ---------------------------------------------------------- */
 
-static const char *txt(sqlite3_stmt *st, int i)
+void sq_filter_sql(const authcert_agent_filter *f, int base, char *out, size_t size)
+{
+    char p[4][32] = { "", "", "", "" };
+
+    if (f != NULL) {
+        if (f->thumbprint != NULL)
+            snprintf(p[0], sizeof p[0], " AND thumbprint = ?%d", base);
+        if (f->not_thumbprint != NULL)
+            snprintf(p[1], sizeof p[1], " AND thumbprint != ?%d", base + 1);
+        if (f->seen_since != 0)
+            snprintf(p[2], sizeof p[2], " AND last_seen >= ?%d", base + 2);
+        if (f->seen_before != 0)
+            snprintf(p[3], sizeof p[3], " AND last_seen < ?%d", base + 3);
+    }
+    snprintf(out, size, "%s%s%s%s%s", p[0], p[1], p[2], p[3],
+             f != NULL && f->listening ? " AND port != 0" : "");
+}
+
+void sq_filter_bind(sqlite3_stmt *st, const authcert_agent_filter *f, int base)
+{
+    if (f == NULL)
+        return;
+    if (f->thumbprint != NULL)
+        sqlite3_bind_text(st, base, f->thumbprint, -1, SQLITE_STATIC);
+    if (f->not_thumbprint != NULL)
+        sqlite3_bind_text(st, base + 1, f->not_thumbprint, -1, SQLITE_STATIC);
+    if (f->seen_since != 0)
+        sqlite3_bind_int64(st, base + 2, (sqlite3_int64)f->seen_since);
+    if (f->seen_before != 0)
+        sqlite3_bind_int64(st, base + 3, (sqlite3_int64)f->seen_before);
+}
+
+const char *sq_txt(sqlite3_stmt *st, int i)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
 
@@ -305,12 +341,12 @@ static const char *txt(sqlite3_stmt *st, int i)
 
 static void row_agent(sqlite3_stmt *st, authcert_agent *a)
 {
-    a->agent_id = txt(st, 0);
-    a->hostname = txt(st, 1);
-    a->address = txt(st, 2);
+    a->agent_id = sq_txt(st, 0);
+    a->hostname = sq_txt(st, 1);
+    a->address = sq_txt(st, 2);
     a->port = (uint16_t)sqlite3_column_int(st, 3);
-    a->thumbprint = txt(st, 4);
-    a->version = txt(st, 5);
+    a->thumbprint = sq_txt(st, 4);
+    a->version = sq_txt(st, 5);
     a->first_seen = (time_t)sqlite3_column_int64(st, 6);
     a->last_seen = (time_t)sqlite3_column_int64(st, 7);
 }
@@ -320,11 +356,11 @@ static authcert_status sq_checkin(void *impl, const authcert_agent_report *repor
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     sq *s = impl;
-    sqlite3_stmt *st = s->upsert;
+    sqlite3_stmt *st = s->stmt[SQ_UPSERT];
     int r;
 
     if (n > 1)
-        GUARD(exec(s, "BEGIN IMMEDIATE"));
+        GUARD(sq_exec(s, "BEGIN IMMEDIATE"));
     for (size_t i = 0; i < n; i++) {
         const authcert_agent_report *p = &reports[i];
 
@@ -342,12 +378,12 @@ static authcert_status sq_checkin(void *impl, const authcert_agent_report *repor
             SQL_FAIL(r, "check-in");
     }
     if (n > 1)
-        GUARD(exec(s, "COMMIT"));
+        GUARD(sq_exec(s, "COMMIT"));
     rc = AUTHCERT_OK;
 out:
     sqlite3_clear_bindings(st);
     if (rc != AUTHCERT_OK)
-        rollback(s);
+        sq_rollback(s);
     return rc;
 }
 
@@ -366,7 +402,7 @@ static authcert_status stream_agents(sq *s, sqlite3_stmt *st, authcert_agent_cb 
         if ((rc = cb(ctx, &a)) != AUTHCERT_OK)
             return rc;
     }
-    return r == SQLITE_DONE ? AUTHCERT_OK : sql_fail(s, r, "read agents");
+    return r == SQLITE_DONE ? AUTHCERT_OK : sq_fail(s, r, "read agents");
 }
 
 static authcert_status sq_get_agent(void *impl, const char *agent_id,
@@ -377,7 +413,7 @@ static authcert_status sq_get_agent(void *impl, const char *agent_id,
     sqlite3_stmt *st = NULL;
     size_t rows;
 
-    GUARD(prepare(s, "SELECT " AGENT_COLS " FROM agents WHERE agent_id = ?1", &st));
+    GUARD(sq_prepare(s, "SELECT " AGENT_COLS " FROM agents WHERE agent_id = ?1", &st));
     sqlite3_bind_text(st, 1, agent_id, -1, SQLITE_STATIC);
     GUARD(stream_agents(s, st, cb, ctx, &rows));
     if (rows == 0)
@@ -395,7 +431,7 @@ static authcert_status sq_count_agents(void *impl, uint64_t *n)
     sqlite3_stmt *st = NULL;
     int r;
 
-    GUARD(prepare(s, "SELECT count(*) FROM agents", &st));
+    GUARD(sq_prepare(s, "SELECT count(*) FROM agents", &st));
     if ((r = sqlite3_step(st)) != SQLITE_ROW)
         SQL_FAIL(r, "count agents");
     *n = (uint64_t)sqlite3_column_int64(st, 0);
@@ -411,25 +447,13 @@ static authcert_status sq_foreach_agent(void *impl, const authcert_agent_filter 
     authcert_status rc = AUTHCERT_E_INTERNAL;
     sq *s = impl;
     sqlite3_stmt *st = NULL;
-    char sql[512];
+    char sql[512], where[256];
     size_t rows;
 
-    snprintf(sql, sizeof sql, "SELECT " AGENT_COLS " FROM agents WHERE 1%s%s%s%s ORDER BY id",
-             f != NULL && f->thumbprint != NULL ? " AND thumbprint = ?1" : "",
-             f != NULL && f->not_thumbprint != NULL ? " AND thumbprint != ?2" : "",
-             f != NULL && f->seen_since != 0 ? " AND last_seen >= ?3" : "",
-             f != NULL && f->seen_before != 0 ? " AND last_seen < ?4" : "");
-    GUARD(prepare(s, sql, &st));
-    if (f != NULL) {
-        if (f->thumbprint != NULL)
-            sqlite3_bind_text(st, 1, f->thumbprint, -1, SQLITE_STATIC);
-        if (f->not_thumbprint != NULL)
-            sqlite3_bind_text(st, 2, f->not_thumbprint, -1, SQLITE_STATIC);
-        if (f->seen_since != 0)
-            sqlite3_bind_int64(st, 3, (sqlite3_int64)f->seen_since);
-        if (f->seen_before != 0)
-            sqlite3_bind_int64(st, 4, (sqlite3_int64)f->seen_before);
-    }
+    sq_filter_sql(f, 1, where, sizeof where);
+    snprintf(sql, sizeof sql, "SELECT " AGENT_COLS " FROM agents WHERE 1%s ORDER BY id", where);
+    GUARD(sq_prepare(s, sql, &st));
+    sq_filter_bind(st, f, 1);
     GUARD(stream_agents(s, st, cb, ctx, &rows));
     rc = AUTHCERT_OK;
 out:
@@ -445,9 +469,9 @@ static authcert_status sq_count_by_thumbprint(void *impl, authcert_thumbprint_co
     sqlite3_stmt *st = NULL;
     int r;
 
-    GUARD(prepare(s, "SELECT thumbprint, count(*) FROM agents GROUP BY thumbprint", &st));
+    GUARD(sq_prepare(s, "SELECT thumbprint, count(*) FROM agents GROUP BY thumbprint", &st));
     while ((r = sqlite3_step(st)) == SQLITE_ROW)
-        GUARD(cb(ctx, txt(st, 0), (uint64_t)sqlite3_column_int64(st, 1)));
+        GUARD(cb(ctx, sq_txt(st, 0), (uint64_t)sqlite3_column_int64(st, 1)));
     if (r != SQLITE_DONE)
         SQL_FAIL(r, "count by thumbprint");
     rc = AUTHCERT_OK;
@@ -456,260 +480,25 @@ out:
     return rc;
 }
 
-/* ---- command queue --------------------------------------------------- */
-
-/* Begin a transaction whose COMMIT fsyncs the WAL (see the top comment). */
-static authcert_status begin_durable(sq *s)
-{
-    authcert_status rc = exec(s, "PRAGMA synchronous = FULL");
-
-    if (rc == AUTHCERT_OK && (rc = exec(s, "BEGIN IMMEDIATE")) != AUTHCERT_OK)
-        (void)exec(s, "PRAGMA synchronous = NORMAL");
-    return rc;
-}
-
-/* Commit on success, roll back otherwise; back to cheap check-ins either way. */
-static authcert_status end_durable(sq *s, authcert_status rc)
-{
-    if (rc == AUTHCERT_OK)
-        rc = exec(s, "COMMIT");
-    if (rc != AUTHCERT_OK)
-        rollback(s);
-    sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
-    return rc;
-}
-
-static authcert_status sq_enqueue(void *impl, const char *const *ids, size_t n,
-                                  const char *command, const char *args_json,
-                                  time_t now, int64_t *command_id, uint64_t *deliveries)
-{
-    authcert_status rc = AUTHCERT_E_INTERNAL;
-    sq *s = impl;
-    sqlite3_stmt *cmd = NULL, *del = NULL;
-    sqlite3_int64 id;
-    uint64_t count = 0;
-    int r;
-
-    GUARD(begin_durable(s));
-    GUARD(prepare(s, "INSERT INTO commands(command, args, broadcast, created_at) "
-                  "VALUES (?1, ?2, ?3, ?4)", &cmd));
-    sqlite3_bind_text(cmd, 1, command, -1, SQLITE_STATIC);
-    if (args_json != NULL)
-        sqlite3_bind_text(cmd, 2, args_json, -1, SQLITE_STATIC);
-    sqlite3_bind_int(cmd, 3, ids == NULL);
-    sqlite3_bind_int64(cmd, 4, (sqlite3_int64)now);
-    if ((r = sqlite3_step(cmd)) != SQLITE_DONE)
-        SQL_FAIL(r, "enqueue");
-    id = sqlite3_last_insert_rowid(s->db);
-
-    GUARD(prepare(s, ids == NULL
-        ? "INSERT INTO deliveries(command_id, agent, next_attempt_at, updated_at) "
-          "SELECT ?1, id, ?2, ?2 FROM agents ORDER BY id"
-        : "INSERT INTO deliveries(command_id, agent, next_attempt_at, updated_at) "
-          "SELECT ?1, id, ?2, ?2 FROM agents WHERE agent_id = ?3", &del));
-    sqlite3_bind_int64(del, 1, id);
-    sqlite3_bind_int64(del, 2, (sqlite3_int64)now);
-    for (size_t i = 0; i < (ids == NULL ? 1 : n); i++) {
-        if (ids != NULL)
-            sqlite3_bind_text(del, 3, ids[i], -1, SQLITE_STATIC);
-        r = sqlite3_step(del);
-        sqlite3_reset(del);
-        if (r == SQLITE_CONSTRAINT_UNIQUE)
-            FAIL(AUTHCERT_E_USAGE, "enqueue: agent %s is listed twice (nothing queued)",
-                 ids[i]);
-        if (r != SQLITE_DONE)
-            SQL_FAIL(r, "enqueue");
-        if (ids != NULL && sqlite3_changes(s->db) == 0)
-            FAIL(AUTHCERT_E_NOTFOUND, "enqueue: no agent %s (nothing queued)", ids[i]);
-        count += (uint64_t)sqlite3_changes64(s->db);
-    }
-    *command_id = id;
-    if (deliveries != NULL)
-        *deliveries = count;
-    rc = AUTHCERT_OK;
-out:
-    sqlite3_finalize(cmd);
-    sqlite3_finalize(del);
-    rc = end_durable(s, rc);
-    return rc;
-}
-
-static authcert_delivery_state state_of(const char *s)
-{
-    if (strcmp(s, "delivered") == 0)
-        return AUTHCERT_DELIVERY_DELIVERED;
-    if (strcmp(s, "failed") == 0)
-        return AUTHCERT_DELIVERY_FAILED;
-    return AUTHCERT_DELIVERY_QUEUED;
-}
-
-static authcert_status stream_deliveries(sq *s, sqlite3_stmt *st, authcert_delivery_cb cb,
-                                         void *ctx, size_t *rows)
-{
-    authcert_delivery d;
-    authcert_status rc;
-    size_t dummy;
-    int r;
-
-    if (rows == NULL)
-        rows = &dummy;
-    *rows = 0;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        d.id = sqlite3_column_int64(st, 0);
-        d.command_id = sqlite3_column_int64(st, 1);
-        d.agent_id = txt(st, 2);
-        d.address = txt(st, 3);
-        d.port = (uint16_t)sqlite3_column_int(st, 4);
-        d.command = txt(st, 5);
-        d.args_json = (const char *)sqlite3_column_text(st, 6);
-        d.created_at = (time_t)sqlite3_column_int64(st, 7);
-        d.state = state_of(txt(st, 8));
-        d.attempts = (unsigned)sqlite3_column_int(st, 9);
-        d.next_attempt_at = (time_t)sqlite3_column_int64(st, 10);
-        d.lease_until = (time_t)sqlite3_column_int64(st, 11);
-        d.updated_at = (time_t)sqlite3_column_int64(st, 12);
-        d.result_json = (const char *)sqlite3_column_text(st, 13);
-        ++*rows;
-        if ((rc = cb(ctx, &d)) != AUTHCERT_OK)
-            return rc;
-    }
-    return r == SQLITE_DONE ? AUTHCERT_OK : sql_fail(s, r, "read deliveries");
-}
-
-static authcert_status sq_pending(void *impl, const char *agent_id,
-                                  authcert_delivery_cb cb, void *ctx)
+static authcert_status sq_update_thumbprint(void *impl, const char *agent_id,
+                                            const char *from, const char *to, bool *changed)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     sq *s = impl;
     sqlite3_stmt *st = NULL;
+    int r;
 
-    GUARD(prepare(s, DELIVERY_SELECT "WHERE d.agent = (SELECT id FROM agents "
-                  "WHERE agent_id = ?1) AND d.state = 'queued' ORDER BY d.id", &st));
+    GUARD(sq_prepare(s, "UPDATE agents SET thumbprint = ?3 WHERE agent_id = ?1 "
+                     "AND thumbprint = ?2", &st));
     sqlite3_bind_text(st, 1, agent_id, -1, SQLITE_STATIC);
-    GUARD(stream_deliveries(s, st, cb, ctx, NULL));
+    sqlite3_bind_text(st, 2, from, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, to, -1, SQLITE_STATIC);
+    if ((r = sqlite3_step(st)) != SQLITE_DONE)
+        SQL_FAIL(r, "update thumbprint");
+    *changed = sqlite3_changes(s->db) > 0;
     rc = AUTHCERT_OK;
 out:
     sqlite3_finalize(st);
-    return rc;
-}
-
-/*
- * One UPDATE takes the lease (atomic on its own, and on PostgreSQL the same
- * shape with FOR UPDATE SKIP LOCKED), marking the rows with a random token;
- * the rows are then read back by that token outside any write transaction.
- * next_attempt_at moves to the lease's end too, so the due index only ever
- * holds deliveries that are really due.
- */
-static authcert_status sq_claim(void *impl, unsigned limit, unsigned lease_seconds,
-                                time_t now, authcert_delivery_cb cb, void *ctx,
-                                size_t *claimed)
-{
-    authcert_status rc = AUTHCERT_E_INTERNAL;
-    sq *s = impl;
-    sqlite3_stmt *up = NULL, *st = NULL;
-    sqlite3_int64 token;
-    int r;
-
-    sqlite3_randomness(sizeof token, &token);
-    token |= 1; /* never 0, never confused with "no lease" */
-    GUARD(prepare(s, "UPDATE deliveries SET lease_until = ?1, next_attempt_at = ?1, "
-                  "lease_token = ?2, attempts = attempts + 1, updated_at = ?3 "
-                  "WHERE id IN (SELECT id FROM deliveries WHERE state = 'queued' "
-                  "AND next_attempt_at <= ?3 AND lease_until <= ?3 "
-                  "ORDER BY next_attempt_at, id LIMIT ?4)", &up));
-    sqlite3_bind_int64(up, 1, (sqlite3_int64)now + lease_seconds);
-    sqlite3_bind_int64(up, 2, token);
-    sqlite3_bind_int64(up, 3, (sqlite3_int64)now);
-    sqlite3_bind_int(up, 4, (int)limit);
-    if ((r = sqlite3_step(up)) != SQLITE_DONE)
-        SQL_FAIL(r, "claim");
-    if (sqlite3_changes(s->db) == 0) {
-        *claimed = 0;
-        rc = AUTHCERT_OK;
-        goto out;
-    }
-    GUARD(prepare(s, DELIVERY_SELECT "WHERE d.lease_token = ?1 AND d.state = 'queued' "
-                  "ORDER BY d.id", &st));
-    sqlite3_bind_int64(st, 1, token);
-    GUARD(stream_deliveries(s, st, cb, ctx, claimed));
-    rc = AUTHCERT_OK;
-out:
-    sqlite3_finalize(up);
-    sqlite3_finalize(st);
-    return rc;
-}
-
-static authcert_status sq_record_result(void *impl, int64_t delivery_id,
-                                        authcert_delivery_state state,
-                                        const char *result_json, time_t now)
-{
-    authcert_status rc = AUTHCERT_E_INTERNAL;
-    sq *s = impl;
-    sqlite3_stmt *get = NULL, *up = NULL;
-    unsigned attempts;
-    int r;
-
-    GUARD(begin_durable(s));
-    GUARD(prepare(s, "SELECT state, attempts, next_attempt_at FROM deliveries "
-                  "WHERE id = ?1", &get));
-    sqlite3_bind_int64(get, 1, delivery_id);
-    r = sqlite3_step(get);
-    if (r == SQLITE_DONE)
-        FAIL(AUTHCERT_E_NOTFOUND, "registry: no delivery %lld", (long long)delivery_id);
-    if (r != SQLITE_ROW)
-        SQL_FAIL(r, "record result");
-    if (strcmp(txt(get, 0), "queued") != 0)
-        FAIL(AUTHCERT_E_POLICY, "registry: delivery %lld is already %s (result kept)",
-             (long long)delivery_id, txt(get, 0));
-    attempts = (unsigned)sqlite3_column_int(get, 1);
-
-    GUARD(prepare(s, "UPDATE deliveries SET state = ?2, result = ?3, updated_at = ?4, "
-                  "next_attempt_at = ?5, lease_until = 0, lease_token = NULL "
-                  "WHERE id = ?1", &up));
-    sqlite3_bind_int64(up, 1, delivery_id);
-    sqlite3_bind_text(up, 2, authcert_delivery_state_name(state), -1, SQLITE_STATIC);
-    if (result_json != NULL)
-        sqlite3_bind_text(up, 3, result_json, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(up, 4, (sqlite3_int64)now);
-    sqlite3_bind_int64(up, 5, state == AUTHCERT_DELIVERY_QUEUED
-                       ? (sqlite3_int64)(now + authcert_registry_backoff(attempts))
-                       : sqlite3_column_int64(get, 2));
-    if ((r = sqlite3_step(up)) != SQLITE_DONE)
-        SQL_FAIL(r, "record result");
-    rc = AUTHCERT_OK;
-out:
-    sqlite3_finalize(get);
-    sqlite3_finalize(up);
-    rc = end_durable(s, rc);
-    return rc;
-}
-
-static authcert_status sq_results(void *impl, int64_t command_id,
-                                  authcert_delivery_cb cb, void *ctx)
-{
-    authcert_status rc = AUTHCERT_E_INTERNAL;
-    sq *s = impl;
-    sqlite3_stmt *st = NULL;
-    int r;
-
-    /* One read transaction: the existence check and the rows agree. */
-    GUARD(exec(s, "BEGIN"));
-    GUARD(prepare(s, "SELECT 1 FROM commands WHERE id = ?1", &st));
-    sqlite3_bind_int64(st, 1, command_id);
-    r = sqlite3_step(st);
-    if (r == SQLITE_DONE)
-        FAIL(AUTHCERT_E_NOTFOUND, "registry: no command %lld", (long long)command_id);
-    if (r != SQLITE_ROW)
-        SQL_FAIL(r, "results");
-    sqlite3_finalize(st);
-    st = NULL;
-    GUARD(prepare(s, DELIVERY_SELECT "WHERE d.command_id = ?1 ORDER BY d.agent", &st));
-    sqlite3_bind_int64(st, 1, command_id);
-    GUARD(stream_deliveries(s, st, cb, ctx, NULL));
-    rc = AUTHCERT_OK;
-out:
-    sqlite3_finalize(st);
-    rollback(s); /* read-only: ending it either way is the same */
     return rc;
 }
 
@@ -724,8 +513,12 @@ const authcert_registry_backend authcert_registry_sqlite = {
     .foreach_agent = sq_foreach_agent,
     .count_by_thumbprint = sq_count_by_thumbprint,
     .enqueue = sq_enqueue,
+    .enqueue_matching = sq_enqueue_matching,
     .pending = sq_pending,
     .claim = sq_claim,
+    .claim_agent = sq_claim_agent,
     .record_result = sq_record_result,
+    .record_agent_result = sq_record_agent_result,
+    .update_thumbprint = sq_update_thumbprint,
     .results = sq_results,
 };

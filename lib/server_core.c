@@ -64,6 +64,7 @@ struct authcert_server {
     atomic_llong last_refresh;
 
     pthread_mutex_t cache_lock;
+    pthread_mutex_t miss_lock; /* one broadcast signature at a time: no double sign */
     struct cached *cache[CACHE_BUCKETS];
     size_t ncached;
 };
@@ -225,6 +226,7 @@ authcert_status authcert_server_new(authcert_store *store, const authcert_server
     pthread_mutex_init(&srv->ring_lock, NULL);
     pthread_mutex_init(&srv->refresh_lock, NULL);
     pthread_mutex_init(&srv->cache_lock, NULL);
+    pthread_mutex_init(&srv->miss_lock, NULL);
     srv->store = store;
     srv->ttl = opt != NULL && opt->token_ttl != 0 ? opt->token_ttl
                                                   : AUTHCERT_SERVER_TOKEN_TTL_DEFAULT;
@@ -272,6 +274,7 @@ void authcert_server_free(authcert_server *srv)
     pthread_mutex_destroy(&srv->ring_lock);
     pthread_mutex_destroy(&srv->refresh_lock);
     pthread_mutex_destroy(&srv->cache_lock);
+    pthread_mutex_destroy(&srv->miss_lock);
     free(srv->id);
     free(srv);
 }
@@ -460,32 +463,58 @@ static void cache_sweep(authcert_server *srv, int64_t now)
         cache_clear(srv);
 }
 
+/* A copy of the cached token for (command, k), if it has half its life left. */
+static authcert_status cache_lookup(authcert_server *srv, struct key *k, int64_t command_id,
+                                    time_t now, char **token)
+{
+    struct cached *e;
+
+    *token = NULL;
+    pthread_mutex_lock(&srv->cache_lock);
+    for (e = srv->cache[cache_bucket(command_id, k->tp)]; e != NULL; e = e->next) {
+        if (e->command_id == command_id && strcmp(e->tp, k->tp) == 0 &&
+            e->exp - (int64_t)now >= srv->ttl / 2) {
+            *token = strdup(e->token);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&srv->cache_lock);
+    if (e != NULL && *token == NULL)
+        return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
+    return AUTHCERT_OK;
+}
+
 /*
  * A broadcast token for (command, certificate): signed once and handed to
  * every agent on that certificate while it has at least half its life left,
- * so that an agent never gets one about to expire.
+ * so that an agent never gets one about to expire. A miss is signed under
+ * miss_lock after a second look, so threads that miss together (check-ins
+ * and the push thread) still make one signature: "signed once per
+ * certificate" is what an operator counts in authcert_signatures_total.
+ * Hits never wait for it.
  */
 static authcert_status broadcast_token(authcert_server *srv, struct key *k,
                                        const authcert_server_command *c, time_t now,
                                        char **token, unsigned *signatures)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
-    size_t b = cache_bucket(c->command_id, k->tp);
-    struct cached *e, *fresh = NULL;
+    struct cached *fresh = NULL;
     char *tok = NULL;
+    size_t b;
+    bool locked = false;
 
-    pthread_mutex_lock(&srv->cache_lock);
-    for (e = srv->cache[b]; e != NULL; e = e->next) {
-        if (e->command_id == c->command_id && strcmp(e->tp, k->tp) == 0 &&
-            e->exp - (int64_t)now >= srv->ttl / 2) {
-            *token = strdup(e->token);
-            pthread_mutex_unlock(&srv->cache_lock);
-            return *token != NULL ? AUTHCERT_OK : authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
-        }
+    GUARD(cache_lookup(srv, k, c->command_id, now, &tok));
+    if (tok == NULL) {
+        pthread_mutex_lock(&srv->miss_lock);
+        locked = true;
+        GUARD(cache_lookup(srv, k, c->command_id, now, &tok));
     }
-    pthread_mutex_unlock(&srv->cache_lock);
-
-    /* Two threads may both sign on a miss; the second insert wins. Harmless. */
+    if (tok != NULL) {
+        *token = tok;
+        tok = NULL;
+        rc = AUTHCERT_OK;
+        goto out;
+    }
     GUARD(sign_one(srv, k, AUTHCERT_JWS_BROADCAST, c->command, c->args_json, c->command_id,
                    now, &tok));
     ++*signatures;
@@ -507,6 +536,8 @@ static authcert_status broadcast_token(authcert_server *srv, struct key *k,
     tok = NULL;
     rc = AUTHCERT_OK;
 out:
+    if (locked)
+        pthread_mutex_unlock(&srv->miss_lock);
     free(tok);
     if (fresh != NULL)
         free(fresh->token);
@@ -535,6 +566,11 @@ void authcert_server_batch_free(authcert_server_batch *b)
     free(b);
 }
 
+static bool is_update_key(const authcert_server_command *c)
+{
+    return c->command != NULL && strcmp(c->command, AUTHCERT_UPDATE_KEY_COMMAND) == 0;
+}
+
 authcert_status authcert_server_sign_for(authcert_server *srv, const char *agent_id,
                                          const char *thumbprint,
                                          const authcert_server_command *cmds, size_t n,
@@ -546,6 +582,7 @@ authcert_status authcert_server_sign_for(authcert_server *srv, const char *agent
     struct key *k = NULL;
     json_t *uargs = NULL;
     char *uargs_json = NULL;
+    const authcert_server_command *queued_update = NULL;
 
     if (srv == NULL || agent_id == NULL || *agent_id == '\0' || out == NULL ||
         (n > 0 && cmds == NULL))
@@ -565,15 +602,21 @@ authcert_status authcert_server_sign_for(authcert_server *srv, const char *agent
     }
     GUARD_ALLOC(b->tokens = calloc(n + 1, sizeof *b->tokens));
     GUARD_ALLOC(b->dids = calloc(n + 1, sizeof *b->dids));
+    for (size_t i = 0; i < n && queued_update == NULL; i++)
+        if (is_update_key(&cmds[i]))
+            queued_update = &cmds[i];
     if (b->state == AUTHCERT_AGENT_EXPIRED) {
         /* Signed with the key the agent holds; it carries the current one. */
         uargs = json_pack("{s:s, s:s}", "certificate", r->current_der_b64,
                           "thumbprint", r->current->tp);
         GUARD_ALLOC(uargs);
         GUARD_ALLOC(uargs_json = json_dumps(uargs, JSON_COMPACT));
-        GUARD(sign_one(srv, k, agent_id, AUTHCERT_UPDATE_KEY_COMMAND, uargs_json, -1, now,
-                       &b->tokens[0]));
-        b->dids[0] = -1;
+        GUARD(sign_one(srv, k, agent_id, AUTHCERT_UPDATE_KEY_COMMAND, uargs_json,
+                       queued_update == NULL ? -1
+                       : queued_update->broadcast ? queued_update->command_id
+                                                  : queued_update->delivery_id,
+                       now, &b->tokens[0]));
+        b->dids[0] = queued_update != NULL ? queued_update->delivery_id : -1;
         b->ntokens = 1;
         b->signatures++;
         b->update_key = true;
@@ -583,6 +626,8 @@ authcert_status authcert_server_sign_for(authcert_server *srv, const char *agent
 
         if (c->command == NULL || *c->command == '\0')
             FAIL(AUTHCERT_E_USAGE, "sign_for: command %zu has no name", i);
+        if (is_update_key(c))
+            continue; /* made above for an expired agent; nothing to do for a current one */
         if (c->broadcast) {
             GUARD(broadcast_token(srv, k, c, now, &b->tokens[b->ntokens], &b->signatures));
         } else {

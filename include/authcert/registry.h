@@ -25,6 +25,7 @@
 #ifndef AUTHCERT_REGISTRY_H
 #define AUTHCERT_REGISTRY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -47,7 +48,7 @@ typedef struct authcert_registry authcert_registry;
 #define AUTHCERT_JSON_MAX      65536 /* args and results, bytes of JSON */
 
 /* The schema version this library creates and understands. */
-#define AUTHCERT_REGISTRY_SCHEMA_VERSION 1
+#define AUTHCERT_REGISTRY_SCHEMA_VERSION 2
 
 /* What an agent says at check-in. */
 typedef struct authcert_agent_report {
@@ -77,6 +78,7 @@ typedef struct authcert_agent_filter {
     const char *not_thumbprint; /* NULL: any; else reported != this */
     time_t      seen_since;     /* 0: any; else last_seen >= this */
     time_t      seen_before;    /* 0: any; else last_seen <  this */
+    bool        listening;      /* false: any; true: port != 0 (it can be pushed to) */
 } authcert_agent_filter;
 
 typedef enum authcert_delivery_state {
@@ -94,6 +96,8 @@ typedef struct authcert_delivery {
     const char *agent_id;
     const char *address;     /* the agent's listener, for a push */
     uint16_t    port;
+    const char *thumbprint;  /* what the agent last reported ("" for none) */
+    bool        broadcast;   /* queued by enqueue_all: its token's "did" is command_id */
     const char *command;
     const char *args_json;   /* NULL: no arguments */
     time_t      created_at;  /* when the command was enqueued */
@@ -205,7 +209,9 @@ authcert_registry_enqueue_list(authcert_registry *reg,
 
 /*
  * One command for every agent registered now (one delivery row each);
- * *deliveries (may be NULL) is how many. Durable like enqueue.
+ * *deliveries (may be NULL) is how many. Durable like enqueue. This is a
+ * broadcast (commands.broadcast, authcert_delivery.broadcast): its token has
+ * aud "*" and did = the command id, signed once per certificate in use.
  */
 AUTHCERT_MUST_CHECK authcert_status
 authcert_registry_enqueue_all(authcert_registry *reg, const char *command,
@@ -213,8 +219,9 @@ authcert_registry_enqueue_all(authcert_registry *reg, const char *command,
                               int64_t *command_id, uint64_t *deliveries);
 
 /*
- * Deliveries still queued for one agent (leased or not), oldest first: what
- * its check-in answer carries. Unknown agent: no calls, AUTHCERT_OK.
+ * Deliveries still queued for one agent (leased or not), oldest first (a
+ * view for operators: a check-in answer takes authcert_registry_claim_agent).
+ * Unknown agent: no calls, AUTHCERT_OK.
  */
 AUTHCERT_MUST_CHECK authcert_status
 authcert_registry_pending(authcert_registry *reg, const char *agent_id,
@@ -232,6 +239,67 @@ AUTHCERT_MUST_CHECK authcert_status
 authcert_registry_claim(authcert_registry *reg, unsigned limit,
                         unsigned lease_seconds, time_t now,
                         authcert_delivery_cb cb, void *ctx, size_t *claimed);
+
+/*
+ * Lease, in one step, up to limit (1..10000) of ONE agent's queued deliveries
+ * that are not leased now (lease_until <= now), whatever their next attempt
+ * time, until now + lease_seconds; count the attempt and call cb for each,
+ * oldest first, after the claim is committed. What a check-in answer offers:
+ * a delivery leased here is not claimed by authcert_registry_claim (a push)
+ * before the lease ends, and one leased by a push is not claimed here, so no
+ * command goes out both ways. An agent with nothing claimable costs one
+ * indexed read and no write. Unknown agent: no calls, AUTHCERT_OK.
+ * (PostgreSQL: UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)
+ * RETURNING, so two nodes never lease the same row.)
+ */
+AUTHCERT_MUST_CHECK authcert_status
+authcert_registry_claim_agent(authcert_registry *reg, const char *agent_id, unsigned limit,
+                              unsigned lease_seconds, time_t now,
+                              authcert_delivery_cb cb, void *ctx, size_t *claimed);
+
+/*
+ * Record a result an agent reported for the token it got, matched on what
+ * the token said: did is the delivery id of a per-agent command, or the
+ * command id of a broadcast (docs/protocol.md). The delivery must be the
+ * agent's own: (agent_id, delivery id) of a command that is not a broadcast,
+ * or (agent_id, command id) of a broadcast; command and delivery ids are
+ * drawn from one sequence, so did names at most one of them. *delivery_id
+ * (may be NULL) is the delivery recorded. State and result_json as for
+ * authcert_registry_record_result. Errors: AUTHCERT_E_NOTFOUND (no such
+ * delivery of this agent: another agent's, or made up), AUTHCERT_E_POLICY
+ * (it already has a final outcome; the first one is kept).
+ */
+AUTHCERT_MUST_CHECK authcert_status
+authcert_registry_record_agent_result(authcert_registry *reg, const char *agent_id,
+                                      int64_t did, authcert_delivery_state state,
+                                      const char *result_json, time_t now,
+                                      int64_t *delivery_id);
+
+/*
+ * One command for every agent that matches filter (NULL: all) now, in one
+ * statement (no agent list in memory, whatever the fleet's size). With key
+ * (1..AUTHCERT_COMMAND_MAX visible ASCII, or NULL for none), an agent that
+ * already has a QUEUED delivery made with the same key is skipped, so
+ * running it again queues nothing twice (the daemon's proactive roll-over
+ * uses the key "update-key"). *deliveries (may be NULL) is how many were
+ * queued; the command row is written even when that is 0. Not a broadcast:
+ * each delivery's token is signed for its agent. Durable like enqueue.
+ */
+AUTHCERT_MUST_CHECK authcert_status
+authcert_registry_enqueue_matching(authcert_registry *reg, const authcert_agent_filter *filter,
+                                   const char *command, const char *args_json,
+                                   const char *key, time_t now, int64_t *command_id,
+                                   uint64_t *deliveries);
+
+/*
+ * Set an agent's reported thumbprint to `to` if it still reports `from`
+ * (a push of update-key that the agent confirmed; its next check-in says the
+ * same). *changed (may be NULL) says whether it did. Both are 64 lowercase
+ * hex. Unknown agent: AUTHCERT_OK, not changed.
+ */
+AUTHCERT_MUST_CHECK authcert_status
+authcert_registry_update_thumbprint(authcert_registry *reg, const char *agent_id,
+                                    const char *from, const char *to, bool *changed);
 
 /*
  * Record the outcome of a delivery: DELIVERED or FAILED are final; QUEUED

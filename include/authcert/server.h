@@ -128,7 +128,9 @@ typedef struct authcert_server_batch {
     bool update_key;   /* tokens[0] is the update-key */
     size_t ntokens;    /* 0 when mismatched */
     char **tokens;     /* NUL-terminated compact JWS, each its own allocation */
-    int64_t *dids;     /* dids[i]: delivery id of tokens[i]; -1 for update-key */
+    int64_t *dids;     /* dids[i]: delivery id of tokens[i] (whatever the token's
+                          "did" claim says); -1 for an update-key made without a
+                          queued one */
     unsigned signatures; /* signatures made (cache hits not counted) */
 } authcert_server_batch;
 
@@ -138,6 +140,15 @@ typedef struct authcert_server_batch {
  * NULL then). now: seconds since the epoch (0: time(NULL)). A command whose
  * args_json is not a JSON object is an AUTHCERT_E_USAGE error (the registry
  * only keeps objects). Caller frees *out with authcert_server_batch_free.
+ *
+ * A broadcast command (aud "*", did = its command_id) is signed once per
+ * (command, certificate) and cached; threads that miss at the same moment
+ * still make one signature (b->signatures counts only real ones).
+ * A queued `update-key` command (the daemon's proactive roll-over, or an
+ * operator's) is not signed as such: for an expired agent it becomes the
+ * update-key token (its delivery id in dids[0], and as the token's did), and
+ * for a current agent nothing is made for it (the caller sees its delivery
+ * id missing from dids and settles it: the agent needs no update).
  * Errors: AUTHCERT_E_USAGE, AUTHCERT_E_CRYPTO, AUTHCERT_E_NOMEM.
  */
 AUTHCERT_MUST_CHECK authcert_status

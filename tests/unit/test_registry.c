@@ -518,10 +518,10 @@ static void test_foreign_and_newer_databases_are_refused(void **state)
     authcert_registry_close(f->reg);
     f->reg = NULL;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     assert_status(authcert_registry_open(f->path, &r), AUTHCERT_E_POLICY);
-    assert_non_null(strstr(authcert_detail(), "schema version 2 is newer"));
+    assert_non_null(strstr(authcert_detail(), "schema version 3 is newer"));
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
@@ -529,7 +529,7 @@ static void test_foreign_and_newer_databases_are_refused(void **state)
     v = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     sqlite3_close(db);
-    assert_int_equal(v, 2);
+    assert_int_equal(v, 3);
 }
 
 int main(void)

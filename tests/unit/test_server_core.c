@@ -4,6 +4,7 @@
  * through refresh. Tokens are checked with authcert_jws_verify against the
  * certificate an agent would hold (DER only, no key).
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -343,6 +344,114 @@ static void test_broadcast_is_signed_once_per_certificate(void **state)
     authcert_server_batch_free(b1);
 }
 
+/* Threads that miss the cache together still make one signature. */
+static pthread_barrier_t start_line;
+
+struct racer {
+    struct fixture *f;
+    char agent[32];
+    unsigned signatures;
+    authcert_status rc;
+    char *token;
+};
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    authcert_server_command bc = { .delivery_id = 500, .command_id = 77, .broadcast = true,
+                                   .command = "ping" };
+    authcert_server_batch *b = NULL;
+
+    pthread_barrier_wait(&start_line); /* all miss the cache together */
+    r->rc = authcert_server_sign_for(r->f->srv, r->agent, authcert_cert_thumbprint(r->f->d),
+                                     &bc, 1, NOW, &b);
+    if (r->rc == AUTHCERT_OK) {
+        r->signatures = b->signatures;
+        r->token = strdup(b->tokens[0]);
+    }
+    authcert_server_batch_free(b);
+    return NULL;
+}
+
+static void test_broadcast_is_signed_once_by_racing_threads(void **state)
+{
+    struct fixture *f = *state;
+    struct racer r[8];
+    pthread_t t[8];
+    unsigned total = 0;
+
+    assert_int_equal(pthread_barrier_init(&start_line, NULL, 8), 0);
+    for (int i = 0; i < 8; i++) {
+        r[i] = (struct racer){ .f = f };
+        snprintf(r[i].agent, sizeof r[i].agent, "agent-%d", i);
+        assert_int_equal(pthread_create(&t[i], NULL, race, &r[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        assert_ok(r[i].rc);
+        total += r[i].signatures;
+    }
+    pthread_barrier_destroy(&start_line);
+    assert_int_equal(total, 1);
+    for (int i = 0; i < 8; i++)
+        assert_string_equal(r[i].token, r[0].token);
+    for (int i = 0; i < 8; i++)
+        free(r[i].token);
+    assert_int_equal(authcert_server_cached_tokens(f->srv), 1);
+}
+
+/* A queued update-key is the roll-over for an expired agent, nothing for a current one. */
+static void test_queued_update_key_becomes_the_roll_over(void **state)
+{
+    struct fixture *f = *state;
+    const authcert_server_command cmds[] = {
+        { .delivery_id = 61, .command_id = 60, .command = "update-key" },
+        { .delivery_id = 63, .command_id = 62, .command = "ping" },
+    };
+    authcert_server_command bcast = { .delivery_id = 71, .command_id = 70, .broadcast = true,
+                                      .command = "update-key" };
+    authcert_server_batch *b = NULL;
+    json_t *cl;
+
+    assert_ok(authcert_server_sign_for(f->srv, AGENT, authcert_cert_thumbprint(f->b), cmds, 2,
+                                       NOW, &b));
+    assert_int_equal(b->state, AUTHCERT_AGENT_EXPIRED);
+    assert_true(b->update_key);
+    assert_int_equal(b->ntokens, 2); /* one update-key, not two */
+    assert_int_equal(b->signatures, 2);
+    assert_update_key(f, f->b, b->tokens[0]);
+    assert_int_equal(b->dids[0], 61);
+    cl = verify_as(f->b, AGENT, b->tokens[0]);
+    assert_int_equal(json_integer_value(json_object_get(cl, "did")), 61);
+    json_decref(cl);
+    cl = verify_as(f->b, AGENT, b->tokens[1]);
+    assert_string_equal(json_string_value(json_object_get(cl, "cmd")), "ping");
+    json_decref(cl);
+    assert_int_equal(b->dids[1], 63);
+    authcert_server_batch_free(b);
+
+    /* Already current: nothing to sign for it, the ping still goes. */
+    assert_ok(authcert_server_sign_for(f->srv, AGENT, authcert_cert_thumbprint(f->d), cmds, 2,
+                                       NOW, &b));
+    assert_int_equal(b->state, AUTHCERT_AGENT_CURRENT);
+    assert_false(b->update_key);
+    assert_int_equal(b->ntokens, 1);
+    assert_int_equal(b->dids[0], 63);
+    authcert_server_batch_free(b);
+
+    /* A broadcast update-key carries its command id, like any broadcast. */
+    assert_ok(authcert_server_sign_for(f->srv, AGENT, authcert_cert_thumbprint(f->a), &bcast, 1,
+                                       NOW, &b));
+    assert_int_equal(b->ntokens, 1);
+    assert_int_equal(b->dids[0], 71);
+    cl = verify_as(f->a, AGENT, b->tokens[0]);
+    assert_int_equal(json_integer_value(json_object_get(cl, "did")), 70);
+    assert_string_equal(json_string_value(json_object_get(cl, "aud")), AGENT);
+    json_decref(cl);
+    authcert_server_batch_free(b);
+    assert_int_equal(authcert_server_cached_tokens(f->srv), 0);
+}
+
 static void test_answer_has_the_protocol_fields(void **state)
 {
     struct fixture *f = *state;
@@ -488,6 +597,10 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_broadcast_is_signed_once_per_certificate,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broadcast_is_signed_once_by_racing_threads, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_queued_update_key_becomes_the_roll_over, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_answer_has_the_protocol_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replacement_is_seen_through_refresh,

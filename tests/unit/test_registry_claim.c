@@ -1,0 +1,463 @@
+/*
+ * The registry's delivery rules between check-ins and pushes: claim_agent
+ * against claim, results matched to the agent that reports them (broadcasts
+ * by command id), the idempotent enqueue_matching, update_thumbprint, and
+ * the migration of a version 1 database.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "authcert/registry.h"
+#include "testlib.h"
+
+#define TP_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define TP_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define T0 1780000000
+
+typedef struct fixture {
+    char *dir;
+    char *path;
+    authcert_registry *reg;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+
+    f->dir = testlib_tmpdir("registry_claim");
+    if (asprintf(&f->path, "%s/registry.db", f->dir) < 0)
+        abort();
+    assert_ok(authcert_registry_open(f->path, &f->reg));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+
+    authcert_registry_close(f->reg);
+    testlib_rmrf(f->dir);
+    free(f->dir);
+    free(f->path);
+    free(f);
+    return 0;
+}
+
+static authcert_agent_report report(const char *id, const char *tp, uint16_t port)
+{
+    authcert_agent_report r = { .agent_id = id, .hostname = "h", .address = "192.0.2.7",
+                                .port = port, .thumbprint = tp, .version = "0.1.0" };
+    return r;
+}
+
+/* agent-1 (A, listening), agent-2 (A, no listener), agent-3 (B, listening). */
+static void checkin3(authcert_registry *reg)
+{
+    authcert_agent_report r[3] = { report("agent-1", TP_A, 7443), report("agent-2", TP_A, 0),
+                                   report("agent-3", TP_B, 7443) };
+    assert_ok(authcert_registry_checkin_batch(reg, r, 3, T0));
+}
+
+typedef struct got {
+    size_t n;
+    int64_t id[16], command_id[16];
+    char agent[16][64], command[16][32], thumbprint[16][65];
+    bool broadcast[16];
+    unsigned attempts[16];
+    time_t lease[16];
+} got;
+
+static authcert_status got_cb(void *ctx, const authcert_delivery *d)
+{
+    got *g = ctx;
+    size_t i = g->n++;
+
+    assert_true(i < 16);
+    g->id[i] = d->id;
+    g->command_id[i] = d->command_id;
+    snprintf(g->agent[i], sizeof g->agent[i], "%s", d->agent_id);
+    snprintf(g->command[i], sizeof g->command[i], "%s", d->command);
+    snprintf(g->thumbprint[i], sizeof g->thumbprint[i], "%s", d->thumbprint);
+    g->broadcast[i] = d->broadcast;
+    g->attempts[i] = d->attempts;
+    g->lease[i] = d->lease_until;
+    return AUTHCERT_OK;
+}
+
+static size_t nqueued(fixture *f, const char *agent)
+{
+    got g = { 0 };
+
+    assert_ok(authcert_registry_pending(f->reg, agent, got_cb, &g));
+    return g.n;
+}
+
+static void test_check_in_and_push_never_take_the_same_delivery(void **state)
+{
+    fixture *f = *state;
+    int64_t c1 = 0, c2 = 0;
+    size_t claimed = 99;
+    got g = { 0 }, p = { 0 };
+
+    checkin3(f->reg);
+    assert_ok(authcert_registry_enqueue(f->reg, "agent-1", "run", NULL, T0, &c1));
+    assert_ok(authcert_registry_enqueue_all(f->reg, "restart", NULL, T0, &c2, NULL));
+
+    /* The check-in of agent-1 leases both of its deliveries, with what a push needs. */
+    assert_ok(authcert_registry_claim_agent(f->reg, "agent-1", 64, 300, T0 + 1, got_cb, &g,
+                                            &claimed));
+    assert_int_equal(claimed, 2);
+    assert_int_equal(g.n, 2);
+    assert_string_equal(g.command[0], "run");
+    assert_false(g.broadcast[0]);
+    assert_string_equal(g.command[1], "restart");
+    assert_true(g.broadcast[1]);
+    assert_int_equal(g.command_id[1], c2);
+    assert_string_equal(g.thumbprint[0], TP_A);
+    assert_int_equal(g.lease[0], T0 + 301);
+    assert_int_equal(g.attempts[0], 1);
+
+    /* A push claim meanwhile gets only the other agents' broadcast deliveries. */
+    assert_ok(authcert_registry_claim(f->reg, 100, 60, T0 + 2, got_cb, &p, &claimed));
+    assert_int_equal(claimed, 2);
+    assert_string_equal(p.agent[0], "agent-2");
+    assert_string_equal(p.agent[1], "agent-3");
+    assert_string_equal(p.thumbprint[1], TP_B);
+    assert_true(p.broadcast[1]);
+
+    /* ... and the other way round: what a push holds is not offered at check-in. */
+    memset(&g, 0, sizeof g);
+    assert_ok(authcert_registry_claim_agent(f->reg, "agent-3", 64, 300, T0 + 3, got_cb, &g,
+                                            &claimed));
+    assert_int_equal(claimed, 0);
+    assert_int_equal(g.n, 0);
+    /* A second check-in inside the lease gets nothing again. */
+    assert_ok(authcert_registry_claim_agent(f->reg, "agent-1", 64, 300, T0 + 4, got_cb, &g,
+                                            &claimed));
+    assert_int_equal(claimed, 0);
+
+    /* Once the push lease ends with no result, the check-in takes it. */
+    assert_ok(authcert_registry_claim_agent(f->reg, "agent-3", 64, 300, T0 + 62, got_cb, &g,
+                                            &claimed));
+    assert_int_equal(claimed, 1);
+    assert_int_equal(g.attempts[0], 2);
+    /* And once the check-in's lease ends, a push may (whatever next_attempt_at was). */
+    memset(&p, 0, sizeof p);
+    assert_ok(authcert_registry_claim(f->reg, 100, 60, T0 + 302, got_cb, &p, &claimed));
+    assert_int_equal(claimed, 3); /* agent-1's two, and agent-2's (its push lease ended) */
+    assert_string_equal(p.agent[0], "agent-1");
+    assert_string_equal(p.agent[1], "agent-1");
+    assert_string_equal(p.agent[2], "agent-2");
+
+    /* The limit is kept; unknown agents and bad arguments. */
+    memset(&g, 0, sizeof g);
+    assert_ok(authcert_registry_claim_agent(f->reg, "agent-2", 1, 30, T0 + 9999, got_cb, &g,
+                                            &claimed));
+    assert_int_equal(claimed, 1);
+    assert_ok(authcert_registry_claim_agent(f->reg, "ghost", 64, 30, T0, got_cb, &g, &claimed));
+    assert_int_equal(claimed, 0);
+    assert_status(authcert_registry_claim_agent(f->reg, "agent-1", 0, 30, T0, got_cb, &g, NULL),
+                  AUTHCERT_E_USAGE);
+    assert_status(authcert_registry_claim_agent(f->reg, "agent-1", 64, 0, T0, got_cb, &g, NULL),
+                  AUTHCERT_E_USAGE);
+    assert_status(authcert_registry_claim_agent(f->reg, "a b", 64, 30, T0, got_cb, &g, NULL),
+                  AUTHCERT_E_USAGE);
+    assert_status(authcert_registry_claim_agent(f->reg, "agent-1", 64, 30, T0, NULL, &g, NULL),
+                  AUTHCERT_E_USAGE);
+}
+
+/* An agent with nothing to claim does not need the write lock. */
+static void test_claim_agent_with_nothing_does_not_write(void **state)
+{
+    fixture *f = *state;
+    sqlite3 *db = NULL;
+    size_t claimed = 99;
+    got g = { 0 };
+    time_t t;
+
+    checkin3(f->reg);
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    t = time(NULL);
+    assert_ok(authcert_registry_claim_agent(f->reg, "agent-1", 64, 30, T0, got_cb, &g,
+                                            &claimed));
+    assert_true(time(NULL) - t < 2); /* not the 5 s busy timeout */
+    assert_int_equal(claimed, 0);
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(db);
+}
+
+static authcert_delivery_state state_of(fixture *f, int64_t command_id, const char *agent,
+                                        char *result, size_t size);
+
+typedef struct one_state {
+    const char *agent;
+    authcert_delivery_state state;
+    char result[128];
+    bool seen;
+} one_state;
+
+static authcert_status state_cb(void *ctx, const authcert_delivery *d)
+{
+    one_state *o = ctx;
+
+    if (strcmp(d->agent_id, o->agent) == 0) {
+        o->state = d->state;
+        snprintf(o->result, sizeof o->result, "%s", d->result_json ? d->result_json : "");
+        o->seen = true;
+    }
+    return AUTHCERT_OK;
+}
+
+static authcert_delivery_state state_of(fixture *f, int64_t command_id, const char *agent,
+                                        char *result, size_t size)
+{
+    one_state o = { .agent = agent };
+
+    assert_ok(authcert_registry_results(f->reg, command_id, state_cb, &o));
+    assert_true(o.seen);
+    if (result != NULL)
+        snprintf(result, size, "%s", o.result);
+    return o.state;
+}
+
+static void test_results_are_matched_to_the_reporting_agent(void **state)
+{
+    fixture *f = *state;
+    int64_t c1 = 0, cb = 0, d1 = 0, got_id = 0;
+    got g = { 0 };
+    char res[128];
+
+    checkin3(f->reg);
+    assert_ok(authcert_registry_enqueue(f->reg, "agent-1", "run", NULL, T0, &c1));
+    assert_ok(authcert_registry_enqueue_all(f->reg, "restart", NULL, T0, &cb, NULL));
+    assert_ok(authcert_registry_claim_agent(f->reg, "agent-1", 64, 300, T0, got_cb, &g, NULL));
+    d1 = g.id[0];
+    /* One id sequence: no delivery id is also a command id. */
+    for (size_t i = 0; i < g.n; i++)
+        assert_true(g.id[i] != c1 && g.id[i] != cb);
+
+    /* Another agent cannot close agent-1's delivery, by either number. */
+    assert_status(authcert_registry_record_agent_result(f->reg, "agent-2", d1,
+                                                        AUTHCERT_DELIVERY_DELIVERED, "{}",
+                                                        T0, NULL),
+                  AUTHCERT_E_NOTFOUND);
+    assert_non_null(strstr(authcert_detail(), "agent-2"));
+    assert_int_equal(state_of(f, c1, "agent-1", NULL, 0), AUTHCERT_DELIVERY_QUEUED);
+    /* A per-agent command is not matched by its command id. */
+    assert_status(authcert_registry_record_agent_result(f->reg, "agent-1", c1,
+                                                        AUTHCERT_DELIVERY_DELIVERED, "{}",
+                                                        T0, NULL),
+                  AUTHCERT_E_NOTFOUND);
+    /* Its own, by delivery id (leased by its check-in: fine). */
+    assert_ok(authcert_registry_record_agent_result(f->reg, "agent-1", d1,
+                                                    AUTHCERT_DELIVERY_DELIVERED,
+                                                    "{\"status\":\"ok\"}", T0 + 5, &got_id));
+    assert_int_equal(got_id, d1);
+    assert_int_equal(state_of(f, c1, "agent-1", res, sizeof res), AUTHCERT_DELIVERY_DELIVERED);
+    assert_string_equal(res, "{\"status\":\"ok\"}");
+    /* Twice: the first stands. */
+    assert_status(authcert_registry_record_agent_result(f->reg, "agent-1", d1,
+                                                        AUTHCERT_DELIVERY_FAILED, "{}",
+                                                        T0 + 6, NULL),
+                  AUTHCERT_E_POLICY);
+    assert_int_equal(state_of(f, c1, "agent-1", NULL, 0), AUTHCERT_DELIVERY_DELIVERED);
+
+    /* A broadcast: matched on (agent, command id); closes that agent's only. */
+    assert_ok(authcert_registry_record_agent_result(f->reg, "agent-3", cb,
+                                                    AUTHCERT_DELIVERY_DELIVERED,
+                                                    "{\"status\":\"ok\"}", T0 + 7, &got_id));
+    assert_int_equal(state_of(f, cb, "agent-3", NULL, 0), AUTHCERT_DELIVERY_DELIVERED);
+    assert_int_equal(state_of(f, cb, "agent-1", NULL, 0), AUTHCERT_DELIVERY_QUEUED);
+    assert_int_equal(state_of(f, cb, "agent-2", NULL, 0), AUTHCERT_DELIVERY_QUEUED);
+    /* A broadcast delivery's own id is not what its token said. */
+    assert_status(authcert_registry_record_agent_result(f->reg, "agent-1", g.id[1],
+                                                        AUTHCERT_DELIVERY_DELIVERED, "{}",
+                                                        T0, NULL),
+                  AUTHCERT_E_NOTFOUND);
+    assert_status(authcert_registry_record_agent_result(f->reg, "ghost", cb,
+                                                        AUTHCERT_DELIVERY_DELIVERED, "{}",
+                                                        T0, NULL),
+                  AUTHCERT_E_NOTFOUND);
+    assert_status(authcert_registry_record_agent_result(f->reg, "agent-1", 0,
+                                                        AUTHCERT_DELIVERY_DELIVERED, "{}",
+                                                        T0, NULL),
+                  AUTHCERT_E_USAGE);
+    assert_status(authcert_registry_record_agent_result(f->reg, "agent-1", cb,
+                                                        AUTHCERT_DELIVERY_DELIVERED, "{x",
+                                                        T0, NULL),
+                  AUTHCERT_E_USAGE);
+    assert_int_equal(state_of(f, cb, "agent-1", NULL, 0), AUTHCERT_DELIVERY_QUEUED);
+}
+
+static void test_enqueue_matching_is_idempotent_with_a_key(void **state)
+{
+    fixture *f = *state;
+    authcert_agent_filter fa = { .thumbprint = TP_A, .listening = true };
+    authcert_agent_filter bad = { .thumbprint = "XYZ" };
+    int64_t c = 0, c2 = 0;
+    uint64_t n = 99;
+    got g = { 0 };
+
+    checkin3(f->reg);
+    /* Only agent-1 is on A and listening. */
+    assert_ok(authcert_registry_enqueue_matching(f->reg, &fa, "update-key", NULL, "update-key",
+                                                 T0, &c, &n));
+    assert_int_equal(n, 1);
+    assert_int_equal(nqueued(f, "agent-1"), 1);
+    assert_int_equal(nqueued(f, "agent-2"), 0);
+    assert_int_equal(nqueued(f, "agent-3"), 0);
+    /* Again, and with every agent: the queued one is not doubled. */
+    assert_ok(authcert_registry_enqueue_matching(f->reg, &fa, "update-key", NULL, "update-key",
+                                                 T0 + 1, &c2, &n));
+    assert_int_equal(n, 0);
+    assert_true(c2 > c);
+    assert_ok(authcert_registry_enqueue_matching(f->reg, NULL, "update-key", NULL, "update-key",
+                                                 T0 + 2, &c2, &n));
+    assert_int_equal(n, 2);
+    assert_int_equal(nqueued(f, "agent-1"), 1);
+    assert_int_equal(nqueued(f, "agent-2"), 1);
+    /* Not a broadcast. */
+    assert_ok(authcert_registry_claim_agent(f->reg, "agent-1", 64, 30, T0, got_cb, &g, NULL));
+    assert_false(g.broadcast[0]);
+    assert_string_equal(g.command[0], "update-key");
+    /* Settled, the key is free again. */
+    assert_ok(authcert_registry_record_result(f->reg, g.id[0], AUTHCERT_DELIVERY_DELIVERED,
+                                              NULL, T0 + 3));
+    assert_ok(authcert_registry_enqueue_matching(f->reg, &fa, "update-key", NULL, "update-key",
+                                                 T0 + 4, NULL, &n));
+    assert_int_equal(n, 1);
+    /* Without a key nothing is skipped. */
+    assert_ok(authcert_registry_enqueue_matching(f->reg, &fa, "ping", NULL, NULL, T0, NULL, &n));
+    assert_ok(authcert_registry_enqueue_matching(f->reg, &fa, "ping", NULL, NULL, T0, NULL, &n));
+    assert_int_equal(n, 1);
+    assert_int_equal(nqueued(f, "agent-1"), 3);
+
+    assert_status(authcert_registry_enqueue_matching(f->reg, &bad, "ping", NULL, NULL, T0,
+                                                     NULL, &n),
+                  AUTHCERT_E_USAGE);
+    assert_status(authcert_registry_enqueue_matching(f->reg, &fa, "ping", NULL, "a key", T0,
+                                                     NULL, &n),
+                  AUTHCERT_E_USAGE);
+    assert_status(authcert_registry_enqueue_matching(f->reg, &fa, "ping", "[]", NULL, T0,
+                                                     NULL, &n),
+                  AUTHCERT_E_USAGE);
+    assert_int_equal(nqueued(f, "agent-1"), 3);
+}
+
+static void test_update_thumbprint_only_from_the_expected_one(void **state)
+{
+    fixture *f = *state;
+    authcert_agent *a = NULL;
+    bool changed = true;
+
+    checkin3(f->reg);
+    assert_ok(authcert_registry_update_thumbprint(f->reg, "agent-3", TP_A, TP_B, &changed));
+    assert_false(changed); /* it reports B already, not A */
+    assert_ok(authcert_registry_update_thumbprint(f->reg, "agent-1", TP_A, TP_B, &changed));
+    assert_true(changed);
+    assert_ok(authcert_registry_get_agent(f->reg, "agent-1", &a));
+    assert_string_equal(a->thumbprint, TP_B);
+    authcert_agent_free(a);
+    assert_ok(authcert_registry_update_thumbprint(f->reg, "ghost", TP_A, TP_B, &changed));
+    assert_false(changed);
+    assert_status(authcert_registry_update_thumbprint(f->reg, "agent-2", TP_A, "", &changed),
+                  AUTHCERT_E_USAGE);
+    assert_ok(authcert_registry_get_agent(f->reg, "agent-2", &a));
+    assert_string_equal(a->thumbprint, TP_A);
+    authcert_agent_free(a);
+}
+
+/* The version 1 schema as authcert 0.1 wrote it, with one queued delivery. */
+static const char v1[] =
+    "CREATE TABLE agents (id INTEGER PRIMARY KEY, agent_id TEXT NOT NULL UNIQUE,"
+    " hostname TEXT NOT NULL, address TEXT NOT NULL, port INTEGER NOT NULL,"
+    " thumbprint TEXT NOT NULL, version TEXT NOT NULL, first_seen INTEGER NOT NULL,"
+    " last_seen INTEGER NOT NULL);"
+    "CREATE INDEX agents_thumbprint ON agents(thumbprint);"
+    "CREATE TABLE commands (id INTEGER PRIMARY KEY, command TEXT NOT NULL, args TEXT,"
+    " broadcast INTEGER NOT NULL, created_at INTEGER NOT NULL);"
+    "CREATE TABLE deliveries (id INTEGER PRIMARY KEY,"
+    " command_id INTEGER NOT NULL REFERENCES commands(id),"
+    " agent INTEGER NOT NULL REFERENCES agents(id),"
+    " state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'delivered', 'failed')),"
+    " attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,"
+    " lease_until INTEGER NOT NULL DEFAULT 0, lease_token INTEGER,"
+    " updated_at INTEGER NOT NULL, result TEXT, UNIQUE (command_id, agent));"
+    "CREATE INDEX deliveries_pending ON deliveries(agent, id) WHERE state = 'queued';"
+    "CREATE INDEX deliveries_due ON deliveries(next_attempt_at, id) WHERE state = 'queued';"
+    "CREATE INDEX deliveries_lease ON deliveries(lease_token) WHERE lease_token IS NOT NULL;"
+    "INSERT INTO agents VALUES (1, 'old-agent', 'h', '192.0.2.1', 7443, '" TP_A "', '0.1.0',"
+    " 1780000000, 1780000000);"
+    "INSERT INTO commands VALUES (1, 'restart', NULL, 1, 1780000000);"
+    "INSERT INTO deliveries(id, command_id, agent, next_attempt_at, updated_at)"
+    " VALUES (1, 1, 1, 1780000000, 1780000000);"
+    "PRAGMA application_id = 1094931015; PRAGMA user_version = 1;";
+
+static void test_version_1_is_migrated(void **state)
+{
+    fixture *f = *state;
+    char path[4200];
+    authcert_registry *r = NULL;
+    authcert_agent_filter all = { .listening = true };
+    sqlite3 *db = NULL;
+    int version = 0;
+    uint64_t n = 0;
+    got g = { 0 };
+
+    snprintf(path, sizeof path, "%s/v1.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    assert_ok(authcert_registry_open(path, &r));
+    assert_ok(authcert_registry_schema_version(r, &version));
+    assert_int_equal(version, 2);
+    /* The old delivery is intact: a broadcast, claimable, matched by command id. */
+    assert_ok(authcert_registry_claim_agent(r, "old-agent", 64, 30, T0, got_cb, &g, NULL));
+    assert_int_equal(g.n, 1);
+    assert_true(g.broadcast[0]);
+    assert_string_equal(g.command[0], "restart");
+    assert_ok(authcert_registry_record_agent_result(r, "old-agent", 1,
+                                                    AUTHCERT_DELIVERY_DELIVERED, NULL, T0, NULL));
+    /* The new key works on it. */
+    assert_ok(authcert_registry_enqueue_matching(r, &all, "update-key", NULL, "update-key", T0,
+                                                 NULL, &n));
+    assert_ok(authcert_registry_enqueue_matching(r, &all, "update-key", NULL, "update-key", T0,
+                                                 NULL, &n));
+    assert_int_equal(n, 0);
+    authcert_registry_close(r);
+    /* Reopening a version 2 file changes nothing. */
+    assert_ok(authcert_registry_open(path, &r));
+    assert_ok(authcert_registry_schema_version(r, &version));
+    assert_int_equal(version, 2);
+    authcert_registry_close(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_check_in_and_push_never_take_the_same_delivery,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_agent_with_nothing_does_not_write, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_results_are_matched_to_the_reporting_agent, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_enqueue_matching_is_idempotent_with_a_key, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_update_thumbprint_only_from_the_expected_one,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_1_is_migrated, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
