@@ -13,7 +13,7 @@
  * agent echoes names one or the other, never both).
  *
  * Several nodes open the same database at once: creating and migrating the
- * schema happens under a transaction-scoped advisory lock, so the first
+ * schema happens under an advisory lock, so the first
  * opener does it and the others wait and find it done.
  *
  * Durability, as on SQLite: the session runs with synchronous_commit off,
@@ -29,7 +29,7 @@
 #include "registry_pg.h"
 
 #define APPLICATION "authcert registry"
-#define MIGRATE_LOCK "1094931015" /* pg_advisory_xact_lock key: "ACRG" */
+#define MIGRATE_LOCK "1094931015" /* pg_advisory_lock key: "ACRG" */
 #define FETCH_ROWS "1000"
 
 static const char schema_v1[] =
@@ -308,20 +308,22 @@ out:
     return rc;
 }
 
+/*
+ * A session lock taken before BEGIN, not a transaction lock after it: the
+ * transaction's start is where this backend drops what it cached about
+ * tables that did not exist (a node that waited must see the tables the
+ * first one made; after an xact lock it would still "not see" them).
+ */
 static authcert_status migrate(pg *p)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
-    int version;
+    int version, locked = 0;
     char sql[160];
 
+    GUARD(pg_cmd(p, "SELECT pg_advisory_lock(" MIGRATE_LOCK ")"));
+    locked = 1;
     GUARD(pg_cmd(p, "BEGIN"));
-    GUARD(pg_cmd(p, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")"));
     GUARD(read_version(p, &version)); /* again: another node may have done it */
-    if (version == KNOWN_VERSION) {
-        GUARD(pg_cmd(p, "COMMIT"));
-        rc = AUTHCERT_OK;
-        goto out;
-    }
     for (; version < KNOWN_VERSION; version++)
         GUARD(pg_cmd(p, migrations[version]));
     snprintf(sql, sizeof sql, "INSERT INTO authcert_meta VALUES ('schema_version', '%d') "
@@ -332,6 +334,8 @@ static authcert_status migrate(pg *p)
 out:
     if (rc != AUTHCERT_OK)
         pg_rollback(p);
+    if (locked)
+        PQclear(PQexec(p->conn, "SELECT pg_advisory_unlock(" MIGRATE_LOCK ")"));
     return rc;
 }
 
