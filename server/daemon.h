@@ -6,8 +6,7 @@
  *   http.c     libmicrohttpd: routing, body caps, error answers
  *   checkin.c  POST /v1/checkin and /v1/result
  *   writer.c   the batching writer of check-ins to the registry
- *   offered.c  deliveries handed out in a check-in answer (not pushed too)
- *   push.c     the push thread (libcurl multi)
+ *   push.c     the push thread (libcurl multi) and the proactive roll-over
  *   metrics.c  counters and GET /metrics
  *   dlog.c     one line per event on stderr; per-thread registry handles
  */
@@ -23,8 +22,10 @@
 #include "authcert/server.h"
 #include "authcert/store.h"
 
-#define CHECKIN_BODY_MAX (16 * 1024)
-#define RESULT_BODY_MAX (64 * 1024)
+#include "authcert/protocol.h"
+
+#define CHECKIN_BODY_MAX AUTHCERT_CHECKIN_BODY_MAX
+#define RESULT_BODY_MAX AUTHCERT_RESULT_BODY_MAX
 
 typedef struct daemon_config {
     char *store_dir;
@@ -45,7 +46,6 @@ typedef struct daemon_config {
 
 struct writer;
 struct pusher;
-struct offered;
 
 typedef struct daemon_ctx {
     daemon_config cfg;
@@ -53,24 +53,21 @@ typedef struct daemon_ctx {
     authcert_server *srv;
     struct writer *writer;
     struct pusher *pusher;
-    struct offered *offered;
     atomic_bool stopping;
 } daemon_ctx;
 
 /* ---- dlog.c ---- */
 void dlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /*
- * The registry handle: opened once at start (dreg_open), then taken by one
- * thread at a time (dreg ... dreg_done; registry.h: one thread per handle).
- * Why one handle and not one per thread: lib/registry_sqlite.c's open does
- * open()+close() on the database file, and a close() drops every POSIX lock
- * the process holds on it, including the SHARED locks of this process's
- * other SQLite connections; another process (the admin tool) may then think
- * it is the last user and delete the WAL under us. Until that is fixed a
- * process must open the registry once.
+ * The registry handles: one per thread (registry.h), opened on the thread's
+ * first dreg and closed together by dreg_close_all once every thread has
+ * stopped; SQLite's locks arbitrate between them. dreg_open opens (creates,
+ * migrates) the first one at start so that a bad registry stops the start.
+ * dreg_done marks the end of a use (nothing to release today: the handle
+ * stays with its thread).
  */
 authcert_status dreg_open(daemon_ctx *d);
-authcert_status dreg(daemon_ctx *d, authcert_registry **reg); /* takes the lock on success */
+authcert_status dreg(daemon_ctx *d, authcert_registry **reg);
 void dreg_done(void);
 void dreg_close_all(void);
 /* Refresh the store (at most once a second) and log a replacement. */
@@ -84,21 +81,14 @@ void writer_submit(struct writer *w, const authcert_agent_report *r);
 void writer_stop(struct writer *w);
 uint64_t writer_backlog(struct writer *w);
 
-/* ---- offered.c ---- */
-struct offered *offered_new(void);
-void offered_free(struct offered *o);
-/* Remember that delivery id went out in a check-in answer, until `until`. */
-void offered_add(struct offered *o, int64_t id, time_t until);
-bool offered_has(struct offered *o, int64_t id, time_t now);
-void offered_forget(struct offered *o, int64_t id);
-
 /* ---- metrics.c (counters) ---- */
 enum refusal {
     REFUSE_BAD_JSON, REFUSE_BAD_FIELD, REFUSE_TOO_LARGE, REFUSE_CONTENT_TYPE,
     REFUSE_METHOD, REFUSE_NOT_FOUND, REFUSE_STORE, REFUSE_REGISTRY, REFUSE_MAX
 };
 enum push_result {
-    PUSH_OK, PUSH_FAILED, PUSH_RETRY, PUSH_MISMATCHED, PUSH_NO_LISTENER, PUSH_MAX
+    PUSH_OK, PUSH_FAILED, PUSH_RETRY, PUSH_MISMATCHED, PUSH_NO_LISTENER, PUSH_NOT_NEEDED,
+    PUSH_MAX
 };
 /* ---- checkin.c ---- */
 typedef struct http_answer {
@@ -124,12 +114,22 @@ void http_stop(struct MHD_Daemon *mhd);
 authcert_status pusher_start(daemon_ctx *d, struct pusher **out);
 void pusher_stop(struct pusher *p);
 void pusher_wake(struct pusher *p);
+/*
+ * After a replacement (and at start): queue update-key, once per agent, for
+ * every agent on an expired certificate that has a listener; the push thread
+ * does it (a few statements, no agent list in memory) and then pushes them
+ * at --push-rate like any delivery.
+ */
+void pusher_rollover(struct pusher *p);
+/* Seconds a check-in answer's commands stay leased to the agent. */
+unsigned checkin_lease(const daemon_ctx *d);
 
 /* ---- metrics.c ---- */
 void metric_checkin(void);
 void metric_signatures(unsigned n);
 void metric_push(enum push_result r);
 void metric_refusal(enum refusal r);
+void metric_rollover(uint64_t queued);
 /* The Prometheus text; caller frees. */
 char *metrics_render(daemon_ctx *d);
 

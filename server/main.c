@@ -292,8 +292,6 @@ int main(int argc, char **argv)
                 authcert_strerror(rc), authcert_detail());
         goto out;
     }
-    if ((d.offered = offered_new()) == NULL)
-        goto out;
     if ((fd = listen_on(d.cfg.listen, &port)) < 0)
         goto out;
     if ((rc = writer_start(&d, &d.writer)) != AUTHCERT_OK ||
@@ -327,7 +325,6 @@ out:
     pusher_stop(d.pusher);
     writer_stop(d.writer);
     dreg_close_all();
-    offered_free(d.offered);
     authcert_server_free(d.srv);
     authcert_store_close(d.store);
     if (fd >= 0)

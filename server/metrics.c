@@ -12,11 +12,12 @@
 
 #include "daemon.h"
 
-static atomic_ullong checkins, signatures, pushes[PUSH_MAX], refusals[REFUSE_MAX];
+static atomic_ullong checkins, signatures, rollovers, pushes[PUSH_MAX], refusals[REFUSE_MAX];
 
 static const char *const push_names[PUSH_MAX] = {
     [PUSH_OK] = "ok", [PUSH_FAILED] = "failed", [PUSH_RETRY] = "retry",
     [PUSH_MISMATCHED] = "mismatched", [PUSH_NO_LISTENER] = "no_listener",
+    [PUSH_NOT_NEEDED] = "not_needed",
 };
 static const char *const refusal_names[REFUSE_MAX] = {
     [REFUSE_BAD_JSON] = "bad_json", [REFUSE_BAD_FIELD] = "bad_field",
@@ -38,6 +39,11 @@ void metric_signatures(unsigned n)
 void metric_push(enum push_result r)
 {
     atomic_fetch_add_explicit(&pushes[r], 1, memory_order_relaxed);
+}
+
+void metric_rollover(uint64_t queued)
+{
+    atomic_fetch_add_explicit(&rollovers, queued, memory_order_relaxed);
 }
 
 void metric_refusal(enum refusal r)
@@ -97,6 +103,10 @@ char *metrics_render(daemon_ctx *d)
     for (int i = 0; i < PUSH_MAX; i++)
         fprintf(f, "authcert_pushes_total{result=\"%s\"} %llu\n", push_names[i],
                 (unsigned long long)atomic_load(&pushes[i]));
+    fprintf(f, "# HELP authcert_rollover_queued_total update-key commands queued for agents on an expired certificate after a replacement.\n"
+            "# TYPE authcert_rollover_queued_total counter\n"
+            "authcert_rollover_queued_total %llu\n",
+            (unsigned long long)atomic_load(&rollovers));
     fputs("# HELP authcert_refusals_total Requests refused, by reason.\n"
           "# TYPE authcert_refusals_total counter\n", f);
     for (int i = 0; i < REFUSE_MAX; i++)

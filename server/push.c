@@ -13,8 +13,21 @@
  *
  * Outcomes: the agent's 200 answer is recorded as DELIVERED with its result;
  * anything else goes back to the queue (the registry backs off, 30 s
- * doubling to 1 h) until MAX_ATTEMPTS, then FAILED. A delivery the agent
- * got in a check-in answer (offered.c) is put back without a push.
+ * doubling to 1 h) until MAX_ATTEMPTS, then FAILED. The registry's leases
+ * keep a check-in and a push from taking the same delivery.
+ *
+ * Broadcasts are signed once per certificate (authcert_server's cache): a
+ * fleet on one certificate costs one signature. When update-key goes
+ * through (the agent answers "ok"), the registry is told the agent's new
+ * thumbprint and the rest of the job is signed again with the current key,
+ * which is now the one the agent holds.
+ *
+ * Proactive roll-over (pusher_rollover): after a replacement, every agent
+ * with a listener on an expired certificate gets one queued update-key
+ * (authcert_registry_enqueue_matching, keyed, so never two), one statement
+ * per expired thumbprint in use: memory does not grow with the fleet. The
+ * pushes then go out at --push-rate; agents that cannot be reached take it
+ * at their next check-in.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -36,8 +49,11 @@ struct job {
     struct pusher *p;
     int64_t id;
     unsigned attempts;
+    int64_t command_id;
+    bool broadcast;
     char agent_id[AUTHCERT_AGENT_ID_MAX + 1];
     char address[AUTHCERT_ADDRESS_MAX + 1];
+    char thumbprint[AUTHCERT_THUMBPRINT_LEN + 1];
     uint16_t port;
     char *command, *args;
     authcert_server_batch *batch;
@@ -62,6 +78,7 @@ struct pusher {
     /* what claim hands over, before the jobs start */
     struct job **claimed;
     size_t nclaimed;
+    atomic_bool rollover; /* a replacement was seen: queue the update-keys */
 };
 
 static void job_free(struct job *j)
@@ -173,9 +190,12 @@ static authcert_status claim_cb(void *ctx, const authcert_delivery *dl)
     p->claimed[p->nclaimed++] = j;
     j->p = p;
     j->id = dl->id;
+    j->command_id = dl->command_id;
+    j->broadcast = dl->broadcast;
     j->attempts = dl->attempts;
     snprintf(j->agent_id, sizeof j->agent_id, "%s", dl->agent_id);
     snprintf(j->address, sizeof j->address, "%s", dl->address);
+    snprintf(j->thumbprint, sizeof j->thumbprint, "%s", dl->thumbprint);
     j->port = dl->port;
     j->command = strdup(dl->command);
     j->args = dl->args_json != NULL ? strdup(dl->args_json) : NULL;
@@ -184,42 +204,52 @@ static authcert_status claim_cb(void *ctx, const authcert_delivery *dl)
     return AUTHCERT_OK;
 }
 
-/* Sign and start one claimed delivery, or settle it at once. */
-static void start(struct pusher *p, authcert_registry *reg, struct job *j)
+static authcert_status sign_job(struct pusher *p, struct job *j, const char *thumbprint)
 {
-    authcert_agent *a = NULL;
-    authcert_server_command c = { .delivery_id = j->id, .command = j->command,
+    authcert_server_command c = { .delivery_id = j->id, .command_id = j->command_id,
+                                  .broadcast = j->broadcast, .command = j->command,
                                   .args_json = j->args };
     authcert_status rc;
 
-    if (offered_has(p->d->offered, j->id, time(NULL))) {
-        record(reg, j, AUTHCERT_DELIVERY_QUEUED, NULL); /* the agent has it already */
-        job_free(j);
-        return;
-    }
+    authcert_server_batch_free(j->batch);
+    j->batch = NULL;
+    j->next = 0;
+    rc = authcert_server_sign_for(p->d->srv, j->agent_id, thumbprint, &c, 1, 0, &j->batch);
+    if (rc == AUTHCERT_OK)
+        metric_signatures(j->batch->signatures);
+    return rc;
+}
+
+/* Sign and start one claimed delivery, or settle it at once. */
+static void start(struct pusher *p, authcert_registry *reg, struct job *j)
+{
+    authcert_status rc;
+
     if (j->port == 0 || j->address[0] == '\0') {
         metric_push(PUSH_NO_LISTENER);
         record(reg, j, AUTHCERT_DELIVERY_QUEUED, NULL); /* its check-in will take it */
         job_free(j);
         return;
     }
-    if ((rc = authcert_registry_get_agent(reg, j->agent_id, &a)) == AUTHCERT_OK)
-        rc = authcert_server_sign_for(p->d->srv, j->agent_id, a->thumbprint, &c, 1, 0,
-                                      &j->batch);
-    authcert_agent_free(a);
-    if (rc != AUTHCERT_OK) {
+    if ((rc = sign_job(p, j, j->thumbprint)) != AUTHCERT_OK) {
         dlog("push: delivery %lld: %s (%s)", (long long)j->id, authcert_strerror(rc),
              authcert_detail());
         retry_or_fail(reg, j, "cannot sign");
         job_free(j);
         return;
     }
-    metric_signatures(j->batch->signatures);
     if (j->batch->state == AUTHCERT_AGENT_MISMATCHED) {
         metric_push(PUSH_MISMATCHED);
         dlog("push: delivery %lld to %s not sent: certificate %s", (long long)j->id,
              j->agent_id, authcert_mismatch_reason_name(j->batch->reason));
         record(reg, j, AUTHCERT_DELIVERY_FAILED, "{\"error\":\"mismatched\"}");
+        job_free(j);
+        return;
+    }
+    if (j->batch->ntokens == 0) { /* a queued update-key for an agent that is current */
+        metric_push(PUSH_NOT_NEEDED);
+        record(reg, j, AUTHCERT_DELIVERY_DELIVERED,
+               "{\"status\":\"ok\",\"output\":\"already on the current certificate\"}");
         job_free(j);
         return;
     }
@@ -233,6 +263,31 @@ static void start(struct pusher *p, authcert_registry *reg, struct job *j)
     if (p->flying != NULL)
         p->flying->prev = j;
     p->flying = j;
+}
+
+/*
+ * The agent took the update-key (token 0): it holds the current certificate
+ * now. Tell the registry, and sign what is left with the current key, since
+ * the old one no longer verifies at the agent. false: the rest cannot go.
+ */
+static bool rolled_over(struct pusher *p, authcert_registry *reg, struct job *j)
+{
+    char cur[AUTHCERT_THUMBPRINT_LEN + 1];
+    bool changed = false;
+    authcert_status rc;
+
+    memcpy(cur, j->batch->current_thumbprint, sizeof cur);
+    rc = authcert_registry_update_thumbprint(reg, j->agent_id, j->thumbprint, cur, &changed);
+    if (rc != AUTHCERT_OK)
+        dlog("push: agent %s: thumbprint not updated: %s (%s)", j->agent_id,
+             authcert_strerror(rc), authcert_detail());
+    dlog("push: agent %s rolled over to %s", j->agent_id, cur);
+    if (j->batch->ntokens == 1)
+        return true; /* the update-key was the delivery */
+    memcpy(j->thumbprint, cur, sizeof j->thumbprint);
+    if (sign_job(p, j, cur) != AUTHCERT_OK || j->batch->ntokens == 0)
+        return false;
+    return true;
 }
 
 /* One transfer ended: next token, or the delivery's outcome. */
@@ -255,13 +310,27 @@ static void done(struct pusher *p, authcert_registry *reg, struct job *j, CURLco
         retry_or_fail(reg, j, why);
         goto finished;
     }
-    if (++j->next < j->batch->ntokens) { /* update-key went through: now the command */
+    ans = j->answer != NULL ? json_loads(j->answer, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    if (j->next == 0 && j->batch->update_key &&
+        strcmp(json_string_value(json_object_get(ans, "status")) != NULL
+                   ? json_string_value(json_object_get(ans, "status")) : "", "ok") == 0) {
+        if (!rolled_over(p, reg, j)) {
+            retry_or_fail(reg, j, "cannot sign after update-key");
+            goto finished;
+        }
+        if (j->batch->update_key) /* not re-signed: the update-key was the delivery */
+            j->next = 1;
+    } else {
+        j->next++;
+    }
+    if (j->next < j->batch->ntokens) { /* update-key went through: now the command */
+        json_decref(ans);
+        ans = NULL;
         if (send_next(p, j))
             return;
         retry_or_fail(reg, j, "cannot start the request");
         goto finished;
     }
-    ans = j->answer != NULL ? json_loads(j->answer, JSON_REJECT_DUPLICATES, NULL) : NULL;
     keep = json_pack("{s:O*, s:O*, s:O*}",
                      "status", json_object_get(ans, "status"),
                      "exit", json_object_get(ans, "exit"),
@@ -285,6 +354,64 @@ finished:
     job_free(j);
 }
 
+/* ---- proactive roll-over ---------------------------------------------- */
+
+struct expired {
+    daemon_ctx *d;
+    char (*tp)[AUTHCERT_THUMBPRINT_LEN + 1];
+    size_t n;
+};
+
+/* The thumbprints in use are few (one per certificate): keep the expired ones. */
+static authcert_status expired_cb(void *ctx, const char *thumbprint, uint64_t agents)
+{
+    struct expired *e = ctx;
+    char (*tp)[AUTHCERT_THUMBPRINT_LEN + 1];
+
+    (void)agents;
+    if (authcert_server_classify(e->d->srv, thumbprint, NULL) != AUTHCERT_AGENT_EXPIRED)
+        return AUTHCERT_OK;
+    if ((tp = realloc(e->tp, (e->n + 1) * sizeof *tp)) == NULL)
+        return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
+    e->tp = tp;
+    snprintf(e->tp[e->n++], sizeof *tp, "%s", thumbprint);
+    return AUTHCERT_OK;
+}
+
+static void rollover(struct pusher *p, authcert_registry *reg)
+{
+    struct expired e = { .d = p->d };
+    authcert_status rc;
+    uint64_t total = 0;
+
+    rc = authcert_registry_count_by_thumbprint(reg, expired_cb, &e);
+    for (size_t i = 0; rc == AUTHCERT_OK && i < e.n; i++) {
+        authcert_agent_filter f = { .thumbprint = e.tp[i], .listening = true };
+        uint64_t n = 0;
+
+        rc = authcert_registry_enqueue_matching(reg, &f, AUTHCERT_UPDATE_KEY_COMMAND, NULL,
+                                                AUTHCERT_UPDATE_KEY_COMMAND, time(NULL), NULL,
+                                                &n);
+        if (rc == AUTHCERT_OK && n > 0)
+            dlog("roll-over: update-key queued for %llu agent(s) on expired %s",
+                 (unsigned long long)n, e.tp[i]);
+        total += n;
+    }
+    if (rc != AUTHCERT_OK) {
+        dlog("roll-over: %s (%s); trying again in a minute", authcert_strerror(rc),
+             authcert_detail());
+        atomic_store(&p->rollover, true);
+    }
+    metric_rollover(total);
+    free(e.tp);
+}
+
+void pusher_rollover(struct pusher *p)
+{
+    atomic_store(&p->rollover, true);
+    curl_multi_wakeup(p->multi);
+}
+
 static void refill(struct pusher *p)
 {
     struct timespec now;
@@ -304,7 +431,7 @@ static void *run(void *arg)
     struct pusher *p = arg;
     authcert_registry *reg = NULL;
     authcert_status rc;
-    struct timespec last_claim = { 0, 0 };
+    struct timespec last_claim = { 0, 0 }, last_rollover = { 0, 0 };
 
     clock_gettime(CLOCK_MONOTONIC, &p->refilled);
     while (!atomic_load(&p->stop)) {
@@ -316,7 +443,24 @@ static void *run(void *arg)
         unsigned lease;
 
         refill(p);
+        /* A replacement must be seen without any check-in (long intervals). */
+        daemon_refresh(p->d);
         clock_gettime(CLOCK_MONOTONIC, &now);
+        /* At most once a minute when it fails (a busy registry), at once otherwise. */
+        if (atomic_load(&p->rollover) &&
+            (last_rollover.tv_sec == 0 || now.tv_sec - last_rollover.tv_sec >= 60) &&
+            atomic_exchange(&p->rollover, false)) {
+            last_rollover = now;
+            if (dreg(p->d, &reg) == AUTHCERT_OK) {
+                rollover(p, reg);
+                dreg_done();
+            } else {
+                atomic_store(&p->rollover, true);
+            }
+            last_claim.tv_sec = 0; /* claim them now */
+            if (!atomic_load(&p->rollover))
+                last_rollover.tv_sec = 0;
+        }
         since = (now.tv_sec - last_claim.tv_sec) * 1000 +
                 (now.tv_nsec - last_claim.tv_nsec) / 1000000;
         room = (size_t)p->d->cfg.push_concurrency - p->inflight;
@@ -326,8 +470,12 @@ static void *run(void *arg)
         if (want > 0 && since >= IDLE_POLL_MS) {
             size_t got = 0;
 
-            /* long enough for update-key and the command, and a margin */
-            lease = (unsigned)(2 * p->d->cfg.push_timeout + 30);
+            /*
+             * Long enough for update-key and the command (each bounded by
+             * push_timeout) and a margin; a daemon killed meanwhile leaves
+             * the delivery to be claimed again when it ends.
+             */
+            lease = (unsigned)(2 * p->d->cfg.push_timeout + 5);
             if ((rc = dreg(p->d, &reg)) == AUTHCERT_OK) {
                 rc = authcert_registry_claim(reg, (unsigned)want, lease, time(NULL), claim_cb,
                                              p, &got);
@@ -373,6 +521,7 @@ authcert_status pusher_start(daemon_ctx *d, struct pusher **out)
     if (p == NULL)
         return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
     p->d = d;
+    atomic_init(&p->rollover, true); /* a replacement may have happened while we were down */
     if ((p->multi = curl_multi_init()) == NULL) {
         free(p);
         return authcert_fail(AUTHCERT_E_INTERNAL, "curl_multi_init failed");

@@ -18,6 +18,7 @@ setup() {
 teardown() {
     if [ -n "${PID:-}" ] && kill -0 "$PID" 2>/dev/null; then kill -KILL "$PID"; fi
     if [ -n "${FAKE:-}" ] && kill -0 "$FAKE" 2>/dev/null; then kill -KILL "$FAKE"; fi
+    for p in ${AGENTS:-}; do kill -0 "$p" 2>/dev/null && kill -KILL "$p"; done
     [ -n "${KEEP:-}" ] && cp "$T/log" /tmp/last.log; rm -rf "$T"
 }
 
@@ -38,6 +39,55 @@ checkin() { # THUMBPRINT [RESULTS_JSON]
 code() { # METHOD PATH [curl args...]
     local m="$1" p="$2"; shift 2
     curl -s -o "$T/body" -w '%{http_code}' -X "$m" "$URL$p" "$@"
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# fakes N: N push listeners (fake_listeners.py) on free ports, in $FPORTS
+fakes() {
+    FPORTS=""
+    for _ in $(seq "$1"); do FPORTS="$FPORTS $(free_port)"; done
+    mkdir -p "$T/fake"
+    python3 "$AUTHCERT_SRC/tests/e2e/fake_listeners.py" "$T/fake" $FPORTS &
+    FAKE=$!
+    sleep 0.5
+}
+
+checkin_as() { # AGENT_ID PORT THUMBPRINT [RESULTS_JSON]
+    curl -s -H 'Content-Type: application/json' -X POST "$URL/v1/checkin" \
+        -d "{\"agent_id\":\"$1\",\"hostname\":\"h\",\"port\":$2,\"thumbprint\":\"$3\"${4:+,\"results\":$4}}"
+}
+
+q() { sqlite3 "$T/reg.db" "$1"; }
+
+# verify_es256 CERT.der TOKEN: check an ES256 JWS with the openssl tool (any
+# audience, "*" too) and print its claims
+verify_es256() {
+    openssl x509 -inform DER -in "$1" -pubkey -noout >"$T/pub.pem"
+    python3 - "$2" "$T" <<'PY' || return 1
+import base64, json, sys
+tok, d = sys.argv[1], sys.argv[2]
+b = lambda s: base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+h, p, s = tok.split(".")
+assert json.loads(b(h))["alg"] == "ES256"
+sig = b(s); r, t = sig[:32].lstrip(b"\0"), sig[32:].lstrip(b"\0")
+enc = lambda x: b"\x02" + bytes([len(x) + (x[0] >= 0x80)]) + (b"\0" if x[0] >= 0x80 else b"") + x
+body = enc(r) + enc(t)
+open(d + "/sig.der", "wb").write(b"\x30" + bytes([len(body)]) + body)
+open(d + "/signed", "w").write(h + "." + p)
+open(d + "/claims", "wb").write(b(p))
+PY
+    openssl dgst -sha256 -verify "$T/pub.pem" -signature "$T/sig.der" "$T/signed" >/dev/null &&
+        cat "$T/claims"
+}
+
+# wait_for SECONDS SQL WANT
+wait_for() {
+    for _ in $(seq $(( $1 * 10 ))); do [ "$(q "$2")" = "$3" ] && return 0; sleep 0.1; done
+    echo "waited $1 s for [$2] = [$3], got [$(q "$2")]" >&2
+    return 1
 }
 
 jget() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
@@ -215,8 +265,11 @@ PY
     [[ "$first" == "application/jwt "* ]]
     run "$BIN/jws_helper" verify "$T/old.der" "$AGENT" "${first#application/jwt }"
     [ "$(echo "$output" | jget 'd["cmd"]')" = update-key ]
-    run "$BIN/jws_helper" verify "$T/old.der" "$AGENT" "${second#application/jwt }"
+    # the agent said ok to update-key: it holds the current certificate now,
+    # so the command is signed with the current key and the registry knows
+    run "$BIN/jws_helper" verify "$T/cur.der" "$AGENT" "${second#application/jwt }"
     [ "$(echo "$output" | jget 'd["cmd"]')" = ping ]
+    [ "$(sqlite3 "$T/reg.db" "SELECT thumbprint FROM agents")" = "$CUR" ]
     run curl -s "$URL/metrics"
     [[ "$output" == *'authcert_pushes_total{result="ok"} 1'* ]]
 }
@@ -256,4 +309,138 @@ PY
     run "$BIN/authcertd" --config "$T/conf" --store "$T/store" --registry "$T/reg.db" --listen 127.0.0.1:0
     [ "$status" -eq 2 ]
     [[ "$output" == *"conf:1: threads must be a number"* ]]
+}
+
+@test "a command offered at check-in is not pushed, and its result closes it" {
+    start --push-timeout 1
+    APORT="$(free_port)" # nobody listens yet
+    checkin "$CUR" >/dev/null
+    sleep 0.3
+    cid="$("$BIN/regenqueue" "$T/reg.db" "$AGENT" ping)"
+    run checkin "$CUR"
+    [ "$(echo "$output" | jget 'len(d["commands"])')" = 1 ]
+    tok="$(echo "$output" | jget 'd["commands"][0]')"
+    did="$("$BIN/jws_helper" verify "$T/cur.der" "$AGENT" "$tok" | jget 'd["did"]')"
+    # leased to the check-in: the listener comes up and is not pushed to
+    mkdir -p "$T/fake"
+    python3 "$AUTHCERT_SRC/tests/e2e/fake_listeners.py" "$T/fake" "$APORT" &
+    FAKE=$!
+    sleep 3
+    [ ! -s "$T/fake/$APORT.log" ]
+    [ "$(q "SELECT state, lease_until > strftime('%s','now') FROM deliveries WHERE command_id = $cid")" = "queued|1" ]
+    # a check-in inside the lease is not offered it a second time
+    run checkin "$CUR"
+    [ "$(echo "$output" | jget 'len(d["commands"])')" = 0 ]
+    run checkin "$CUR" "[{\"delivery\":$did,\"status\":\"ok\",\"exit\":0,\"output\":\"pong\"}]"
+    [ "$(q "SELECT state, result FROM deliveries WHERE command_id = $cid")" = 'delivered|{"status":"ok","exit":0,"output":"pong"}' ]
+    sleep 1.5
+    [ ! -s "$T/fake/$APORT.log" ]
+}
+
+@test "a push in flight is not offered at check-in" {
+    fakes 1
+    APORT="${FPORTS# }"
+    touch "$T/fake/stall"
+    start --push-timeout 3
+    checkin "$CUR" >/dev/null
+    sleep 0.3
+    cid="$("$BIN/regenqueue" "$T/reg.db" "$AGENT" ping)"
+    for _ in $(seq 50); do [ -s "$T/fake/$APORT.log" ] && break; sleep 0.1; done
+    grep -q '^held application/jwt ' "$T/fake/$APORT.log"
+    run checkin "$CUR"
+    [ "$(echo "$output" | jget 'len(d["commands"])')" = 0 ]
+    [ "$(q "SELECT attempts FROM deliveries WHERE command_id = $cid")" = 1 ]
+    # once the push has failed (timeout), the check-in takes it at once
+    rm "$T/fake/stall"
+    wait_for 10 "SELECT lease_until FROM deliveries WHERE command_id = $cid" 0
+    run checkin "$CUR"
+    [ "$(echo "$output" | jget 'len(d["commands"])')" = 1 ]
+    [ "$(q "SELECT attempts FROM deliveries WHERE command_id = $cid")" = 2 ]
+}
+
+@test "a daemon killed mid-delivery loses nothing: delivered later, exactly once" {
+    fakes 1
+    APORT="${FPORTS# }"
+    touch "$T/fake/stall"
+    start --push-timeout 1
+    checkin "$CUR" >/dev/null
+    sleep 0.3
+    cid="$("$BIN/regenqueue" "$T/reg.db" "$AGENT" ping)"
+    for _ in $(seq 50); do [ -s "$T/fake/$APORT.log" ] && break; sleep 0.1; done
+    grep -q '^held ' "$T/fake/$APORT.log"
+    kill -KILL "$PID"; wait "$PID" 2>/dev/null || true
+    [ "$(q "SELECT state, attempts, lease_until > 0 FROM deliveries WHERE command_id = $cid")" = "queued|1|1" ]
+    rm "$T/fake/stall"
+    rm -f "$T/port"
+    start --push-timeout 1
+    wait_for 20 "SELECT state FROM deliveries WHERE command_id = $cid" delivered
+    sleep 2
+    [ "$(wc -l <"$T/fake/answered")" -eq 1 ]
+    [ "$(grep -c '^application/jwt ' "$T/fake/$APORT.log")" -eq 1 ]
+    [ "$(q "SELECT attempts, result FROM deliveries WHERE command_id = $cid")" = '2|{"status":"ok","exit":0,"output":"pong"}' ]
+}
+
+@test "a broadcast is signed once per certificate for every agent" {
+    fakes 5
+    start
+    i=0
+    for p in $FPORTS; do i=$((i+1)); checkin_as "agent-$i" "$p" "$CUR" >/dev/null; done
+    checkin_as "agent-quiet" 0 "$CUR" >/dev/null # no listener: gets it at check-in
+    sleep 0.5
+    "$BIN/authcert" --registry "$T/reg.db" --store "$T/store" --push restart --all -q
+    cid="$(q "SELECT max(id) FROM commands")"
+    [ "$(q "SELECT broadcast FROM commands WHERE id = $cid")" = 1 ]
+    wait_for 10 "SELECT count(*) FROM deliveries WHERE command_id = $cid AND state = 'delivered'" 5
+    run checkin_as agent-quiet 0 "$CUR"
+    tok="$(echo "$output" | jget 'd["commands"][0]')"
+    # every agent got the very same token: aud "*", did the command id
+    for p in $FPORTS; do [ "$(sed 's/^application\/jwt //' "$T/fake/$p.log")" = "$tok" ]; done
+    ! verify_es256 "$T/old.der" "$tok" # the check can fail
+    run verify_es256 "$T/cur.der" "$tok"
+    [ "$(echo "$output" | jget 'd["aud"]')" = '*' ]
+    [ "$(echo "$output" | jget 'd["did"]')" = "$cid" ]
+    run curl -s "$URL/metrics"
+    [[ "$output" == *'authcert_signatures_total 1'* ]]
+    # its result is matched on (agent, command id); another agent cannot close it
+    run curl -s -H 'Content-Type: application/json' -X POST "$URL/v1/result" \
+        -d "{\"agent_id\":\"agent-nobody\",\"delivery\":$cid,\"status\":\"ok\"}"
+    [ "$(echo "$output" | jget 'd["recorded"]')" = False ]
+    run checkin_as agent-quiet 0 "$CUR" "[{\"delivery\":$cid,\"status\":\"ok\",\"exit\":0}]"
+    [ "$(q "SELECT count(*) FROM deliveries WHERE command_id = $cid AND state = 'delivered'")" = 6 ]
+}
+
+@test "after authcert -c, agents with a listener are rolled over at once, not at their next check-in" {
+    echo "correct horse battery staple 42" >"$T/pw"
+    ST="$T/admin-store"
+    "$BIN/authcert" -c --store "$ST" --password-file "$T/pw" -q
+    "$BIN/authcert" -e "$T/first.der" --store "$ST" -q
+    "$BIN/authcertd" --store "$ST" --registry "$T/reg.db" --listen 127.0.0.1:0 \
+        --port-file "$T/port" --server-id test-server --interval 3600 --push-rate 2 2>"$T/log" &
+    PID=$!
+    for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.05; done
+    URL="http://127.0.0.1:$(cat "$T/port")"
+    AGENTS=""
+    for i in 1 2 3; do
+        mkdir -p "$T/a$i"
+        cp "$T/first.der" "$T/a$i/authcert-server.der"
+        "$BIN/authcert-agent" --server "$URL" --state-dir "$T/a$i" --listen 127.0.0.1:0 2>"$T/a$i.log" &
+        AGENTS="$AGENTS $!"
+    done
+    wait_for 10 "SELECT count(*) FROM agents WHERE port != 0" 3
+    old="$(q "SELECT DISTINCT thumbprint FROM agents")"
+    "$BIN/authcert" -c --store "$ST" --password-file "$T/pw" -q
+    "$BIN/authcert" -e "$T/second.der" --store "$ST" -q
+    new="$(openssl x509 -inform DER -in "$T/second.der" -outform DER | sha256sum | cut -c1-64)"
+    [ "$new" != "$old" ]
+    # well inside the 3600 s interval the agents told
+    wait_for 15 "SELECT count(*) FROM agents WHERE thumbprint = '$new'" 3
+    for i in 1 2 3; do cmp "$T/a$i/authcert-server.der" "$T/second.der"; done
+    grep -q "roll-over: update-key queued for 3 agent(s) on expired $old" "$T/log"
+    [ "$(q "SELECT count(*) FROM deliveries d JOIN commands c ON c.id = d.command_id WHERE c.command = 'update-key' AND d.state = 'delivered'")" = 3 ]
+    run curl -s "$URL/metrics"
+    [[ "$output" == *'authcert_agents{state="current"} 3'* ]]
+    [[ "$output" == *'authcert_rollover_queued_total 3'* ]]
+    # idempotent: a SIGHUP (the store looked at again) or a restart queue no second one
+    kill -HUP "$PID"; sleep 1
+    [ "$(q "SELECT count(*) FROM deliveries d JOIN commands c ON c.id = d.command_id WHERE c.command = 'update-key'")" = 3 ]
 }
