@@ -61,3 +61,8 @@ install: build
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) demo-state
+
+# The benchmarks (bench/README.md): an optimised build in build-bench, a
+# table, and build-bench/bench/results.json. Never part of `make check`.
+bench: deps
+	bench/run

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "authcert/config.h"
 #include "daemon.h"
 
 #define DEFAULT_INTERVAL 60
@@ -99,56 +100,41 @@ static int apply(agent_config *cfg, int opt, const char *v, const char *where)
     return 2;
 }
 
-static char *trim(char *s)
+/*
+ * One setting of the --config file: apply() prints its own message (with
+ * "PATH:LINE: " in front); the status only stops the reading.
+ */
+static authcert_status config_setting(void *ctx, const char *key, const char *val,
+                                      const char *where)
 {
-    while (*s == ' ' || *s == '\t')
-        s++;
-    size_t n = strlen(s);
-    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
-        s[--n] = '\0';
-    return s;
+    agent_config *cfg = ctx;
+    char prefix[PATH_MAX + 32];
+    int opt = 0;
+
+    snprintf(prefix, sizeof prefix, "%s: ", where);
+    for (const struct option *o = longopts; o->name != NULL; o++)
+        if (strcmp(o->name, key) == 0)
+            opt = o->val;
+    if (opt == 0 || opt == O_CONFIG || opt == O_HELP || opt == O_VERSION) {
+        bad(prefix, "unknown setting ", key);
+        return AUTHCERT_E_USAGE;
+    }
+    if (opt == O_ONCE) {
+        if (strcmp(val, "true") == 0 || strcmp(val, "yes") == 0 || strcmp(val, "1") == 0)
+            cfg->once = true;
+        return AUTHCERT_OK;
+    }
+    return apply(cfg, opt, val, prefix) == 0 ? AUTHCERT_OK : AUTHCERT_E_USAGE;
 }
 
 static int load_config(agent_config *cfg, const char *path)
 {
-    FILE *f = fopen(path, "re");
-    char line[4096], where[PATH_MAX + 32];
-    int lineno = 0, rc = 0;
+    authcert_status rc = authcert_config_read(path, config_setting, cfg);
 
-    if (f == NULL) {
-        fprintf(stderr, AGENT_NAME ": %s: %s\n", path, strerror(errno));
-        return 2;
-    }
-    while (rc == 0 && fgets(line, sizeof line, f) != NULL) {
-        lineno++;
-        snprintf(where, sizeof where, "%s:%d: ", path, lineno);
-        char *s = trim(line);
-        if (*s == '\0' || *s == '#')
-            continue;
-        char *eq = strchr(s, '=');
-        if (eq == NULL) {
-            rc = bad(where, "want key = value, got ", s);
-            break;
-        }
-        *eq = '\0';
-        char *key = trim(s), *val = trim(eq + 1);
-        int opt = 0;
-        for (const struct option *o = longopts; o->name != NULL; o++)
-            if (strcmp(o->name, key) == 0)
-                opt = o->val;
-        if (opt == 0 || opt == O_CONFIG || opt == O_HELP || opt == O_VERSION) {
-            rc = bad(where, "unknown setting ", key);
-            break;
-        }
-        if (opt == O_ONCE) {
-            if (strcmp(val, "true") == 0 || strcmp(val, "yes") == 0 || strcmp(val, "1") == 0)
-                cfg->once = true;
-            continue;
-        }
-        rc = apply(cfg, opt, val, where);
-    }
-    fclose(f);
-    return rc;
+    /* The callback already said what was wrong with a setting. */
+    if (rc != AUTHCERT_OK && rc != AUTHCERT_E_USAGE)
+        fprintf(stderr, AGENT_NAME ": %s\n", authcert_detail());
+    return rc == AUTHCERT_OK ? 0 : 2;
 }
 
 int agent_config_parse(agent_config *cfg, int argc, char **argv)

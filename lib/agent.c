@@ -290,80 +290,6 @@ out:
 
 /* ---- verification -------------------------------------------------------- */
 
-/*
- * The payload's claims without checking anything: only used to build the
- * second, lenient verification that sorts a refusal into 401 or 403.
- */
-static json_t *peek_claims(const char *token, size_t len)
-{
-    const char *d1 = memchr(token, '.', len);
-    if (d1 == NULL)
-        return NULL;
-    const char *d2 = memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token));
-    if (d2 == NULL)
-        return NULL;
-    uint8_t *raw = NULL;
-    size_t rawlen = 0;
-    if (authcert_b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), &raw, &rawlen) != AUTHCERT_OK)
-        return NULL;
-    json_t *j = json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES, NULL);
-    free(raw);
-    if (j != NULL && !json_is_object(j)) {
-        json_decref(j);
-        j = NULL;
-    }
-    return j;
-}
-
-/*
- * Was the token refused for its claims alone? authcert_jws_verify checks
- * header and signature before the claims and says AUTHCERT_E_AUTH for both
- * kinds; so verify again with the most lenient claims it allows (the
- * token's own audience, a time inside its validity, no issuer, no replay
- * cache). If that passes, our server signed the token: the refusal was
- * about audience, time, issuer or replay (403). Otherwise it was not
- * signed by us (401).
- */
-static bool signed_by_trusted(const authcert_cert *c, const char *agent_id, const char *token,
-                              size_t len)
-{
-    json_t *cl = peek_claims(token, len), *out = NULL;
-    bool ok = false;
-
-    if (cl == NULL)
-        return false;
-    const json_t *aud = json_object_get(cl, "aud");
-    const json_t *exp = json_object_get(cl, "exp");
-    const json_t *iat = json_object_get(cl, "iat");
-    const json_t *nbf = json_object_get(cl, "nbf");
-    if (!json_is_string(aud) || !json_is_integer(exp) || !json_is_integer(iat) ||
-        (nbf != NULL && !json_is_integer(nbf)))
-        goto done;
-    const int64_t lim = (int64_t)1 << 40, L = AUTHCERT_JWS_MAX_LEEWAY;
-    int64_t e = json_integer_value(exp), lo = json_integer_value(iat);
-    if (nbf != NULL && json_integer_value(nbf) > lo)
-        lo = json_integer_value(nbf);
-    /* Unverified numbers: keep the arithmetic far from overflow. */
-    if (e < 0 || e > lim || lo < 0 || lo > lim)
-        goto done;
-    /* Any instant in [max(iat, nbf) - leeway, exp + leeway] passes the time checks. */
-    int64_t when = lo - L > 1 ? lo - L : 1;
-    if (when > e + L)
-        goto done;
-    const char *a = json_string_value(aud);
-    authcert_jws_expect ex = {
-        .audience = (a[0] != '\0' && strcmp(a, AUTHCERT_JWS_BROADCAST) != 0) ? a : agent_id,
-        .allow_broadcast = true,
-        .now = when,
-        .leeway = L,
-    };
-    ok = authcert_jws_verify(c, token, len, &ex, &out) == AUTHCERT_OK;
-done:
-    json_decref(out);
-    json_decref(cl);
-    return ok;
-}
-
 authcert_status authcert_agent_verify(authcert_agent_trust *t, const char *agent_id,
                                       const char *token, size_t len, int64_t now,
                                       json_t **claims, authcert_agent_verdict *verdict)
@@ -388,24 +314,26 @@ authcert_status authcert_agent_verify(authcert_agent_trust *t, const char *agent
         .leeway = t->leeway,
         .replay = t->replay,
     };
-    rc = authcert_jws_verify(c, token, len, &ex, claims);
-    switch (rc) {
-    case AUTHCERT_OK:
+    authcert_jws_refusal why;
+    rc = authcert_jws_verify_why(c, token, len, &ex, claims, &why);
+    switch (why) {
+    case AUTHCERT_JWS_ACCEPTED:
         *verdict = AUTHCERT_AGENT_ACCEPTED;
         break;
-    case AUTHCERT_E_CORRUPT:
-        *verdict = AUTHCERT_AGENT_UNAUTHENTICATED;
+    case AUTHCERT_JWS_UNPROVEN: /* anyone may have sent it */
+        *verdict = rc == AUTHCERT_E_AUTH || rc == AUTHCERT_E_CORRUPT
+                       ? AUTHCERT_AGENT_UNAUTHENTICATED
+                       : AUTHCERT_AGENT_UNAVAILABLE;
         break;
-    case AUTHCERT_E_AUTH: {
-        /* Keep the first detail: it names the rule; the second check must not replace it. */
-        char detail[320];
-        snprintf(detail, sizeof detail, "%s", authcert_detail());
-        *verdict = signed_by_trusted(c, agent_id, token, len) ? AUTHCERT_AGENT_FORBIDDEN
-                                                              : AUTHCERT_AGENT_UNAUTHENTICATED;
-        rc = authcert_fail(AUTHCERT_E_AUTH, "%s", detail);
+    case AUTHCERT_JWS_REFUSED:  /* our server signed it, but not for here or now */
+        /* ...unless what it signed is malformed: that is 401 (protocol.md). */
+        *verdict = rc == AUTHCERT_E_CORRUPT ? AUTHCERT_AGENT_UNAUTHENTICATED
+                                            : AUTHCERT_AGENT_FORBIDDEN;
         break;
-    }
-    default:
+    case AUTHCERT_JWS_REPLAYED:
+        *verdict = AUTHCERT_AGENT_FORBIDDEN;
+        break;
+    case AUTHCERT_JWS_NO_ROOM:
         *verdict = AUTHCERT_AGENT_UNAVAILABLE;
         break;
     }

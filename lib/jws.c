@@ -466,9 +466,6 @@ static authcert_status check_claims(const json_t *cl, const authcert_jws_expect 
         json_string_length(jti) > AUTHCERT_JWS_JTI_MAX)
         FAIL(AUTHCERT_E_CORRUPT, "jws: jti must be a string of %d..%d characters",
              AUTHCERT_JWS_JTI_MIN, AUTHCERT_JWS_JTI_MAX);
-    if (ex->replay != NULL)
-        GUARD(authcert_replay_check_and_add(ex->replay, json_string_value(jti),
-                                            json_integer_value(exp), now));
     rc = AUTHCERT_OK;
 out:
     return rc;
@@ -477,8 +474,19 @@ out:
 authcert_status authcert_jws_verify(const authcert_cert *trusted, const char *token, size_t len,
                                     const authcert_jws_expect *expect, json_t **claims)
 {
+    authcert_jws_refusal why;
+
+    return authcert_jws_verify_why(trusted, token, len, expect, claims, &why);
+}
+
+authcert_status authcert_jws_verify_why(const authcert_cert *trusted, const char *token,
+                                        size_t len, const authcert_jws_expect *expect,
+                                        json_t **claims, authcert_jws_refusal *why)
+{
     authcert_status rc = AUTHCERT_E_INTERNAL;
     json_t *hdr = NULL, *cl = NULL;
+    /* How far the token got: the trusted key signed it, its claims passed. */
+    authcert_jws_refusal stage = AUTHCERT_JWS_UNPROVEN;
 
     *claims = NULL;
     if (trusted == NULL || token == NULL || expect == NULL || expect->audience == NULL ||
@@ -512,13 +520,28 @@ authcert_status authcert_jws_verify(const authcert_cert *trusted, const char *to
     GUARD(check_header(trusted, hdr, want_alg));
     GUARD(check_signature(trusted, token, (size_t)(dot2 - token), dot2 + 1,
                           len - (size_t)(dot2 + 1 - token)));
+    stage = AUTHCERT_JWS_REFUSED;
     GUARD(decode_json("payload", dot1 + 1, (size_t)(dot2 - dot1 - 1), &cl));
     GUARD(check_claims(cl, expect, now));
+    /* Last, so that a refused token never uses up its jti. */
+    if (expect->replay != NULL) {
+        stage = AUTHCERT_JWS_REPLAYED;
+        GUARD(authcert_replay_check_and_add(expect->replay,
+                                            json_string_value(json_object_get(cl, "jti")),
+                                            json_integer_value(json_object_get(cl, "exp")),
+                                            now));
+    }
 
     *claims = cl;
     cl = NULL;
     rc = AUTHCERT_OK;
 out:
+    if (rc == AUTHCERT_OK)
+        *why = AUTHCERT_JWS_ACCEPTED;
+    else if (stage == AUTHCERT_JWS_REPLAYED && rc == AUTHCERT_E_BUSY)
+        *why = AUTHCERT_JWS_NO_ROOM;
+    else
+        *why = stage;
     json_decref(hdr);
     json_decref(cl);
     return rc;

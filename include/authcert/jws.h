@@ -129,6 +129,26 @@ AUTHCERT_MUST_CHECK authcert_status
 authcert_jws_verify(const authcert_cert *trusted, const char *token, size_t len,
                     const authcert_jws_expect *expect, json_t **claims);
 
+/*
+ * Which stage refused a token: before the signature was proven (anyone may
+ * have sent it: an agent answers 401) or after (the trusted key signed it,
+ * but not for here or not now: 403). Lets a caller tell the two apart
+ * without verifying the signature a second time.
+ */
+typedef enum authcert_jws_refusal {
+    AUTHCERT_JWS_ACCEPTED = 0,
+    AUTHCERT_JWS_UNPROVEN,  /* malformed, wrong alg, x5t#S256 or crit, bad signature */
+    AUTHCERT_JWS_REFUSED,   /* signed by the trusted key; audience, time, issuer or jti refuse it */
+    AUTHCERT_JWS_REPLAYED,  /* signed and valid, and its jti was seen before */
+    AUTHCERT_JWS_NO_ROOM,   /* signed and valid, and the replay cache is full (E_BUSY) */
+} authcert_jws_refusal;
+
+/* authcert_jws_verify, and *why (not NULL) says which stage refused. */
+AUTHCERT_MUST_CHECK authcert_status
+authcert_jws_verify_why(const authcert_cert *trusted, const char *token, size_t len,
+                        const authcert_jws_expect *expect, json_t **claims,
+                        authcert_jws_refusal *why);
+
 #ifdef __cplusplus
 }
 #endif

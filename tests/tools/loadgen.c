@@ -1,0 +1,551 @@
+/*
+ * loadgen — many simulated agents in one process, for bench/run. Every
+ * token is checked with the real agent code (authcert_agent_verify and
+ * authcert_agent_apply_update_key), one trust per simulated agent made with
+ * authcert_agent_trust_new, all sharing one certificate object, with a
+ * replay capacity of REPLAY_CAP tokens each (about 100 bytes an entry).
+ *
+ *   loadgen rollover URL OLD_CERT_DER PREFIX COUNT CONNS
+ *       Agents PREFIX-0..COUNT-1 hold the certificate in OLD_CERT_DER (an
+ *       expired one of the server). Each checks in with its thumbprint,
+ *       must get state "expired" and an update-key command, verifies it,
+ *       installs the certificate it carries, and checks in again, which must
+ *       answer "current". CONNS keep-alive connections. Prints
+ *       "agents N seconds S rate R".
+ *
+ *   loadgen push URL CERT_DER PREFIX COUNT CONNS PORT TIMEOUT -- CMD [ARG]...
+ *       Listens on PORT of every loopback address (SO_BINDTODEVICE lo when
+ *       allowed). Agent i is reached at 127.1.(i/200).(i%200+1):PORT: its
+ *       check-in comes from that address, so the daemon records it, and the
+ *       push's destination address names the agent (authcertd's push carries
+ *       no agent id outside the token). Registers the COUNT agents with one
+ *       check-in each, runs CMD (the operator's `authcert --push ... --all`),
+ *       and waits until every agent has received and verified its command.
+ *       Prints "agents N seconds S rate R bytes B" (S from CMD's start, B a
+ *       token's length).
+ *
+ *   loadgen bare PORT [SECONDS]
+ *       A bare libmicrohttpd server (the daemon's threading: internal polling
+ *       thread pool of 2, auto poll) answering every request with a fixed
+ *       100-byte body: the baseline for the HTTP loads. Listens like push.
+ *
+ * Addresses: an agent index i < 200*250 maps to 127.1.(i/200).(i%200+1).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "authcert/authcert.h"
+
+#define REPLAY_CAP 8
+#define BODY_MAX (64 * 1024)
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+__attribute__((format(printf, 1, 2))) static void die(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "loadgen: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (%s)\n", authcert_detail());
+    exit(1);
+}
+
+static authcert_cert *load_cert(const char *path)
+{
+    static uint8_t der[AUTHCERT_AGENT_CERT_MAX];
+    FILE *f = fopen(path, "rb");
+    size_t n;
+    authcert_cert *c = NULL;
+
+    if (f == NULL)
+        die("cannot open %s", path);
+    n = fread(der, 1, sizeof der, f);
+    fclose(f);
+    if (authcert_cert_from_der(der, n, &c) != AUTHCERT_OK)
+        die("%s is not a certificate", path);
+    return c;
+}
+
+static void addr_of(size_t i, char out[32])
+{
+    snprintf(out, 32, "127.1.%zu.%zu", i / 200, i % 200 + 1);
+}
+
+/* ---- HTTP client: a pool of keep-alive easy handles ----------------------- */
+
+struct agent {
+    authcert_agent_trust *trust;
+    char id[48];
+    int step; /* rollover: 0 old check-in, 1 new check-in, 2 done */
+};
+
+struct xfer {
+    CURL *easy;
+    struct curl_slist *hdrs;
+    size_t agent;
+    char body[512];
+    char *ans;
+    size_t alen;
+};
+
+static size_t on_data(char *p, size_t size, size_t n, void *ud)
+{
+    struct xfer *x = ud;
+    char *q;
+
+    if (x->alen + size * n > BODY_MAX || (q = realloc(x->ans, x->alen + size * n + 1)) == NULL)
+        return 0;
+    x->ans = q;
+    memcpy(x->ans + x->alen, p, size * n);
+    x->alen += size * n;
+    x->ans[x->alen] = '\0';
+    return size * n;
+}
+
+static void checkin_start(CURLM *m, struct xfer *x, const char *url, const struct agent *a,
+                          unsigned port, const char *source)
+{
+    char tp[65], iface[48];
+
+    authcert_agent_trust_thumbprint(a->trust, tp);
+    snprintf(x->body, sizeof x->body,
+             "{\"agent_id\":\"%s\",\"hostname\":\"sim-%s\",\"port\":%u,\"version\":\"loadgen\","
+             "\"thumbprint\":\"%s\"}", a->id, a->id, port, tp);
+    if (x->easy == NULL) {
+        x->easy = curl_easy_init();
+        x->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+        x->hdrs = curl_slist_append(x->hdrs, "Expect:");
+        curl_easy_setopt(x->easy, CURLOPT_URL, url);
+        curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->hdrs);
+        curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
+        curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+        curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(x->easy, CURLOPT_TIMEOUT, 60L);
+    }
+    if (source != NULL) {
+        snprintf(iface, sizeof iface, "host!%s", source);
+        curl_easy_setopt(x->easy, CURLOPT_INTERFACE, iface);
+        curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 1L);
+    }
+    curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, x->body);
+    curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(x->body));
+    x->alen = 0;
+    curl_multi_add_handle(m, x->easy);
+}
+
+/* The answer of a finished check-in, parsed; dies on anything but 200. */
+static json_t *checkin_answer(CURLM *m, CURLMsg *msg, struct xfer **xout)
+{
+    struct xfer *x = NULL;
+    long status = 0;
+    json_t *j;
+
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+    curl_multi_remove_handle(m, msg->easy_handle);
+    if (msg->data.result != CURLE_OK)
+        die("check-in: %s", curl_easy_strerror(msg->data.result));
+    if (status != 200)
+        die("check-in answered %s", x->ans != NULL ? x->ans : "?");
+    if ((j = json_loadb(x->ans, x->alen, JSON_REJECT_DUPLICATES, NULL)) == NULL)
+        die("check-in answer is not JSON: %s", x->ans);
+    *xout = x;
+    return j;
+}
+
+/* URL is the daemon's base URL, as authcert-agent --server takes it. */
+static const char *checkin_url(const char *base)
+{
+    static char url[512];
+
+    snprintf(url, sizeof url, "%s/v1/checkin", base);
+    return url;
+}
+
+static struct agent *make_agents(authcert_cert *cert, const char *prefix, size_t count)
+{
+    struct agent *a = calloc(count, sizeof *a);
+    authcert_agent_trust_opts o = { .replay_capacity = REPLAY_CAP, .leeway = 60 };
+
+    if (a == NULL)
+        die("out of memory");
+    for (size_t i = 0; i < count; i++) {
+        snprintf(a[i].id, sizeof a[i].id, "%s-%zu", prefix, i);
+        if (authcert_agent_trust_new(cert, &o, &a[i].trust) != AUTHCERT_OK)
+            die("trust for %s", a[i].id);
+    }
+    return a;
+}
+
+/* ---- rollover ------------------------------------------------------------- */
+
+static void rollover_step(struct agent *a, json_t *ans)
+{
+    const char *state = json_string_value(json_object_get(ans, "state"));
+    json_t *cmds = json_object_get(ans, "commands");
+    const char *tok;
+    json_t *claims = NULL;
+    authcert_agent_verdict v;
+    char tp[65];
+
+    if (a->step == 1) {
+        if (state == NULL || strcmp(state, "current") != 0)
+            die("second check-in of %s is not current", a->id);
+        a->step = 2;
+        return;
+    }
+    if (state == NULL || strcmp(state, "expired") != 0 || json_array_size(cmds) < 1)
+        die("first check-in of %s: not expired with update-key", a->id);
+    tok = json_string_value(json_array_get(cmds, 0));
+    if (tok == NULL ||
+        authcert_agent_verify(a->trust, a->id, tok, strlen(tok), 0, &claims, &v) != AUTHCERT_OK)
+        die("update-key for %s refused", a->id);
+    if (authcert_agent_apply_update_key(a->trust, claims, tp) != AUTHCERT_OK)
+        die("update-key for %s not applied", a->id);
+    json_decref(claims);
+    if (strcmp(tp, json_string_value(json_object_get(ans, "current_thumbprint"))) != 0)
+        die("%s did not end on the current thumbprint", a->id);
+    a->step = 1;
+}
+
+static int rollover(int argc, char **argv)
+{
+    const char *url;
+    size_t count, conns, next = 0, done = 0;
+    struct agent *a;
+    struct xfer *xs;
+    CURLM *m;
+    double t0, t;
+
+    if (argc != 7)
+        return 2;
+    url = checkin_url(argv[2]);
+    count = strtoull(argv[5], NULL, 10);
+    conns = strtoull(argv[6], NULL, 10);
+    a = make_agents(load_cert(argv[3]), argv[4], count);
+    xs = calloc(conns, sizeof *xs);
+    m = curl_multi_init();
+    curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)conns);
+    curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)conns);
+    t0 = now_s();
+    for (size_t i = 0; i < conns && next < count; i++) {
+        xs[i].agent = next++;
+        checkin_start(m, &xs[i], url, &a[xs[i].agent], 0, NULL);
+    }
+    while (done < count) {
+        int running, left;
+        CURLMsg *msg;
+
+        curl_multi_perform(m, &running);
+        while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+            struct xfer *x;
+            json_t *ans;
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            ans = checkin_answer(m, msg, &x);
+            rollover_step(&a[x->agent], ans);
+            json_decref(ans);
+            if (a[x->agent].step == 2) {
+                done++;
+                if (next >= count)
+                    continue;
+                x->agent = next++;
+            }
+            checkin_start(m, x, url, &a[x->agent], 0, NULL);
+        }
+        curl_multi_poll(m, NULL, 0, 100, NULL);
+    }
+    t = now_s() - t0;
+    printf("agents %zu seconds %.3f rate %.1f\n", count, t, count / t);
+    return 0;
+}
+
+/* ---- listener (push, bare) ------------------------------------------------ */
+
+static struct agent *g_agents;
+static size_t g_count;
+static atomic_size_t g_verified, g_refused;
+static double g_last;
+static atomic_size_t g_toklen;
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static char g_bare_body[101];
+
+struct req {
+    char *body;
+    size_t len;
+    bool too_big;
+};
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *body)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result ret;
+
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* Which simulated agent a connection is for: the loopback address it reached. */
+static long agent_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    uint32_t ip;
+
+    if (ci == NULL || getsockname(ci->connect_fd, (struct sockaddr *)&sa, &sl) != 0 ||
+        sa.sin_family != AF_INET)
+        return -1;
+    ip = ntohl(sa.sin_addr.s_addr);
+    if ((ip >> 16) != 0x7f01 || (ip & 0xff) == 0)
+        return -1;
+    return (long)(((ip >> 8) & 0xff) * 200 + (ip & 0xff) - 1);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload, size_t *upload_size, void **ctx)
+{
+    struct req *rq = *ctx;
+    bool bare = cls != NULL;
+    char answer[512];
+    json_t *claims = NULL;
+    authcert_agent_verdict v;
+    long i;
+
+    (void)version;
+    if (rq == NULL) {
+        if ((rq = calloc(1, sizeof *rq)) == NULL)
+            return MHD_NO;
+        *ctx = rq;
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        if (rq->len + *upload_size > BODY_MAX) {
+            rq->too_big = true;
+        } else {
+            char *p = realloc(rq->body, rq->len + *upload_size + 1);
+            if (p == NULL)
+                return MHD_NO;
+            rq->body = p;
+            memcpy(rq->body + rq->len, upload, *upload_size);
+            rq->len += *upload_size;
+            rq->body[rq->len] = '\0';
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (bare)
+        return reply(c, 200, g_bare_body);
+    if (strcmp(method, "POST") != 0 || strcmp(url, "/v1/command") != 0)
+        return reply(c, 404, "{\"error\":\"not found\"}");
+    if (rq->too_big)
+        return reply(c, 413, "{\"error\":\"too large\"}");
+    if ((i = agent_of(c)) < 0 || (size_t)i >= g_count)
+        return reply(c, 404, "{\"error\":\"no such simulated agent\"}");
+    if (authcert_agent_verify(g_agents[i].trust, g_agents[i].id, rq->body, rq->len, 0, &claims,
+                              &v) != AUTHCERT_OK) {
+        atomic_fetch_add(&g_refused, 1);
+        fprintf(stderr, "loadgen: %s refused a push: %s\n", g_agents[i].id, authcert_detail());
+        snprintf(answer, sizeof answer, "{\"error\":\"%s\"}", authcert_agent_verdict_name(v));
+        return reply(c, (unsigned)authcert_agent_verdict_http(v), answer);
+    }
+    snprintf(answer, sizeof answer,
+             "{\"agent_id\":\"%s\",\"jti\":\"%s\",\"status\":\"ok\",\"exit\":0,\"output\":\"\"}",
+             g_agents[i].id, json_string_value(json_object_get(claims, "jti")));
+    json_decref(claims);
+    atomic_store(&g_toklen, rq->len);
+    if (atomic_fetch_add(&g_verified, 1) + 1 == g_count) {
+        pthread_mutex_lock(&g_lock);
+        g_last = now_s();
+        pthread_mutex_unlock(&g_lock);
+    }
+    return reply(c, 200, answer);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
+                         enum MHD_RequestTerminationCode code)
+{
+    struct req *rq = *ctx;
+
+    (void)cls, (void)c, (void)code;
+    if (rq != NULL) {
+        free(rq->body);
+        free(rq);
+    }
+    *ctx = NULL;
+}
+
+static struct MHD_Daemon *listen_all(unsigned port, bool bare)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                              .sin_addr.s_addr = htonl(INADDR_ANY) };
+    struct MHD_Daemon *d;
+
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* Loopback only, where allowed; the benchmark listens for a minute at most. */
+    (void)setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 4096) != 0)
+        die("cannot listen: %s", strerror(errno));
+    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC, 0, NULL,
+                         NULL, on_request, bare ? (void *)1 : NULL,
+                         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+                         MHD_OPTION_THREAD_POOL_SIZE, 2u,
+                         MHD_OPTION_CONNECTION_LIMIT, 8192u,
+                         MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                         MHD_OPTION_END);
+    if (d == NULL)
+        die("cannot start the listener");
+    return d;
+}
+
+static int bare(int argc, char **argv)
+{
+    double secs = argc > 3 ? atof(argv[3]) : 600;
+
+    if (argc < 3)
+        return 2;
+    memset(g_bare_body, 'x', 100);
+    memcpy(g_bare_body, "{\"ok\":\"", 7);
+    memcpy(g_bare_body + 98, "\"}", 2);
+    listen_all((unsigned)atoi(argv[2]), true);
+    printf("ready\n");
+    fflush(stdout);
+    usleep((useconds_t)(secs * 1e6));
+    return 0;
+}
+
+static int push(int argc, char **argv)
+{
+    const char *url;
+    size_t count, conns, next = 0, done = 0;
+    unsigned port;
+    double timeout, t0;
+    struct xfer *xs;
+    CURLM *m;
+    int rc;
+
+    if (argc < 11 || strcmp(argv[9], "--") != 0)
+        return 2;
+    url = checkin_url(argv[2]);
+    count = strtoull(argv[5], NULL, 10);
+    conns = strtoull(argv[6], NULL, 10);
+    port = (unsigned)atoi(argv[7]);
+    timeout = atof(argv[8]);
+    if (count > 200 * 250)
+        die("at most 50000 agents");
+    g_agents = make_agents(load_cert(argv[3]), argv[4], count);
+    g_count = count;
+    listen_all(port, false);
+
+    /* Register: one check-in each, from the agent's own loopback address. */
+    xs = calloc(conns, sizeof *xs);
+    m = curl_multi_init();
+    for (size_t i = 0; i < conns && next < count; i++) {
+        char src[32];
+        xs[i].agent = next++;
+        addr_of(xs[i].agent, src);
+        checkin_start(m, &xs[i], url, &g_agents[xs[i].agent], port, src);
+    }
+    while (done < count) {
+        int running, left;
+        CURLMsg *msg;
+
+        curl_multi_perform(m, &running);
+        while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+            struct xfer *x;
+            json_t *ans;
+            char src[32];
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            ans = checkin_answer(m, msg, &x);
+            if (strcmp(json_string_value(json_object_get(ans, "state")), "current") != 0)
+                die("%s is not current", g_agents[x->agent].id);
+            json_decref(ans);
+            done++;
+            if (next >= count)
+                continue;
+            x->agent = next++;
+            addr_of(x->agent, src);
+            checkin_start(m, x, url, &g_agents[x->agent], port, src);
+        }
+        curl_multi_poll(m, NULL, 0, 100, NULL);
+    }
+    usleep(300 * 1000); /* the daemon writes check-ins in batches every few ms */
+    fprintf(stderr, "loadgen: %zu agents registered\n", count);
+
+    t0 = now_s();
+    if ((rc = system(NULL) ? 0 : 1) == 0) {
+        char cmd[4096] = "";
+        for (int i = 10; i < argc; i++) {
+            strncat(cmd, "'", sizeof cmd - strlen(cmd) - 1);
+            strncat(cmd, argv[i], sizeof cmd - strlen(cmd) - 1);
+            strncat(cmd, "' ", sizeof cmd - strlen(cmd) - 1);
+        }
+        rc = system(cmd);
+    }
+    if (rc != 0)
+        die("the push command failed");
+    while (atomic_load(&g_verified) < count && now_s() - t0 < timeout)
+        usleep(10 * 1000);
+    if (atomic_load(&g_verified) < count) {
+        fprintf(stderr, "loadgen: only %zu of %zu verified, %zu refused\n",
+                atomic_load(&g_verified), count, atomic_load(&g_refused));
+        return 1;
+    }
+    pthread_mutex_lock(&g_lock);
+    printf("agents %zu seconds %.3f rate %.1f bytes %zu\n", count, g_last - t0,
+           count / (g_last - t0), atomic_load(&g_toklen));
+    pthread_mutex_unlock(&g_lock);
+    fflush(stdout);
+    _exit(0); /* the listener threads may be mid-answer */
+}
+
+int main(int argc, char **argv)
+{
+    int rc = 2;
+
+    signal(SIGPIPE, SIG_IGN);
+    if (authcert_init() != AUTHCERT_OK || curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+        die("init");
+    if (argc >= 2 && strcmp(argv[1], "rollover") == 0)
+        rc = rollover(argc, argv);
+    else if (argc >= 2 && strcmp(argv[1], "push") == 0)
+        rc = push(argc, argv);
+    else if (argc >= 2 && strcmp(argv[1], "bare") == 0)
+        rc = bare(argc, argv);
+    if (rc == 2)
+        fprintf(stderr, "usage: see the comment at the top of tests/tools/loadgen.c\n");
+    return rc;
+}
