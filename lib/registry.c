@@ -38,16 +38,16 @@ authcert_status authcert_registry_open(const char *uri, authcert_registry **out)
     *out = NULL;
     if (uri == NULL || *uri == '\0')
         return authcert_fail(AUTHCERT_E_USAGE, "registry: empty location");
-    if (strncmp(uri, "postgresql://", 13) == 0 || strncmp(uri, "postgres://", 11) == 0)
-        return authcert_fail(AUTHCERT_E_USAGE,
-                             "registry: the PostgreSQL backend is not in this build");
-    if (strncmp(uri, "sqlite:", 7) == 0)
-        target = uri + 7;
-    if (*target == '\0')
-        return authcert_fail(AUTHCERT_E_USAGE, "registry: %s: no file name", uri);
-
     GUARD_ALLOC(reg = calloc(1, sizeof *reg));
     reg->be = &authcert_registry_sqlite;
+    /* libpq takes the whole URI (both schemes are its own). */
+    if (strncmp(uri, "postgresql://", 13) == 0 || strncmp(uri, "postgres://", 11) == 0)
+        reg->be = &authcert_registry_pg;
+    else if (strncmp(uri, "sqlite:", 7) == 0)
+        target = uri + 7;
+    if (*target == '\0')
+        FAIL(AUTHCERT_E_USAGE, "registry: %s: no file name", uri);
+
     GUARD(reg->be->open(target, &reg->impl));
     *out = reg;
     reg = NULL;

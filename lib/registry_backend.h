@@ -15,7 +15,7 @@
 typedef struct authcert_registry_backend {
     const char *name; /* "sqlite" */
 
-    /* target: what follows the scheme (a path for SQLite). */
+    /* target: what follows "sqlite:" (a path); for PostgreSQL the whole URI. */
     authcert_status (*open)(const char *target, void **impl);
     void (*close)(void *impl);
     authcert_status (*schema_version)(void *impl, int *version);
@@ -82,5 +82,6 @@ static inline time_t authcert_registry_backoff(unsigned attempts)
 }
 
 extern const authcert_registry_backend authcert_registry_sqlite;
+extern const authcert_registry_backend authcert_registry_pg; /* registry_pg.c */
 
 #endif

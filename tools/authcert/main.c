@@ -49,6 +49,9 @@ static const struct tool_mode modes[] = {
     { "--push", "push", 1, 1, OPT_REGISTRY | OPT_PUSH | OPT_JSON, false,
       cmd_push, "--push COMMAND (--agent ID ... | --all) [--args JSON] [--wait]",
       "queue a signed command for agents; --wait prints each result" },
+    { "--migrate-registry", "migrate registry", 2, 2, 0, true,
+      cmd_migrate, "--migrate-registry FROM TO",
+      "copy agents and queued commands to another registry (SQLite, postgresql://)" },
 };
 #define NMODES (sizeof modes / sizeof modes[0])
 

@@ -79,6 +79,7 @@ int cmd_status(const struct tool_opts *o);
 int cmd_list(const struct tool_opts *o);   /* -l: the mismatch list */
 int cmd_agents(const struct tool_opts *o); /* --agents */
 int cmd_push(const struct tool_opts *o);   /* --push */
+int cmd_migrate(const struct tool_opts *o); /* --migrate-registry (cmd_migrate.c) */
 
 /* Open the registry named by --registry / $AUTHCERT_REGISTRY / the default. */
 authcert_status tool_registry_open(const struct tool_opts *o, authcert_registry **out);

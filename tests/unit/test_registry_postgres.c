@@ -1,0 +1,206 @@
+/*
+ * What only the PostgreSQL backend has to show (test_registry runs the
+ * shared behaviour on it too): a row another node holds is skipped, not
+ * waited for; a version 1 database is migrated; nodes opening a fresh
+ * database at once create the schema once. Needs the CTest fixture "pg".
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "authcert/registry.h"
+#include "testlib.h"
+#include "testlib_registry.h"
+
+#define TP_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define T0 1780000000
+
+typedef struct fixture {
+    char *dir;
+    char *uri;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+
+    if (!testlib_pg())
+        fail_msg("AUTHCERT_TEST_PG_URI(_FILE) is not set: run through CTest (fixture pg)");
+    f->dir = testlib_tmpdir("registry_pg");
+    f->uri = testlib_registry_new(f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+
+    testlib_registry_drop(f->uri);
+    testlib_rmrf(f->dir);
+    free(f->dir);
+    free(f->uri);
+    free(f);
+    return 0;
+}
+
+static authcert_status count_cb(void *ctx, const authcert_delivery *d)
+{
+    (void)d;
+    ++*(size_t *)ctx;
+    return AUTHCERT_OK;
+}
+
+static PGconn *connect_to(const char *uri)
+{
+    PGconn *c = PQconnectdb(uri);
+
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    return c;
+}
+
+static void sql_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+}
+
+static void test_a_locked_row_is_skipped_not_waited_for(void **state)
+{
+    fixture *f = *state;
+    authcert_registry *reg = NULL;
+    authcert_agent_report r = { .agent_id = "agent-1", .hostname = "h", .address = "a",
+                                .port = 7443, .thumbprint = TP_A };
+    PGconn *other;
+    size_t seen = 0, claimed = 99;
+    time_t t;
+
+    assert_ok(authcert_registry_open(f->uri, &reg));
+    assert_ok(authcert_registry_checkin(reg, &r, T0));
+    assert_ok(authcert_registry_enqueue(reg, "agent-1", "first", NULL, T0, NULL));
+    assert_ok(authcert_registry_enqueue(reg, "agent-1", "second", NULL, T0, NULL));
+
+    /* Another node is in the middle of leasing the oldest row. */
+    other = connect_to(f->uri);
+    sql_ok(other, "BEGIN");
+    sql_ok(other, "SELECT id FROM deliveries ORDER BY id LIMIT 1 FOR UPDATE");
+
+    t = time(NULL);
+    assert_ok(authcert_registry_claim_agent(reg, "agent-1", 64, 30, T0, count_cb, &seen,
+                                            &claimed));
+    assert_true(time(NULL) - t < 2);
+    assert_int_equal(claimed, 1); /* the second only */
+    claimed = 99;
+    assert_ok(authcert_registry_claim(reg, 64, 30, T0, count_cb, &seen, &claimed));
+    assert_int_equal(claimed, 0); /* the first is locked, the second leased */
+    sql_ok(other, "ROLLBACK");
+    PQfinish(other);
+    assert_ok(authcert_registry_claim(reg, 64, 30, T0, count_cb, &seen, &claimed));
+    assert_int_equal(claimed, 1);
+    authcert_registry_close(reg);
+}
+
+static void test_version_1_is_migrated(void **state)
+{
+    fixture *f = *state;
+    authcert_registry *reg = NULL;
+    authcert_agent_filter all = { 0 };
+    PGconn *c;
+    int version = 0;
+    uint64_t n = 99;
+    size_t claimed = 0, seen = 0;
+
+    /* Make a version 2 database, then take it back to what version 1 was. */
+    assert_ok(authcert_registry_open(f->uri, &reg));
+    authcert_registry_close(reg);
+    c = connect_to(f->uri);
+    sql_ok(c, "DROP INDEX deliveries_once; ALTER TABLE deliveries DROP COLUMN once_key; "
+              "UPDATE authcert_meta SET value = '1' WHERE key = 'schema_version'; "
+              "INSERT INTO agents(agent_id, hostname, address, port, thumbprint, version, "
+              "first_seen, last_seen) VALUES ('old-agent', 'h', 'a', 7443, '', '', 1, 1); "
+              "INSERT INTO commands(command, broadcast, created_at) VALUES ('restart', 1, 1); "
+              "INSERT INTO deliveries(command_id, agent, next_attempt_at, updated_at) "
+              "SELECT max(c.id), max(a.id), 1, 1 FROM commands c, agents a");
+    PQfinish(c);
+
+    assert_ok(authcert_registry_open(f->uri, &reg));
+    assert_ok(authcert_registry_schema_version(reg, &version));
+    assert_int_equal(version, AUTHCERT_REGISTRY_SCHEMA_VERSION);
+    assert_ok(authcert_registry_claim_agent(reg, "old-agent", 64, 30, T0, count_cb, &seen,
+                                            &claimed));
+    assert_int_equal(claimed, 1);
+    assert_ok(authcert_registry_enqueue_matching(reg, &all, "update-key", NULL, "update-key",
+                                                 T0, NULL, &n));
+    assert_int_equal(n, 1);
+    assert_ok(authcert_registry_enqueue_matching(reg, &all, "update-key", NULL, "update-key",
+                                                 T0, NULL, &n));
+    assert_int_equal(n, 0);
+    authcert_registry_close(reg);
+}
+
+typedef struct opener {
+    const char *uri;
+    authcert_status rc;
+    char detail[400]; /* the detail is per thread */
+} opener;
+
+static void *open_one(void *arg)
+{
+    opener *o = arg;
+    authcert_registry *reg = NULL;
+
+    o->rc = authcert_registry_open(o->uri, &reg);
+    snprintf(o->detail, sizeof o->detail, "%s", authcert_detail());
+    authcert_registry_close(reg);
+    return NULL;
+}
+
+static void test_nodes_starting_together_create_the_schema_once(void **state)
+{
+    fixture *f = *state;
+    enum { NODES = 6 };
+    pthread_t t[NODES];
+    opener o[NODES];
+    PGconn *c;
+    PGresult *r;
+
+    for (int i = 0; i < NODES; i++) {
+        o[i] = (opener){ .uri = f->uri, .rc = AUTHCERT_E_INTERNAL };
+        assert_int_equal(pthread_create(&t[i], NULL, open_one, &o[i]), 0);
+    }
+    for (int i = 0; i < NODES; i++) {
+        pthread_join(t[i], NULL);
+        if (o[i].rc != AUTHCERT_OK)
+            fail_msg("node %d: %s (%s)", i, authcert_strerror(o[i].rc), o[i].detail);
+    }
+    c = connect_to(f->uri);
+    r = PQexec(c, "SELECT value FROM authcert_meta WHERE key = 'schema_version'");
+    assert_int_equal(PQntuples(r), 1);
+    assert_int_equal(atoi(PQgetvalue(r, 0, 0)), AUTHCERT_REGISTRY_SCHEMA_VERSION);
+    PQclear(r);
+    PQfinish(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_a_locked_row_is_skipped_not_waited_for, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_version_1_is_migrated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nodes_starting_together_create_the_schema_once,
+                                        setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
