@@ -115,11 +115,13 @@ typedef authcert_status (*authcert_thumbprint_count_cb)(void *ctx, const char *t
                                                         uint64_t agents);
 
 /*
- * Open (creating if missing, mode 0600) the registry named by uri: a path,
- * "sqlite:PATH", or "postgresql://..." (not in this build: AUTHCERT_E_USAGE).
- * The schema is created or migrated to AUTHCERT_REGISTRY_SCHEMA_VERSION.
+ * Open the registry named by uri: a path or "sqlite:PATH" (an embedded
+ * SQLite file, created mode 0600 if missing), or a libpq connection URI
+ * "postgresql://..." / "postgres://..." (a registry several authcertd nodes
+ * share). The schema is created or migrated to
+ * AUTHCERT_REGISTRY_SCHEMA_VERSION on either.
  * Caller owns *out; close it with authcert_registry_close.
- * Errors: AUTHCERT_E_CORRUPT (not a SQLite database, or not a registry),
+ * Errors: AUTHCERT_E_CORRUPT (not a database, or not a registry),
  * AUTHCERT_E_POLICY (made by a newer authcert: schema version unknown here;
  * nothing is changed), AUTHCERT_E_IO, AUTHCERT_E_PERM, AUTHCERT_E_BUSY.
  */

@@ -88,6 +88,9 @@ start_agents() { # NAMES...
     start_agents a1
     fleet_stop a1
     for _ in 1 2 3; do authcert -q -c "${PW[@]}"; done
+    # Once the server has seen the last one (it looks about once a second).
+    seen() { grep -q "certificate replaced: current $(fleet_current)" "$FLEET/authcertd.log"; }
+    wait_for 10 seen
     fleet_agent a1 --handler "$FLEET/handler"
     wait_for 20 fleet_all_current a1
     [ "$(grep -c 'installed in' "$FLEET/agents/a1/agent.log")" -eq 1 ]
