@@ -528,3 +528,26 @@ authcert_status authcert_registry_results(authcert_registry *reg, int64_t comman
         return authcert_fail(AUTHCERT_E_USAGE, "results: missing argument");
     return reg->be->results(reg->impl, command_id, cb, ctx);
 }
+
+authcert_status authcert_registry_node_report(authcert_registry *reg, const char *node_id,
+                                              const char *thumbprint, time_t now)
+{
+    authcert_status rc;
+
+    if (reg == NULL || thumbprint == NULL)
+        return authcert_fail(AUTHCERT_E_USAGE, "node report: missing argument");
+    if ((rc = check_agent_id(node_id)) != AUTHCERT_OK) /* same rules as an agent id */
+        return authcert_fail(AUTHCERT_E_USAGE, "node id: 1..%d visible ASCII characters",
+                             AUTHCERT_AGENT_ID_MAX);
+    if (!is_thumbprint(thumbprint))
+        return authcert_fail(AUTHCERT_E_USAGE, "node report: 64 lowercase hex characters");
+    return reg->be->node_report(reg->impl, node_id, thumbprint, now);
+}
+
+authcert_status authcert_registry_foreach_node(authcert_registry *reg, time_t since,
+                                               authcert_node_cb cb, void *ctx)
+{
+    if (reg == NULL || cb == NULL)
+        return authcert_fail(AUTHCERT_E_USAGE, "nodes: missing argument");
+    return reg->be->foreach_node(reg->impl, since, cb, ctx);
+}

@@ -64,6 +64,10 @@ typedef struct authcert_registry_backend {
                                          const char *from, const char *to, bool *changed);
     authcert_status (*results)(void *impl, int64_t command_id,
                                authcert_delivery_cb cb, void *ctx);
+    /* Server nodes (registry_*_nodes.c); the table is made on first use. */
+    authcert_status (*node_report)(void *impl, const char *node_id, const char *thumbprint,
+                                   time_t now);
+    authcert_status (*foreach_node)(void *impl, time_t since, authcert_node_cb cb, void *ctx);
 } authcert_registry_backend;
 
 /*

@@ -585,4 +585,6 @@ const authcert_registry_backend authcert_registry_pg = {
     .record_agent_result = pg_record_agent_result,
     .update_thumbprint = pgb_update_thumbprint,
     .results = pg_results,
+    .node_report = pg_node_report,
+    .foreach_node = pg_foreach_node,
 };

@@ -95,4 +95,9 @@ authcert_status pg_record_agent_result(void *impl, const char *agent_id, int64_t
 authcert_status pg_results(void *impl, int64_t command_id, authcert_delivery_cb cb,
                            void *ctx);
 
+/* registry_pg_nodes.c */
+authcert_status pg_node_report(void *impl, const char *node_id, const char *thumbprint,
+                               time_t now);
+authcert_status pg_foreach_node(void *impl, time_t since, authcert_node_cb cb, void *ctx);
+
 #endif

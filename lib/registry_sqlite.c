@@ -521,4 +521,6 @@ const authcert_registry_backend authcert_registry_sqlite = {
     .record_agent_result = sq_record_agent_result,
     .update_thumbprint = sq_update_thumbprint,
     .results = sq_results,
+    .node_report = sq_node_report,
+    .foreach_node = sq_foreach_node,
 };

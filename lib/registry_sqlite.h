@@ -78,4 +78,9 @@ authcert_status sq_record_agent_result(void *impl, const char *agent_id, int64_t
 authcert_status sq_results(void *impl, int64_t command_id, authcert_delivery_cb cb,
                            void *ctx);
 
+/* registry_sqlite_nodes.c */
+authcert_status sq_node_report(void *impl, const char *node_id, const char *thumbprint,
+                               time_t now);
+authcert_status sq_foreach_node(void *impl, time_t since, authcert_node_cb cb, void *ctx);
+
 #endif

@@ -133,4 +133,11 @@ void metric_rollover(uint64_t queued);
 /* The Prometheus text; caller frees. */
 char *metrics_render(daemon_ctx *d);
 
+/* ---- nodes.c: one certificate across the nodes of one registry ---- */
+#define NODES_TICK_SECONDS 5
+/* Record ours, compare with the others' (main thread, every tick). */
+void nodes_tick(daemon_ctx *d);
+unsigned nodes_count(void);           /* nodes seen at the last tick */
+unsigned nodes_differing_count(void); /* of those, serving another certificate */
+
 #endif

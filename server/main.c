@@ -285,9 +285,16 @@ int main(int argc, char **argv)
          "store generation %llu, %ld HTTP threads", d.cfg.listen, port,
          authcert_server_id(d.srv), cur, authcert_server_generation(d.srv), d.cfg.threads);
 
+    nodes_tick(&d);
     for (;;) {
-        if (sigwait(&sigs, &sig) != 0)
+        /* Between signals the main thread has one chore: the nodes check. */
+        struct timespec tick = { .tv_sec = NODES_TICK_SECONDS };
+        sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig < 0) {
+            if (errno == EAGAIN)
+                nodes_tick(&d);
             continue;
+        }
         if (sig == SIGHUP) { /* re-read the store now */
             daemon_refresh(&d);
             continue;

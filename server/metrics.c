@@ -116,6 +116,13 @@ char *metrics_render(daemon_ctx *d)
             "# TYPE authcert_current_certificate_expiry_seconds gauge\n"
             "authcert_current_certificate_expiry_seconds %lld\n",
             (long long)(not_after - time(NULL)));
+    fprintf(f, "# HELP authcert_nodes Server nodes sharing this registry, this one included.\n"
+            "# TYPE authcert_nodes gauge\n"
+            "authcert_nodes %u\n"
+            "# HELP authcert_node_certificate_mismatch 1 when another node serves with another certificate.\n"
+            "# TYPE authcert_node_certificate_mismatch gauge\n"
+            "authcert_node_certificate_mismatch %d\n",
+            nodes_count(), nodes_differing_count() > 0);
     fprintf(f, "# HELP authcert_checkin_backlog Check-ins waiting to be written to the registry.\n"
             "# TYPE authcert_checkin_backlog gauge\n"
             "authcert_checkin_backlog %llu\n",

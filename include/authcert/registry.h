@@ -324,6 +324,30 @@ AUTHCERT_MUST_CHECK authcert_status
 authcert_registry_results(authcert_registry *reg, int64_t command_id,
                           authcert_delivery_cb cb, void *ctx);
 
+/*
+ * Server nodes. Several authcertd sharing one registry must sign with one
+ * authentication certificate; each node reports the thumbprint it serves
+ * with, so that any node (and authcert --status) can see one that differs.
+ * node_id: 1..AUTHCERT_AGENT_ID_MAX visible ASCII; thumbprint: 64 hex.
+ */
+typedef struct authcert_node {
+    const char *node_id;
+    const char *thumbprint; /* the node's current certificate */
+    time_t      last_seen;
+} authcert_node;
+
+typedef authcert_status (*authcert_node_cb)(void *ctx, const authcert_node *n);
+
+/* Record (insert or update) that node_id serves with thumbprint, now. */
+AUTHCERT_MUST_CHECK authcert_status
+authcert_registry_node_report(authcert_registry *reg, const char *node_id,
+                              const char *thumbprint, time_t now);
+
+/* Every node seen at or after since, by node id. */
+AUTHCERT_MUST_CHECK authcert_status
+authcert_registry_foreach_node(authcert_registry *reg, time_t since, authcert_node_cb cb,
+                               void *ctx);
+
 #ifdef __cplusplus
 }
 #endif

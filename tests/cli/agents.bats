@@ -142,3 +142,18 @@ PY
     assert_one_error_line
     [ "$(sqlite3 "$AUTHCERT_REGISTRY" 'select count(*) from deliveries')" -eq "$before" ]
 }
+
+@test "--status adds the agents by state when the registry is there" {
+    setup_fleet
+    run --separate-stderr authcert --status
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"agents: 3 current, 2 expired (rolled over at their next check-in), 4 mismatched (authcert -l)"* ]]
+    run --separate-stderr authcert --status --json
+    [ "$(jq -c .agents <<< "$output")" = '{"current":3,"expired":2,"mismatched":4}' ]
+    [ "$(jq -r .nodes <<< "$output")" = "[]" ]
+    # Without a registry the store alone is shown, and nothing is created.
+    run --separate-stderr authcert --registry "$T/none.db" --status --json
+    [ "$status" -eq 0 ]
+    [ "$(jq -r .agents <<< "$output")" = null ]
+    [ ! -e "$T/none.db" ]
+}

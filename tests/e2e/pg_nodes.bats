@@ -160,6 +160,37 @@ two_stores() {
     [ "$(ls "$T"/handled.* | wc -l)" -eq 4 ]
 }
 
+@test "a node whose certificate differs from the others' says so in its log, /metrics and --status" {
+    two_stores
+    node 1
+    node 2
+    agree() { curl -s "$URL1/metrics" | grep -qx 'authcert_nodes 2'; }
+    wait_for 20 agree
+    curl -s "$URL1/metrics" | grep -qx 'authcert_node_certificate_mismatch 0'
+    # Node 2 gets a certificate of its own: the operator forgot -b / -r.
+    AUTHCERT_STORE=$T/store2 ac -q -c "${PW[@]}"
+    differ() {
+        curl -s "$URL1/metrics" | grep -qx 'authcert_node_certificate_mismatch 1' &&
+            curl -s "$URL2/metrics" | grep -qx 'authcert_node_certificate_mismatch 1'
+    }
+    wait_for 30 differ
+    grep -q "WARNING: node node-2 serves with certificate $(current 2)" "$T/node1.log"
+    grep -q "WARNING: node node-1 serves with certificate $(current 1)" "$T/node2.log"
+    run --separate-stderr ac --store "$T/store1" --registry "$REG" --status
+    [[ "$output" == *"WARNING: node node-2 serves with another certificate"* ]]
+    run --separate-stderr ac --store "$T/store1" --registry "$REG" --status --json
+    [ "$(jq -r '.nodes | length' <<< "$output")" -eq 2 ]
+    [ "$(jq -r '[.nodes[] | select(.same_certificate == false)] | length' <<< "$output")" -eq 1 ]
+    # The repair: the same certificate on both; the warning ends.
+    ac -q --store "$T/store1" -b "${PW[@]}" "$T/backup2.zip"
+    ac -q --store "$T/store2" -r "${PW[@]}" "$T/backup2.zip"
+    again() { curl -s "$URL2/metrics" | grep -qx 'authcert_node_certificate_mismatch 0'; }
+    # store2's current is now store1's: restore makes the backup's current current.
+    [ "$(current 1)" = "$(current 2)" ]
+    wait_for 30 again
+    grep -q "serve with certificate $(current 1) again" "$T/node2.log"
+}
+
 @test "a node that dies mid-delivery leaves its commands to the other" {
     two_stores
     node 1

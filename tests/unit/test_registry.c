@@ -691,6 +691,48 @@ static void test_two_nodes_claim_each_delivery_once(void **state)
     free(ids);
 }
 
+struct node_seen {
+    char text[512];
+};
+
+static authcert_status collect_node(void *ctx, const authcert_node *n)
+{
+    struct node_seen *ns = ctx;
+    size_t used = strlen(ns->text);
+
+    snprintf(ns->text + used, sizeof ns->text - used, "[%s %.8s %lld]", n->node_id,
+             n->thumbprint, (long long)n->last_seen);
+    return AUTHCERT_OK;
+}
+
+/* Server nodes and the certificate each serves with, on both backends. */
+static void test_nodes_report_their_certificate(void **state)
+{
+    fixture *f = *state;
+    authcert_registry *other = NULL;
+    struct node_seen ns = { "" };
+    char a[65], b[65];
+
+    memset(a, 'a', 64);
+    memset(b, 'b', 64);
+    a[64] = b[64] = '\0';
+    assert_ok(authcert_registry_foreach_node(f->reg, 0, collect_node, &ns));
+    assert_string_equal(ns.text, "");
+    assert_ok(authcert_registry_node_report(f->reg, "node-1", a, 1000));
+    /* A second handle: another node on the same registry. */
+    assert_ok(authcert_registry_open(f->path, &other));
+    assert_ok(authcert_registry_node_report(other, "node-2", a, 1010));
+    assert_ok(authcert_registry_node_report(other, "node-2", b, 1020));
+    assert_ok(authcert_registry_foreach_node(f->reg, 0, collect_node, &ns));
+    assert_string_equal(ns.text, "[node-1 aaaaaaaa 1000][node-2 bbbbbbbb 1020]");
+    ns.text[0] = '\0';
+    assert_ok(authcert_registry_foreach_node(f->reg, 1001, collect_node, &ns));
+    assert_string_equal(ns.text, "[node-2 bbbbbbbb 1020]");
+    assert_status(authcert_registry_node_report(f->reg, "bad id", a, 1), AUTHCERT_E_USAGE);
+    assert_status(authcert_registry_node_report(f->reg, "node-3", "abc", 1), AUTHCERT_E_USAGE);
+    authcert_registry_close(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -706,6 +748,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_two_nodes_claim_each_delivery_once, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_nodes_report_their_certificate, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,7 +95,7 @@ static json_t *iso_or_null(time_t t)
     return json_string(buf);
 }
 
-static authcert_status print_json(authcert_store *s, const struct overview *ov)
+static authcert_status print_json(authcert_store *s, const struct overview *ov, json_t *fleet)
 {
     json_t *root = NULL, *certs;
     authcert_status rc = AUTHCERT_E_NOMEM;
@@ -132,6 +132,8 @@ static authcert_status print_json(authcert_store *s, const struct overview *ov)
                      "certificates", certs);
     if (root == NULL)
         goto out;
+    if (fleet != NULL && json_object_update(root, fleet) != 0)
+        goto out;
     if (json_dumpf(root, stdout, JSON_INDENT(2)) != 0 || fputc('\n', stdout) == EOF) {
         rc = authcert_fail(AUTHCERT_E_IO, "standard output: write failed");
         goto out;
@@ -149,18 +151,26 @@ int cmd_status(const struct tool_opts *o)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     authcert_store *s = NULL;
+    json_t *fleet = NULL;
     struct overview ov;
 
     TRY(authcert_store_open(o->store_dir, AUTHCERT_STORE_READ, &s));
     overview_of(s, &ov);
-    if (o->json)
-        TRY(print_json(s, &ov));
-    else
+    fleet = status_fleet(o, s);
+    if (o->json) {
+        TRY(print_json(s, &ov, fleet));
+    } else {
         print_text(s, &ov);
+        if (fleet != NULL) {
+            putchar('\n');
+            status_fleet_print(fleet);
+        }
+    }
     if (fflush(stdout) != 0)
         TRY(authcert_fail(AUTHCERT_E_IO, "standard output: write failed"));
     rc = AUTHCERT_OK;
 out:
+    json_decref(fleet);
     if (s != NULL)
         authcert_store_close(s);
     return rc == AUTHCERT_OK ? 0 : tool_fail(o, rc);

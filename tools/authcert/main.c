@@ -40,7 +40,7 @@ static const struct tool_mode modes[] = {
     { "-l", "list", 1, 1, OPT_REGISTRY, false,
       cmd_list, "-l  CSV_PATH",
       "list the agents using a mismatched certificate (CSV; - for stdout)" },
-    { "--status", "status", 0, 0, OPT_JSON, false,
+    { "--status", "status", 0, 0, OPT_JSON | OPT_REGISTRY, false,
       cmd_status, "--status [--json]",
       "show every certificate, its state and the days left" },
     { "--agents", "agents", 0, 0, OPT_JSON | OPT_REGISTRY, false,

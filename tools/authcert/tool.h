@@ -81,6 +81,15 @@ int cmd_agents(const struct tool_opts *o); /* --agents */
 int cmd_push(const struct tool_opts *o);   /* --push */
 int cmd_migrate(const struct tool_opts *o); /* --migrate-registry (cmd_migrate.c) */
 
+/*
+ * --status's view of the fleet when a registry is there: agents by state
+ * and the server nodes ({"registry", "agents": {...}, "nodes": [...]}), or
+ * NULL (no registry). Caller json_decref's it.
+ */
+struct json_t;
+struct json_t *status_fleet(const struct tool_opts *o, const authcert_store *store);
+void status_fleet_print(const struct json_t *fleet);
+
 /* Open the registry named by --registry / $AUTHCERT_REGISTRY / the default. */
 authcert_status tool_registry_open(const struct tool_opts *o, authcert_registry **out);
 
