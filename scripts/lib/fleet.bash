@@ -8,7 +8,9 @@
 
 fleet_init() {
     export AUTHCERT_STORE=$FLEET/store
-    export AUTHCERT_REGISTRY=$FLEET/registry.db
+    # The embedded SQLite file, or a shared one (FLEET_REGISTRY: a
+    # postgresql:// URI) as several nodes would use.
+    export AUTHCERT_REGISTRY=${FLEET_REGISTRY:-$FLEET/registry.db}
     mkdir -p "$FLEET/agents"
     # The password never goes on a command line: anyone can read argv in ps.
     (umask 077 && printf '%s\n' "${FLEET_PASSWORD:-correct horse battery staple 42}" \

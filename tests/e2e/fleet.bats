@@ -9,6 +9,13 @@ setup() {
     BIN=$AUTHCERT_BIN
     mkdir -p "${AUTHCERT_TEST_TMP:-/tmp}"
     FLEET=$(mktemp -d "${AUTHCERT_TEST_TMP:-/tmp}/fleet.XXXXXX")
+    # The same tests on PostgreSQL (CTest's e2e/fleet_pg): a fresh database each.
+    if [ -n "${AUTHCERT_FLEET_ON_PG:-}" ]; then
+        PG_BASE=$(cat "$AUTHCERT_TEST_PG_URI_FILE")
+        PG_DB=fleet_$$_${BATS_TEST_NUMBER}
+        psql "$PG_BASE" -qc "CREATE DATABASE $PG_DB TEMPLATE template0"
+        export FLEET_REGISTRY="$PG_BASE&dbname=$PG_DB"
+    fi
     . "$AUTHCERT_SRC/scripts/lib/fleet.bash"
     fleet_init
     # The handler: records what it was asked to run, answers with the args.
@@ -26,6 +33,7 @@ SH
 
 teardown() {
     fleet_stop_all
+    [ -z "${PG_DB:-}" ] || psql "$PG_BASE" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" || true
     if [ -n "${BATS_TEST_COMPLETED:-}" ]; then rm -rf "$FLEET"; else
         tail -n 20 "$FLEET"/authcertd.log "$FLEET"/agents/*/agent.log >&3 2>/dev/null || true
         rm -rf "$FLEET"
