@@ -14,6 +14,7 @@
  * leaves the old index (and perhaps an unreferenced key file, never a lost
  * one); a crash after it leaves the new state complete.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -320,6 +321,44 @@ static authcert_status take_lock(authcert_store *s)
     return AUTHCERT_OK;
 }
 
+/* NAME.<12 hex>.tmp: a temporary of authcert_write_atomic / authcert_atomic_open. */
+static bool is_temporary(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n < 18 || strcmp(name + n - 4, ".tmp") != 0 || name[n - 17] != '.')
+        return false;
+    for (size_t i = n - 16; i < n - 4; i++)
+        if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/*
+ * A writer killed between creating a temporary and renaming it (SIGKILL, a
+ * power cut) leaves the temporary behind: never part of the state, but it
+ * may hold part of a private key or of the password hash. The next writer
+ * (it holds the lock, so no other one is writing) removes them. Best effort:
+ * a temporary that cannot be removed harms nothing.
+ */
+static void sweep_temporaries(const authcert_store *s)
+{
+    static const char *const subdirs[] = { ".", "keys", "backups" };
+
+    for (size_t i = 0; i < sizeof subdirs / sizeof *subdirs; i++) {
+        char path[4096];
+        DIR *d;
+        struct dirent *de;
+
+        if (path_in(s, path, sizeof path, subdirs[i]) != 0 || (d = opendir(path)) == NULL)
+            continue;
+        while ((de = readdir(d)) != NULL)
+            if (is_temporary(de->d_name))
+                (void)unlinkat(dirfd(d), de->d_name, 0);
+        closedir(d);
+    }
+}
+
 authcert_status authcert_store_open(const char *dir, int flags, authcert_store **out)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
@@ -355,8 +394,10 @@ authcert_status authcert_store_open(const char *dir, int flags, authcert_store *
     GUARD_ALLOC(s = calloc(1, sizeof *s));
     s->lock_fd = -1;
     GUARD_ALLOC(s->dir = strdup(dir));
-    if (flags & AUTHCERT_STORE_WRITE)
+    if (flags & AUTHCERT_STORE_WRITE) {
         GUARD(take_lock(s));
+        sweep_temporaries(s);
+    }
     GUARD(load_index(s));
     if (!s->index_seen && !(flags & AUTHCERT_STORE_WRITE))
         FAIL(AUTHCERT_E_NOTFOUND,
