@@ -40,6 +40,7 @@
 struct entry {
     authcert_store_entry pub;
     bool on_disk; /* its key file exists; false for entries added since open */
+    bool written_now; /* its key file is being written by this commit */
 };
 
 struct authcert_store {
@@ -757,6 +758,7 @@ authcert_status authcert_store_commit(authcert_store *s)
     char path[4096];
     char *text = NULL;
     struct stat st;
+    bool committed = false;
 
     GUARD(require_writer(s));
     if (!s->dirty) {
@@ -765,13 +767,16 @@ authcert_status authcert_store_commit(authcert_store *s)
     }
     /* Keys first: the index must never name a key that is not on disk. */
     for (size_t i = 0; i < s->count; i++)
-        if (!s->entries[i].on_disk)
+        if (!s->entries[i].on_disk) {
+            s->entries[i].written_now = true;
             GUARD(write_keyfile(s, &s->entries[i]));
+        }
     GUARD(build_index(s, s->generation + 1, &text));
     if (path_in(s, path, sizeof path, INDEX_NAME) != 0)
         FAIL(AUTHCERT_E_USAGE, "%s: path too long", s->dir);
     GUARD(authcert_write_atomic(path, text, strlen(text), 0600));
     /* The commit point has passed. */
+    committed = true;
     s->generation++;
     s->dirty = false;
     if (stat(path, &st) == 0) {
@@ -780,6 +785,28 @@ authcert_status authcert_store_commit(authcert_store *s)
     }
     rc = AUTHCERT_OK;
 out:
+    /* A failed commit (a full disk) leaves the store exactly as it was: the
+     * key files it wrote are named by no index on disk, so they go again.
+     * Not when the new index was renamed into place and only a later step
+     * failed (the directory's fsync): then it names them. */
+    if (!committed) {
+        char ip[4096];
+        struct stat now;
+        if (path_in(s, ip, sizeof ip, INDEX_NAME) != 0
+            || (stat(ip, &now) == 0
+                && (!s->index_seen || now.st_ino != s->index_st.st_ino
+                    || now.st_dev != s->index_st.st_dev)))
+            committed = true; /* or unknown: keep every key file */
+    }
+    for (size_t i = 0; i < s->count; i++) {
+        if (s->entries[i].written_now && !committed && s->entries[i].on_disk) {
+            char kp[4096];
+            if (keyfile_path(s, kp, sizeof kp, s->entries[i].pub.thumbprint) == 0)
+                (void)unlink(kp);
+            s->entries[i].on_disk = false;
+        }
+        s->entries[i].written_now = false;
+    }
     /* The index holds the password hash: wipe our copy of it. */
     if (text != NULL) {
         OPENSSL_cleanse(text, strlen(text));
