@@ -86,11 +86,12 @@ start_authcertd() { # STORE REGISTRY LOG [ARGS...]
     URL="http://127.0.0.1:$DPORT"
 }
 
-# One well-behaved check-in; prints the answer. AGENT id, THUMBPRINT.
-checkin_once() { # AGENT THUMBPRINT [PORT] [CURL_ARGS...]
-    local a="$1" t="$2" p="${3:-0}"; shift 3 2>/dev/null || shift $#
+# One well-behaved check-in; prints the answer. Extra arguments go to curl;
+# the agent's listen port is $CHECKIN_PORT (default 0).
+checkin_once() { # AGENT THUMBPRINT [CURL_ARGS...]
+    local a="$1" t="$2"; shift 2
     curl -sf "$@" -H 'Content-Type: application/json' -X POST "$URL/v1/checkin" \
-        -d "{\"agent_id\":\"$a\",\"hostname\":\"h-$a\",\"port\":$p,\"version\":\"0.1.0\",\"thumbprint\":\"$t\"}"
+        -d "{\"agent_id\":\"$a\",\"hostname\":\"h-$a\",\"port\":${CHECKIN_PORT:-0},\"version\":\"0.1.0\",\"thumbprint\":\"$t\"}"
 }
 
 # Resident memory (kB) and threads of a process.
