@@ -3,7 +3,7 @@
 #
 # Two ways to pick the moment, for each mode:
 #  - at random delays spread over the operation's measured duration
-#    (build/bin/killafter), CRASH_RANDOM runs (default 25);
+#    (build/bin/killafter), CRASH_RANDOM runs (default 15);
 #  - at every file-changing system call in turn (strace's fault injection
 #    delivers SIGKILL on the way out of the Nth write/fsync/rename/mkdir/
 #    unlink), so that each step of the commit is hit at least once.
@@ -18,7 +18,7 @@ load harden
 
 setup() {
     HARDEN_TMPFS=1 harden_setup crash-admin
-    RANDOM_RUNS="${CRASH_RANDOM:-25}"
+    RANDOM_RUNS="${CRASH_RANDOM:-15}"
     BASE="$T/base"
     ac --store "$BASE" -q -c --password-file "$PWF"
     ac --store "$BASE" -q -c --password-file "$PWF"

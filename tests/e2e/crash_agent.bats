@@ -88,7 +88,7 @@ with open(sys.argv[2], "r+b") as f:
 }
 
 @test "SIGKILL of authcert-agent during update-key: the file is a whole certificate, old or new" {
-    rounds="${AGENT_KILLS:-40}" old=0 new=0
+    rounds="${AGENT_KILLS:-30}" old=0 new=0
     for r in $(seq "$rounds"); do
         cp "$T/a.der" "$S/authcert-server.der"
         agent_up

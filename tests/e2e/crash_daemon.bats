@@ -52,7 +52,7 @@ daemon_up() {
     [ "$(sqlite3 "$REG" 'SELECT count(*) FROM agents')" = 3 ]
 
     kills=0 queued=0
-    for round in $(seq "${DAEMON_KILLS:-15}"); do
+    for round in $(seq "${DAEMON_KILLS:-10}"); do
         # An operator queues a command for every agent ...
         if ac --registry "$REG" --push "job-$round" --all >/dev/null 2>>"$T/push.err"; then
             queued=$((queued + 1))
@@ -66,7 +66,7 @@ daemon_up() {
         daemon_up
     done
     echo "# $kills kills, $queued commands queued for 3 agents" >&3
-    [ "$queued" -eq "${DAEMON_KILLS:-15}" ]
+    [ "$queued" -eq "${DAEMON_KILLS:-10}" ]
 
     # Left alone, the daemon delivers everything: with the check-ins (every
     # second), or pushes once a dead daemon's lease runs out.
