@@ -4,13 +4,14 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
+LINT_BUILD ?= build-lint
 FUZZ_SECONDS ?= 60
 CHECK_FUZZ_SECONDS ?= 5
 JOBS       ?= 2
 PREFIX     ?= /usr/local
 CMAKE_ARGS ?=
 
-.PHONY: all deps build build-asan build-fuzz check check-fast demo install clean bench fuzz
+.PHONY: all deps build build-asan build-fuzz check check-fast demo install clean bench fuzz lint valgrind
 
 all: build
 
@@ -33,14 +34,35 @@ build-fuzz: deps
 	    -DAUTHCERT_FUZZ=ON -DFUZZ_SECONDS=$(CHECK_FUZZ_SECONDS) $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
 
-# Every test, the same suite again under ASan+UBSan, and each fuzz target
-# for a few seconds.
+# Every test, the same suite again under ASan+UBSan, each fuzz target for a
+# few seconds, then the static analysis and valgrind (make lint).
 check: build build-asan build-fuzz
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --output-on-failure -j $(JOBS)
 	cd $(FUZZ_BUILD) && ctest --output-on-failure -j $(JOBS)
+	$(MAKE) --no-print-directory lint
+
+# Static analysis, clean or it fails: cppcheck (suppressions in .cppcheck,
+# each with its reason) and clang-tidy (checks in .clang-tidy) over every
+# source of the library, the daemons and the tool; then valgrind memcheck
+# over a representative subset (tests/valgrind.sh).
+lint: deps
+	@cmake -S . -B $(LINT_BUILD) -DCMAKE_BUILD_TYPE=Debug \
+	    -DCMAKE_EXPORT_COMPILE_COMMANDS=ON $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(LINT_BUILD) -j $(JOBS)
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	    --std=c11 -D_GNU_SOURCE -Iinclude -Ilib --inline-suppr \
+	    --suppressions-list=.cppcheck lib server agent tools
+	ls lib/*.c server/*.c agent/*.c tools/*/*.c | \
+	    xargs -P $(JOBS) -n 4 clang-tidy -p $(LINT_BUILD) --quiet
+	$(MAKE) --no-print-directory valgrind BUILD=$(LINT_BUILD)
+
+# valgrind memcheck (leaks, invalid reads, uninitialised values) over the
+# unit tests and one CLI round: create, backup, restore, import.
+valgrind:
+	tests/valgrind.sh $(BUILD)
 
 # Each fuzz target for FUZZ_SECONDS (default 60).
 fuzz: deps
@@ -60,7 +82,7 @@ install: build
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) demo-state
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(LINT_BUILD) demo-state build-bench
 
 # The benchmarks (bench/README.md): an optimised build in build-bench, a
 # table, and build-bench/bench/results.json. Never part of `make check`.

@@ -239,8 +239,9 @@ static authcert_status build_archive(const authcert_store_entry **ents, size_t n
     char gen[64];
 
     zip_error_init(&zerr);
-    GUARD_ALLOC(pfx = calloc(n, sizeof *pfx));
-    GUARD_ALLOC(pfxlen = calloc(n, sizeof *pfxlen));
+    /* calloc(0) may return NULL: an empty backup is not out of memory. */
+    GUARD_ALLOC(pfx = calloc(n ? n : 1, sizeof *pfx));
+    GUARD_ALLOC(pfxlen = calloc(n ? n : 1, sizeof *pfxlen));
     GUARD_ALLOC(root = json_object());
     GUARD_ALLOC(certs = json_array());
     GUARD(json_set(root, "certificates", json_incref(certs)));

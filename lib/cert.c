@@ -186,8 +186,11 @@ authcert_status authcert_cert_from_der(const uint8_t *der, size_t len, authcert_
     if ((size_t)(p - der) != len)
         FAIL(AUTHCERT_E_CORRUPT, "%zu bytes of trailing data after the certificate",
              len - (size_t)(p - der));
-    GUARD(authcert_cert_adopt(x, NULL, &c));
+    /* adopt owns x from here on, refused or not: freeing it again below
+     * would be a double free (an unsupported key type got there). */
+    rc = authcert_cert_adopt(x, NULL, &c);
     x = NULL;
+    GUARD(rc);
     /*
      * The thumbprint names what the file holds: a BER (non-DER) encoding that
      * OpenSSL re-encodes differently would give a name nobody else computes.

@@ -14,6 +14,7 @@
  * leaves the old index (and perhaps an unreferenced key file, never a lost
  * one); a crash after it leaves the new state complete.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -39,6 +40,7 @@
 struct entry {
     authcert_store_entry pub;
     bool on_disk; /* its key file exists; false for entries added since open */
+    bool written_now; /* its key file is being written by this commit */
 };
 
 struct authcert_store {
@@ -320,6 +322,44 @@ static authcert_status take_lock(authcert_store *s)
     return AUTHCERT_OK;
 }
 
+/* NAME.<12 hex>.tmp: a temporary of authcert_write_atomic / authcert_atomic_open. */
+static bool is_temporary(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n < 18 || strcmp(name + n - 4, ".tmp") != 0 || name[n - 17] != '.')
+        return false;
+    for (size_t i = n - 16; i < n - 4; i++)
+        if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/*
+ * A writer killed between creating a temporary and renaming it (SIGKILL, a
+ * power cut) leaves the temporary behind: never part of the state, but it
+ * may hold part of a private key or of the password hash. The next writer
+ * (it holds the lock, so no other one is writing) removes them. Best effort:
+ * a temporary that cannot be removed harms nothing.
+ */
+static void sweep_temporaries(const authcert_store *s)
+{
+    static const char *const subdirs[] = { ".", "keys", "backups" };
+
+    for (size_t i = 0; i < sizeof subdirs / sizeof *subdirs; i++) {
+        char path[4096];
+        DIR *d;
+        struct dirent *de;
+
+        if (path_in(s, path, sizeof path, subdirs[i]) != 0 || (d = opendir(path)) == NULL)
+            continue;
+        while ((de = readdir(d)) != NULL)
+            if (is_temporary(de->d_name))
+                (void)unlinkat(dirfd(d), de->d_name, 0);
+        closedir(d);
+    }
+}
+
 authcert_status authcert_store_open(const char *dir, int flags, authcert_store **out)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
@@ -355,8 +395,10 @@ authcert_status authcert_store_open(const char *dir, int flags, authcert_store *
     GUARD_ALLOC(s = calloc(1, sizeof *s));
     s->lock_fd = -1;
     GUARD_ALLOC(s->dir = strdup(dir));
-    if (flags & AUTHCERT_STORE_WRITE)
+    if (flags & AUTHCERT_STORE_WRITE) {
         GUARD(take_lock(s));
+        sweep_temporaries(s);
+    }
     GUARD(load_index(s));
     if (!s->index_seen && !(flags & AUTHCERT_STORE_WRITE))
         FAIL(AUTHCERT_E_NOTFOUND,
@@ -716,6 +758,7 @@ authcert_status authcert_store_commit(authcert_store *s)
     char path[4096];
     char *text = NULL;
     struct stat st;
+    bool committed = false;
 
     GUARD(require_writer(s));
     if (!s->dirty) {
@@ -724,13 +767,16 @@ authcert_status authcert_store_commit(authcert_store *s)
     }
     /* Keys first: the index must never name a key that is not on disk. */
     for (size_t i = 0; i < s->count; i++)
-        if (!s->entries[i].on_disk)
+        if (!s->entries[i].on_disk) {
+            s->entries[i].written_now = true;
             GUARD(write_keyfile(s, &s->entries[i]));
+        }
     GUARD(build_index(s, s->generation + 1, &text));
     if (path_in(s, path, sizeof path, INDEX_NAME) != 0)
         FAIL(AUTHCERT_E_USAGE, "%s: path too long", s->dir);
     GUARD(authcert_write_atomic(path, text, strlen(text), 0600));
     /* The commit point has passed. */
+    committed = true;
     s->generation++;
     s->dirty = false;
     if (stat(path, &st) == 0) {
@@ -739,6 +785,28 @@ authcert_status authcert_store_commit(authcert_store *s)
     }
     rc = AUTHCERT_OK;
 out:
+    /* A failed commit (a full disk) leaves the store exactly as it was: the
+     * key files it wrote are named by no index on disk, so they go again.
+     * Not when the new index was renamed into place and only a later step
+     * failed (the directory's fsync): then it names them. */
+    if (!committed) {
+        char ip[4096];
+        struct stat now;
+        if (path_in(s, ip, sizeof ip, INDEX_NAME) != 0
+            || (stat(ip, &now) == 0
+                && (!s->index_seen || now.st_ino != s->index_st.st_ino
+                    || now.st_dev != s->index_st.st_dev)))
+            committed = true; /* or unknown: keep every key file */
+    }
+    for (size_t i = 0; i < s->count; i++) {
+        if (s->entries[i].written_now && !committed && s->entries[i].on_disk) {
+            char kp[4096];
+            if (keyfile_path(s, kp, sizeof kp, s->entries[i].pub.thumbprint) == 0)
+                (void)unlink(kp);
+            s->entries[i].on_disk = false;
+        }
+        s->entries[i].written_now = false;
+    }
     /* The index holds the password hash: wipe our copy of it. */
     if (text != NULL) {
         OPENSSL_cleanse(text, strlen(text));

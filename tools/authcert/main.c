@@ -274,6 +274,8 @@ int main(int argc, char **argv)
     o.pos = calloc((size_t)argc + 1, sizeof *o.pos);
     o.agents = calloc((size_t)argc + 1, sizeof *o.agents);
     if (o.pos == NULL || o.agents == NULL) {
+        free(o.pos);
+        free(o.agents);
         fputs("authcert: out of memory\n", stderr);
         return AUTHCERT_E_NOMEM;
     }
