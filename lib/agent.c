@@ -297,6 +297,33 @@ out:
 
 /* ---- verification -------------------------------------------------------- */
 
+/*
+ * Trusts made from one certificate object (authcert_agent_trust_new with the
+ * same cert: a process simulating many agents) share its verifier: the last
+ * one made is kept here with its reference, and a reference to its
+ * certificate, so the pointer compared cannot be a freed and reused one.
+ */
+static pthread_mutex_t last_lock = PTHREAD_MUTEX_INITIALIZER;
+static authcert_jws_verifier *last_ver;
+
+static authcert_jws_verifier *shared_verifier(authcert_cert *cert)
+{
+    authcert_jws_verifier *v = NULL, *old = NULL;
+
+    pthread_mutex_lock(&last_lock);
+    if (last_ver != NULL && authcert_jws_verifier_cert(last_ver) == cert) {
+        v = authcert_jws_verifier_ref(last_ver);
+    } else if (authcert_jws_verifier_new(cert, &v) == AUTHCERT_OK) {
+        old = last_ver;
+        last_ver = authcert_jws_verifier_ref(v);
+    } else {
+        v = NULL;
+    }
+    pthread_mutex_unlock(&last_lock);
+    authcert_jws_verifier_free(old);
+    return v;
+}
+
 authcert_status authcert_agent_verify(authcert_agent_trust *t, const char *agent_id,
                                       const char *token, size_t len, int64_t now,
                                       json_t **claims, authcert_agent_verdict *verdict)
@@ -319,8 +346,8 @@ authcert_status authcert_agent_verify(authcert_agent_trust *t, const char *agent
      * token rather than set up again (lib/jws_verifier.h).
      */
     pthread_mutex_lock(&t->lock);
-    if (t->ver == NULL && authcert_jws_verifier_new(t->cert, &t->ver) != AUTHCERT_OK)
-        t->ver = NULL; /* the plain path below reports what is wrong */
+    if (t->ver == NULL)
+        t->ver = shared_verifier(t->cert); /* NULL: the plain path reports what is wrong */
     v = authcert_jws_verifier_ref(t->ver);
     if (v == NULL)
         c = authcert_cert_ref(t->cert);
