@@ -266,7 +266,7 @@ authcert_status sq_claim(void *impl, unsigned limit, unsigned lease_seconds, tim
     *claimed = 0;
     /*
      * A read on the due index first: the push thread asks often (every
-     * 50 ms when idle, so that a command queued by another process goes out
+     * 100 ms when idle, so that a command queued by another process goes out
      * at once), and an UPDATE would take the write lock even to find nothing.
      */
     GUARD(sq_cached(s, SQ_PROBE_DUE, "SELECT 1 FROM deliveries WHERE state = 'queued' "

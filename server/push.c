@@ -47,7 +47,7 @@
  * by another process (authcert --push) cannot wake this one, and the look
  * is one read of the due index (no write lock).
  */
-#define IDLE_POLL_MS 50
+#define IDLE_POLL_MS 100
 #define SUMMARY_MS 1000
 
 struct job {
