@@ -400,8 +400,8 @@ static authcert_status record_one(sq *s, int64_t delivery_id, authcert_delivery_
     authcert_status rc = AUTHCERT_E_INTERNAL;
     sqlite3_stmt *get = NULL;
     char was[16];
-    unsigned attempts;
-    sqlite3_int64 next_attempt;
+    unsigned attempts = 0;
+    sqlite3_int64 next_attempt = 0;
     int r;
 
     GUARD(sq_cached(s, SQ_GET_DELIVERY, "SELECT state, attempts, next_attempt_at "
