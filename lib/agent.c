@@ -23,6 +23,7 @@
 #include "authcert/jws.h"
 #include "authcert/replay.h"
 #include "internal.h"
+#include "jws_verifier.h"
 
 typedef struct file_id {
     dev_t dev;
@@ -36,6 +37,8 @@ struct authcert_agent_trust {
     pthread_mutex_t lock;
     pthread_mutex_t write_lock;
     authcert_cert *cert;           /* guarded by lock */
+    /* Prepared for cert on its first token; dropped when cert changes. */
+    authcert_jws_verifier *ver;    /* guarded by lock */
     file_id loaded;                /* guarded by lock */
     char *path;                    /* NULL: memory only */
     char *issuer;
@@ -214,6 +217,7 @@ void authcert_agent_trust_free(authcert_agent_trust *t)
         return;
     pthread_mutex_destroy(&t->lock);
     pthread_mutex_destroy(&t->write_lock);
+    authcert_jws_verifier_free(t->ver);
     authcert_cert_free(t->cert);
     authcert_replay_cache_free(t->replay);
     free(t->path);
@@ -241,10 +245,13 @@ static void swap_cert(authcert_agent_trust *t, authcert_cert *c, const file_id *
 {
     pthread_mutex_lock(&t->lock);
     authcert_cert *old = t->cert;
+    authcert_jws_verifier *old_ver = t->ver;
     t->cert = c;
+    t->ver = NULL;
     if (id != NULL)
         t->loaded = *id;
     pthread_mutex_unlock(&t->lock);
+    authcert_jws_verifier_free(old_ver);
     authcert_cert_free(old);
 }
 
@@ -290,12 +297,40 @@ out:
 
 /* ---- verification -------------------------------------------------------- */
 
+/*
+ * Trusts made from one certificate object (authcert_agent_trust_new with the
+ * same cert: a process simulating many agents) share its verifier: the last
+ * one made is kept here with its reference, and a reference to its
+ * certificate, so the pointer compared cannot be a freed and reused one.
+ */
+static pthread_mutex_t last_lock = PTHREAD_MUTEX_INITIALIZER;
+static authcert_jws_verifier *last_ver;
+
+static authcert_jws_verifier *shared_verifier(authcert_cert *cert)
+{
+    authcert_jws_verifier *v = NULL, *old = NULL;
+
+    pthread_mutex_lock(&last_lock);
+    if (last_ver != NULL && authcert_jws_verifier_cert(last_ver) == cert) {
+        v = authcert_jws_verifier_ref(last_ver);
+    } else if (authcert_jws_verifier_new(cert, &v) == AUTHCERT_OK) {
+        old = last_ver;
+        last_ver = authcert_jws_verifier_ref(v);
+    } else {
+        v = NULL;
+    }
+    pthread_mutex_unlock(&last_lock);
+    authcert_jws_verifier_free(old);
+    return v;
+}
+
 authcert_status authcert_agent_verify(authcert_agent_trust *t, const char *agent_id,
                                       const char *token, size_t len, int64_t now,
                                       json_t **claims, authcert_agent_verdict *verdict)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     authcert_cert *c = NULL;
+    authcert_jws_verifier *v = NULL;
 
     *claims = NULL;
     *verdict = AUTHCERT_AGENT_UNAVAILABLE;
@@ -305,7 +340,18 @@ authcert_status authcert_agent_verify(authcert_agent_trust *t, const char *agent
         *verdict = AUTHCERT_AGENT_UNAUTHENTICATED;
         FAIL(AUTHCERT_E_CORRUPT, "jws: empty token");
     }
-    c = authcert_agent_trust_cert(t);
+    /*
+     * The verifier for the current certificate, prepared on the first token
+     * (a trust that never verifies costs nothing): its context is copied per
+     * token rather than set up again (lib/jws_verifier.h).
+     */
+    pthread_mutex_lock(&t->lock);
+    if (t->ver == NULL)
+        t->ver = shared_verifier(t->cert); /* NULL: the plain path reports what is wrong */
+    v = authcert_jws_verifier_ref(t->ver);
+    if (v == NULL)
+        c = authcert_cert_ref(t->cert);
+    pthread_mutex_unlock(&t->lock);
     authcert_jws_expect ex = {
         .audience = agent_id,
         .allow_broadcast = !t->refuse_broadcast,
@@ -315,7 +361,8 @@ authcert_status authcert_agent_verify(authcert_agent_trust *t, const char *agent
         .replay = t->replay,
     };
     authcert_jws_refusal why;
-    rc = authcert_jws_verify_why(c, token, len, &ex, claims, &why);
+    rc = v != NULL ? authcert_jws_verifier_verify_why(v, token, len, &ex, claims, &why)
+                   : authcert_jws_verify_why(c, token, len, &ex, claims, &why);
     switch (why) {
     case AUTHCERT_JWS_ACCEPTED:
         *verdict = AUTHCERT_AGENT_ACCEPTED;
@@ -338,6 +385,7 @@ authcert_status authcert_agent_verify(authcert_agent_trust *t, const char *agent
         break;
     }
 out:
+    authcert_jws_verifier_free(v);
     authcert_cert_free(c);
     return rc;
 }

@@ -521,6 +521,37 @@ authcert_status authcert_registry_record_result(authcert_registry *reg, int64_t 
     return reg->be->record_result(reg->impl, delivery_id, state, result_json, now);
 }
 
+authcert_status authcert_registry_record_results(authcert_registry *reg,
+                                                 authcert_delivery_outcome *o, size_t n,
+                                                 time_t now)
+{
+    authcert_status rc;
+
+    if (reg == NULL || (o == NULL && n > 0))
+        return authcert_fail(AUTHCERT_E_USAGE, "record results: missing argument");
+    for (size_t i = 0; i < n; i++) {
+        if (o[i].delivery_id <= 0)
+            return authcert_fail(AUTHCERT_E_USAGE, "record results: missing argument");
+        if ((rc = check_state(o[i].state)) != AUTHCERT_OK ||
+            (rc = check_json("delivery result", o[i].result_json, 0)) != AUTHCERT_OK)
+            return rc;
+        o[i].status = AUTHCERT_OK;
+    }
+    if (n == 0)
+        return AUTHCERT_OK;
+    if (reg->be->record_results != NULL)
+        return reg->be->record_results(reg->impl, o, n, now);
+    for (size_t i = 0; i < n; i++) {
+        rc = reg->be->record_result(reg->impl, o[i].delivery_id, o[i].state, o[i].result_json,
+                                    now);
+        if (rc == AUTHCERT_E_NOTFOUND || rc == AUTHCERT_E_POLICY)
+            o[i].status = rc;
+        else if (rc != AUTHCERT_OK)
+            return rc;
+    }
+    return AUTHCERT_OK;
+}
+
 authcert_status authcert_registry_results(authcert_registry *reg, int64_t command_id,
                                           authcert_delivery_cb cb, void *ctx)
 {

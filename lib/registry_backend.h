@@ -56,6 +56,12 @@ typedef struct authcert_registry_backend {
     authcert_status (*record_result)(void *impl, int64_t delivery_id,
                                      authcert_delivery_state state,
                                      const char *result_json, time_t now);
+    /*
+     * Optional (NULL: registry.c calls record_result for each). All in one
+     * durable transaction; per-item NOTFOUND/POLICY in o[i].status.
+     */
+    authcert_status (*record_results)(void *impl, authcert_delivery_outcome *o, size_t n,
+                                      time_t now);
     authcert_status (*record_agent_result)(void *impl, const char *agent_id, int64_t did,
                                            authcert_delivery_state state,
                                            const char *result_json, time_t now,

@@ -37,6 +37,10 @@
 
 #define APPLICATION_ID 0x41435247 /* "ACRG": authcert registry */
 #define BUSY_TIMEOUT_MS 5000
+/* Page cache sizes (negative: KiB), see sq_open and sq_foreach_agent. */
+#define READER_CACHE "-4096"
+#define WRITER_CACHE "-32768"
+#define SCAN_CACHE "-1024"
 
 static const char schema_v1[] =
     "CREATE TABLE agents ("
@@ -269,9 +273,14 @@ static authcert_status sq_open(const char *path, void **impl)
      * New agents land at random places in the agent_id index. Measured with
      * 1M agents in batches of 500: a 32 MB page cache and checkpoints every
      * ~40 MB of WAL (not every 4 MB) take first check-ins from ~15k to
-     * ~57k/s; repeat check-ins run at ~170k/s (bench/registry_bench.c).
+     * ~57k/s; repeat check-ins run at ~170k/s. That cache is for the handle
+     * that writes check-in batches (sq_checkin switches to it); the others
+     * (a daemon's request threads, the push thread, the admin tool) read a
+     * few pages each time and keep a small one: authcertd has a handle per
+     * thread, and four 32 MiB caches took it to 85 MiB with 1M agents.
      */
-    GUARD(sq_exec(s, "PRAGMA cache_size = -32768"));
+    GUARD(sq_exec(s, "PRAGMA cache_size = " READER_CACHE));
+
     GUARD(sq_exec(s, "PRAGMA wal_autocheckpoint = 10000"));
     if (version != KNOWN_VERSION || fresh)
         GUARD(migrate(s));
@@ -359,6 +368,10 @@ static authcert_status sq_checkin(void *impl, const authcert_agent_report *repor
     sqlite3_stmt *st = s->stmt[SQ_UPSERT];
     int r;
 
+    if (n > 1 && !s->writer) { /* the batch writer: sq_open */
+        GUARD(sq_exec(s, "PRAGMA cache_size = " WRITER_CACHE));
+        s->writer = true;
+    }
     if (n > 1)
         GUARD(sq_exec(s, "BEGIN IMMEDIATE"));
     for (size_t i = 0; i < n; i++) {
@@ -449,15 +462,27 @@ static authcert_status sq_foreach_agent(void *impl, const authcert_agent_filter 
     sqlite3_stmt *st = NULL;
     char sql[512], where[256];
     size_t rows;
+    bool scan = false;
 
     sq_filter_sql(f, 1, where, sizeof where);
     snprintf(sql, sizeof sql, "SELECT " AGENT_COLS " FROM agents WHERE 1%s ORDER BY id", where);
     GUARD(sq_prepare(s, sql, &st));
     sq_filter_bind(st, f, 1);
+    /*
+     * A one-pass scan reads each page once: the writer's 32 MiB cache would
+     * only fill up (authcert -l over 1M agents: 41 MiB peak and slower than
+     * sqlite3 itself, bench/README.md). A small one for the scan's duration.
+     */
+    GUARD(sq_exec(s, "PRAGMA cache_size = " SCAN_CACHE));
+    scan = true;
     GUARD(stream_agents(s, st, cb, ctx, &rows));
     rc = AUTHCERT_OK;
 out:
     sqlite3_finalize(st);
+    if (scan) {
+        sqlite3_exec(s->db, s->writer ? "PRAGMA cache_size = " WRITER_CACHE
+                                      : "PRAGMA cache_size = " READER_CACHE, NULL, NULL, NULL);
+    }
     return rc;
 }
 
@@ -518,6 +543,7 @@ const authcert_registry_backend authcert_registry_sqlite = {
     .claim = sq_claim,
     .claim_agent = sq_claim_agent,
     .record_result = sq_record_result,
+    .record_results = sq_record_results,
     .record_agent_result = sq_record_agent_result,
     .update_thumbprint = sq_update_thumbprint,
     .results = sq_results,

@@ -20,6 +20,10 @@ enum sq_stmt {
     SQ_PROBE_AGENT,  /* has this agent anything claimable? */
     SQ_CLAIM_AGENT,  /* lease it */
     SQ_READ_LEASED,  /* read back what a lease took */
+    SQ_PROBE_DUE,    /* is anything due for the push thread? */
+    SQ_CLAIM,        /* lease due deliveries of any agent */
+    SQ_GET_DELIVERY, /* a delivery's state before recording its result */
+    SQ_SETTLE,       /* record it */
     SQ_STMT_MAX
 };
 
@@ -27,6 +31,7 @@ typedef struct sq {
     sqlite3 *db;
     char *path;
     sqlite3_stmt *stmt[SQ_STMT_MAX];
+    bool writer; /* it writes check-in batches: the big page cache */
 } sq;
 
 /* Leave with a SQLite failure (sq_fail sets the detail). */
@@ -71,6 +76,8 @@ authcert_status sq_claim_agent(void *impl, const char *agent_id, unsigned limit,
 authcert_status sq_record_result(void *impl, int64_t delivery_id,
                                  authcert_delivery_state state, const char *result_json,
                                  time_t now);
+authcert_status sq_record_results(void *impl, authcert_delivery_outcome *o, size_t n,
+                                  time_t now);
 authcert_status sq_record_agent_result(void *impl, const char *agent_id, int64_t did,
                                        authcert_delivery_state state,
                                        const char *result_json, time_t now,

@@ -259,30 +259,47 @@ authcert_status sq_claim(void *impl, unsigned limit, unsigned lease_seconds, tim
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     sq *s = impl;
-    sqlite3_stmt *up = NULL;
+    sqlite3_stmt *probe = NULL, *up = NULL;
     sqlite3_int64 token = lease_token();
     int r;
 
-    GUARD(sq_prepare(s, "UPDATE deliveries SET lease_until = ?1, next_attempt_at = ?1, "
-                     "lease_token = ?2, attempts = attempts + 1, updated_at = ?3 "
-                     "WHERE id IN (SELECT id FROM deliveries WHERE state = 'queued' "
-                     "AND next_attempt_at <= ?3 AND lease_until <= ?3 "
-                     "ORDER BY next_attempt_at, id LIMIT ?4)", &up));
+    *claimed = 0;
+    /*
+     * A read on the due index first: the push thread asks often (every
+     * 100 ms when idle, so that a command queued by another process goes out
+     * at once), and an UPDATE would take the write lock even to find nothing.
+     */
+    GUARD(sq_cached(s, SQ_PROBE_DUE, "SELECT 1 FROM deliveries WHERE state = 'queued' "
+                    "AND next_attempt_at <= ?1 LIMIT 1", &probe));
+    sqlite3_bind_int64(probe, 1, (sqlite3_int64)now);
+    r = sqlite3_step(probe);
+    sqlite3_reset(probe);
+    if (r == SQLITE_DONE) {
+        rc = AUTHCERT_OK;
+        goto out;
+    }
+    if (r != SQLITE_ROW)
+        SQL_FAIL(r, "claim");
+    GUARD(sq_cached(s, SQ_CLAIM, "UPDATE deliveries SET lease_until = ?1, next_attempt_at = ?1, "
+                    "lease_token = ?2, attempts = attempts + 1, updated_at = ?3 "
+                    "WHERE id IN (SELECT id FROM deliveries WHERE state = 'queued' "
+                    "AND next_attempt_at <= ?3 AND lease_until <= ?3 "
+                    "ORDER BY next_attempt_at, id LIMIT ?4)", &up));
     sqlite3_bind_int64(up, 1, (sqlite3_int64)now + lease_seconds);
     sqlite3_bind_int64(up, 2, token);
     sqlite3_bind_int64(up, 3, (sqlite3_int64)now);
     sqlite3_bind_int(up, 4, (int)limit);
-    if ((r = sqlite3_step(up)) != SQLITE_DONE)
+    r = sqlite3_step(up);
+    sqlite3_reset(up);
+    if (r != SQLITE_DONE)
         SQL_FAIL(r, "claim");
     if (sqlite3_changes(s->db) == 0) {
-        *claimed = 0;
         rc = AUTHCERT_OK;
         goto out;
     }
     GUARD(read_leased(s, token, cb, ctx, claimed));
     rc = AUTHCERT_OK;
 out:
-    sqlite3_finalize(up);
     return rc;
 }
 
@@ -355,9 +372,9 @@ static authcert_status settle(sq *s, sqlite3_int64 id, const char *was, unsigned
     if (strcmp(was, "queued") != 0)
         FAIL(AUTHCERT_E_POLICY, "registry: delivery %lld is already %s (result kept)",
              (long long)id, was);
-    GUARD(sq_prepare(s, "UPDATE deliveries SET state = ?2, result = ?3, updated_at = ?4, "
-                     "next_attempt_at = ?5, lease_until = 0, lease_token = NULL "
-                     "WHERE id = ?1", &up));
+    GUARD(sq_cached(s, SQ_SETTLE, "UPDATE deliveries SET state = ?2, result = ?3, "
+                    "updated_at = ?4, next_attempt_at = ?5, lease_until = 0, "
+                    "lease_token = NULL WHERE id = ?1", &up));
     sqlite3_bind_int64(up, 1, id);
     sqlite3_bind_text(up, 2, authcert_delivery_state_name(state), -1, SQLITE_STATIC);
     if (result_json != NULL)
@@ -366,11 +383,43 @@ static authcert_status settle(sq *s, sqlite3_int64 id, const char *was, unsigned
     sqlite3_bind_int64(up, 5, state == AUTHCERT_DELIVERY_QUEUED
                        ? (sqlite3_int64)(now + authcert_registry_backoff(attempts))
                        : next_attempt);
-    if ((r = sqlite3_step(up)) != SQLITE_DONE)
+    r = sqlite3_step(up);
+    sqlite3_reset(up);
+    sqlite3_clear_bindings(up);
+    if (r != SQLITE_DONE)
         SQL_FAIL(r, "record result");
     rc = AUTHCERT_OK;
 out:
-    sqlite3_finalize(up);
+    return rc;
+}
+
+/* Read delivery id and settle it (inside the caller's durable transaction). */
+static authcert_status record_one(sq *s, int64_t delivery_id, authcert_delivery_state state,
+                                  const char *result_json, time_t now)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    sqlite3_stmt *get = NULL;
+    char was[16];
+    unsigned attempts = 0;
+    sqlite3_int64 next_attempt = 0;
+    int r;
+
+    GUARD(sq_cached(s, SQ_GET_DELIVERY, "SELECT state, attempts, next_attempt_at "
+                    "FROM deliveries WHERE id = ?1", &get));
+    sqlite3_bind_int64(get, 1, delivery_id);
+    r = sqlite3_step(get);
+    if (r == SQLITE_ROW) {
+        snprintf(was, sizeof was, "%s", sq_txt(get, 0));
+        attempts = (unsigned)sqlite3_column_int(get, 1);
+        next_attempt = sqlite3_column_int64(get, 2);
+    }
+    sqlite3_reset(get);
+    if (r == SQLITE_DONE)
+        FAIL(AUTHCERT_E_NOTFOUND, "registry: no delivery %lld", (long long)delivery_id);
+    if (r != SQLITE_ROW)
+        SQL_FAIL(r, "record result");
+    rc = settle(s, delivery_id, was, attempts, next_attempt, state, result_json, now);
+out:
     return rc;
 }
 
@@ -380,25 +429,31 @@ authcert_status sq_record_result(void *impl, int64_t delivery_id,
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     sq *s = impl;
-    sqlite3_stmt *get = NULL;
-    int r;
 
     GUARD(begin_durable(s));
-    GUARD(sq_prepare(s, "SELECT state, attempts, next_attempt_at FROM deliveries "
-                     "WHERE id = ?1", &get));
-    sqlite3_bind_int64(get, 1, delivery_id);
-    r = sqlite3_step(get);
-    if (r == SQLITE_DONE)
-        FAIL(AUTHCERT_E_NOTFOUND, "registry: no delivery %lld", (long long)delivery_id);
-    if (r != SQLITE_ROW)
-        SQL_FAIL(r, "record result");
-    GUARD(settle(s, delivery_id, sq_txt(get, 0), (unsigned)sqlite3_column_int(get, 1),
-                 sqlite3_column_int64(get, 2), state, result_json, now));
+    rc = record_one(s, delivery_id, state, result_json, now);
+out:
+    return end_durable(s, rc);
+}
+
+authcert_status sq_record_results(void *impl, authcert_delivery_outcome *o, size_t n,
+                                  time_t now)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    sq *s = impl;
+
+    GUARD(begin_durable(s));
+    for (size_t i = 0; i < n; i++) {
+        o[i].status = record_one(s, o[i].delivery_id, o[i].state, o[i].result_json, now);
+        if (o[i].status != AUTHCERT_OK && o[i].status != AUTHCERT_E_NOTFOUND &&
+            o[i].status != AUTHCERT_E_POLICY) {
+            rc = o[i].status; /* the detail is set: none of them is recorded */
+            goto out;
+        }
+    }
     rc = AUTHCERT_OK;
 out:
-    sqlite3_finalize(get);
-    rc = end_durable(s, rc);
-    return rc;
+    return end_durable(s, rc);
 }
 
 authcert_status sq_record_agent_result(void *impl, const char *agent_id, int64_t did,

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -153,6 +154,50 @@ static void settle_unneeded(authcert_registry *reg, const struct claim_list *l,
     }
 }
 
+/*
+ * Routine check-ins that carried something (an update-key for an expired
+ * certificate, queued commands) are counted and logged once a second: a
+ * roll-over of 100,000 agents is one line a second, not 100,000 lines.
+ */
+static atomic_ullong routine_expired, routine_commands, routine_update_keys;
+static atomic_llong routine_logged; /* CLOCK_MONOTONIC ms of the last line */
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void count_routine(const authcert_server_batch *b)
+{
+    long long now = mono_ms(), last = atomic_load(&routine_logged);
+
+    if (b->state == AUTHCERT_AGENT_EXPIRED)
+        atomic_fetch_add(&routine_expired, 1);
+    if (b->update_key)
+        atomic_fetch_add(&routine_update_keys, 1);
+    atomic_fetch_add(&routine_commands, b->ntokens - (b->update_key ? 1 : 0));
+    if (last == 0) { /* the first one starts the first second */
+        atomic_compare_exchange_strong(&routine_logged, &last, now);
+        return;
+    }
+    if (now - last >= 1000 && atomic_compare_exchange_strong(&routine_logged, &last, now))
+        checkin_summary();
+}
+
+void checkin_summary(void)
+{
+    unsigned long long expired = atomic_exchange(&routine_expired, 0);
+    unsigned long long keys = atomic_exchange(&routine_update_keys, 0);
+    unsigned long long cmds = atomic_exchange(&routine_commands, 0);
+
+    if (expired > 0 || keys > 0 || cmds > 0)
+        dlog("check-ins: %llu on an expired certificate, %llu update-key(s) and %llu "
+             "command(s) sent since the last line", expired, keys, cmds);
+}
+
 void checkin_handle(daemon_ctx *d, const char *body, size_t len, const char *peer,
                     http_answer *out)
 {
@@ -224,12 +269,11 @@ void checkin_handle(daemon_ctx *d, const char *body, size_t len, const char *pee
     }
     writer_submit(d->writer, &m->report);
     metric_checkin();
-    if (b->state != AUTHCERT_AGENT_CURRENT || b->ntokens > 0)
-        dlog("check-in: agent %s (%s) %s%s%s, %zu command(s)%s", agent_id, peer,
-             authcert_agent_state_name(b->state),
-             b->state == AUTHCERT_AGENT_MISMATCHED ? " " : "",
-             b->state == AUTHCERT_AGENT_MISMATCHED ? authcert_mismatch_reason_name(b->reason) : "",
-             b->ntokens - (b->update_key ? 1 : 0), b->update_key ? " + update-key" : "");
+    if (b->state == AUTHCERT_AGENT_MISMATCHED) /* a refusal: each one is worth a line */
+        dlog("check-in: agent %s (%s) mismatched %s, nothing sent", agent_id, peer,
+             authcert_mismatch_reason_name(b->reason));
+    else if (b->state != AUTHCERT_AGENT_CURRENT || b->ntokens > 0)
+        count_routine(b);
     answer_json(out, ans);
 out:
     claim_list_free(&l);

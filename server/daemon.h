@@ -99,6 +99,9 @@ typedef struct http_answer {
 void checkin_handle(daemon_ctx *d, const char *body, size_t len, const char *peer,
                     http_answer *out);
 void result_handle(daemon_ctx *d, const char *body, size_t len, http_answer *out);
+/* Log what routine check-ins sent since the last line (at most once a second
+ * while they come; main.c calls it at stop for the rest). */
+void checkin_summary(void);
 /* {"error": "..."} with status; counts a refusal for why. */
 void answer_error(http_answer *out, unsigned status, enum refusal why, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

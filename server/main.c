@@ -306,6 +306,7 @@ int main(int argc, char **argv)
 out:
     atomic_store(&d.stopping, true);
     http_stop(mhd);
+    checkin_summary();
     pusher_stop(d.pusher);
     writer_stop(d.writer);
     dreg_close_all();

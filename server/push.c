@@ -42,7 +42,13 @@
 
 #define MAX_ATTEMPTS 8
 #define ANSWER_MAX (64 * 1024)
-#define IDLE_POLL_MS 1000
+/*
+ * How often an idle push thread looks for due deliveries: a command queued
+ * by another process (authcert --push) cannot wake this one, and the look
+ * is one read of the due index (no write lock).
+ */
+#define IDLE_POLL_MS 100
+#define SUMMARY_MS 1000
 
 struct job {
     struct job *prev, *next_job; /* the in-flight list */
@@ -79,6 +85,16 @@ struct pusher {
     struct job **claimed;
     size_t nclaimed;
     atomic_bool rollover; /* a replacement was seen: queue the update-keys */
+    /*
+     * Outcomes of one pass (what curl_multi_info_read handed over, or one
+     * claim's immediate settlements), recorded together in one durable
+     * transaction: one fsync for up to push_concurrency deliveries.
+     */
+    authcert_delivery_outcome *out;
+    size_t nout, capout;
+    /* Since the last summary line (one a second, not one per delivery). */
+    uint64_t delivered, with_update_key, rolled;
+    struct timespec summarised;
 };
 
 static void job_free(struct job *j)
@@ -95,19 +111,79 @@ static void job_free(struct job *j)
     free(j);
 }
 
-static void record(authcert_registry *reg, struct job *j, authcert_delivery_state st,
-                   const char *result_json)
+/* Record all outcomes of this pass in one durable transaction. */
+static void flush_outcomes(struct pusher *p, authcert_registry *reg)
 {
-    authcert_status rc = authcert_registry_record_result(reg, j->id, st, result_json,
-                                                         time(NULL));
+    authcert_status rc;
 
-    if (rc != AUTHCERT_OK && rc != AUTHCERT_E_POLICY) /* POLICY: a check-in won */
-        dlog("push: delivery %lld: result not recorded: %s (%s)", (long long)j->id,
-             authcert_strerror(rc), authcert_detail());
+    if (p->nout == 0)
+        return;
+    rc = authcert_registry_record_results(reg, p->out, p->nout, time(NULL));
+    if (rc == AUTHCERT_E_BUSY) /* another writer held it past the busy timeout */
+        rc = authcert_registry_record_results(reg, p->out, p->nout, time(NULL));
+    if (rc != AUTHCERT_OK)
+        dlog("push: %zu result(s) not recorded: %s (%s); their leases run out and they "
+             "go out again", p->nout, authcert_strerror(rc), authcert_detail());
+    for (size_t i = 0; i < p->nout; i++) {
+        /* POLICY: a check-in recorded it first, and the first result stands. */
+        if (rc == AUTHCERT_OK && p->out[i].status == AUTHCERT_E_NOTFOUND)
+            dlog("push: delivery %lld: result not recorded: no such delivery",
+                 (long long)p->out[i].delivery_id);
+        free((char *)p->out[i].result_json);
+    }
+    p->nout = 0;
+}
+
+/* Queue an outcome for flush_outcomes (copied). */
+static void record(struct pusher *p, authcert_registry *reg, struct job *j,
+                   authcert_delivery_state st, const char *result_json)
+{
+    char *copy = NULL;
+
+    if (p->nout == p->capout) {
+        size_t cap = p->capout ? 2 * p->capout : 64;
+        authcert_delivery_outcome *o = realloc(p->out, cap * sizeof *o);
+        if (o != NULL) {
+            p->out = o;
+            p->capout = cap;
+        }
+    }
+    if (p->nout == p->capout || (result_json != NULL && (copy = strdup(result_json)) == NULL)) {
+        /* Out of memory: record this one now rather than not at all. */
+        authcert_status rc = authcert_registry_record_result(reg, j->id, st, result_json,
+                                                             time(NULL));
+        if (rc != AUTHCERT_OK && rc != AUTHCERT_E_POLICY)
+            dlog("push: delivery %lld: result not recorded: %s (%s)", (long long)j->id,
+                 authcert_strerror(rc), authcert_detail());
+        return;
+    }
+    p->out[p->nout++] = (authcert_delivery_outcome){ .delivery_id = j->id, .state = st,
+                                                     .result_json = copy };
+}
+
+/* One line a second at most for the routine outcomes. */
+static void summarise(struct pusher *p, bool force)
+{
+    struct timespec now;
+    long ms;
+
+    if (p->delivered == 0 && p->rolled == 0)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    ms = (now.tv_sec - p->summarised.tv_sec) * 1000 +
+         (now.tv_nsec - p->summarised.tv_nsec) / 1000000;
+    if (!force && ms < SUMMARY_MS)
+        return;
+    dlog("push: %llu delivered (%llu with update-key), %llu agent(s) rolled over to the "
+         "current certificate, in the last %ld ms", (unsigned long long)p->delivered,
+         (unsigned long long)p->with_update_key, (unsigned long long)p->rolled, ms);
+    p->delivered = p->with_update_key = p->rolled = 0;
+    p->summarised = now;
 }
 
 /* Back to the queue, or FAILED when it has been tried enough. */
-static void retry_or_fail(authcert_registry *reg, struct job *j, const char *why)
+static void retry_or_fail(struct pusher *p, authcert_registry *reg, struct job *j,
+                          const char *why)
 {
     json_t *o = json_pack("{s:s}", "error", why);
     char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -116,7 +192,7 @@ static void retry_or_fail(authcert_registry *reg, struct job *j, const char *why
     metric_push(final ? PUSH_FAILED : PUSH_RETRY);
     dlog("push: delivery %lld to %s: %s%s", (long long)j->id, j->agent_id, why,
          final ? " (giving up)" : " (will retry)");
-    record(reg, j, final ? AUTHCERT_DELIVERY_FAILED : AUTHCERT_DELIVERY_QUEUED, text);
+    record(p, reg, j, final ? AUTHCERT_DELIVERY_FAILED : AUTHCERT_DELIVERY_QUEUED, text);
     free(text);
     json_decref(o);
 }
@@ -227,14 +303,14 @@ static void start(struct pusher *p, authcert_registry *reg, struct job *j)
 
     if (j->port == 0 || j->address[0] == '\0') {
         metric_push(PUSH_NO_LISTENER);
-        record(reg, j, AUTHCERT_DELIVERY_QUEUED, NULL); /* its check-in will take it */
+        record(p, reg, j, AUTHCERT_DELIVERY_QUEUED, NULL); /* its check-in will take it */
         job_free(j);
         return;
     }
     if ((rc = sign_job(p, j, j->thumbprint)) != AUTHCERT_OK) {
         dlog("push: delivery %lld: %s (%s)", (long long)j->id, authcert_strerror(rc),
              authcert_detail());
-        retry_or_fail(reg, j, "cannot sign");
+        retry_or_fail(p, reg, j, "cannot sign");
         job_free(j);
         return;
     }
@@ -242,19 +318,19 @@ static void start(struct pusher *p, authcert_registry *reg, struct job *j)
         metric_push(PUSH_MISMATCHED);
         dlog("push: delivery %lld to %s not sent: certificate %s", (long long)j->id,
              j->agent_id, authcert_mismatch_reason_name(j->batch->reason));
-        record(reg, j, AUTHCERT_DELIVERY_FAILED, "{\"error\":\"mismatched\"}");
+        record(p, reg, j, AUTHCERT_DELIVERY_FAILED, "{\"error\":\"mismatched\"}");
         job_free(j);
         return;
     }
     if (j->batch->ntokens == 0) { /* a queued update-key for an agent that is current */
         metric_push(PUSH_NOT_NEEDED);
-        record(reg, j, AUTHCERT_DELIVERY_DELIVERED,
+        record(p, reg, j, AUTHCERT_DELIVERY_DELIVERED,
                "{\"status\":\"ok\",\"output\":\"already on the current certificate\"}");
         job_free(j);
         return;
     }
     if (!send_next(p, j)) {
-        retry_or_fail(reg, j, "cannot start the request");
+        retry_or_fail(p, reg, j, "cannot start the request");
         job_free(j);
         return;
     }
@@ -281,7 +357,7 @@ static bool rolled_over(struct pusher *p, authcert_registry *reg, struct job *j)
     if (rc != AUTHCERT_OK)
         dlog("push: agent %s: thumbprint not updated: %s (%s)", j->agent_id,
              authcert_strerror(rc), authcert_detail());
-    dlog("push: agent %s rolled over to %s", j->agent_id, cur);
+    p->rolled++;
     if (j->batch->ntokens == 1)
         return true; /* the update-key was the delivery */
     memcpy(j->thumbprint, cur, sizeof j->thumbprint);
@@ -307,7 +383,7 @@ static void done(struct pusher *p, authcert_registry *reg, struct job *j, CURLco
         else
             snprintf(why, sizeof why, "agent answered %ld%s", status,
                      j->next > 0 ? " after update-key" : "");
-        retry_or_fail(reg, j, why);
+        retry_or_fail(p, reg, j, why);
         goto finished;
     }
     ans = j->answer != NULL ? json_loads(j->answer, JSON_REJECT_DUPLICATES, NULL) : NULL;
@@ -315,7 +391,7 @@ static void done(struct pusher *p, authcert_registry *reg, struct job *j, CURLco
         strcmp(json_string_value(json_object_get(ans, "status")) != NULL
                    ? json_string_value(json_object_get(ans, "status")) : "", "ok") == 0) {
         if (!rolled_over(p, reg, j)) {
-            retry_or_fail(reg, j, "cannot sign after update-key");
+            retry_or_fail(p, reg, j, "cannot sign after update-key");
             goto finished;
         }
         if (j->batch->update_key) /* not re-signed: the update-key was the delivery */
@@ -328,7 +404,7 @@ static void done(struct pusher *p, authcert_registry *reg, struct job *j, CURLco
         ans = NULL;
         if (send_next(p, j))
             return;
-        retry_or_fail(reg, j, "cannot start the request");
+        retry_or_fail(p, reg, j, "cannot start the request");
         goto finished;
     }
     keep = json_pack("{s:O*, s:O*, s:O*}",
@@ -337,9 +413,9 @@ static void done(struct pusher *p, authcert_registry *reg, struct job *j, CURLco
                      "output", json_object_get(ans, "output"));
     text = keep != NULL ? json_dumps(keep, JSON_COMPACT) : NULL;
     metric_push(PUSH_OK);
-    dlog("push: delivery %lld to %s: delivered%s", (long long)j->id, j->agent_id,
-         j->batch->update_key ? " (with update-key)" : "");
-    record(reg, j, AUTHCERT_DELIVERY_DELIVERED, text);
+    p->delivered++;
+    p->with_update_key += j->batch->update_key ? 1 : 0;
+    record(p, reg, j, AUTHCERT_DELIVERY_DELIVERED, text);
 finished:
     free(text);
     json_decref(keep);
@@ -434,6 +510,7 @@ static void *run(void *arg)
     struct timespec last_claim = { 0, 0 }, last_rollover = { 0, 0 };
 
     clock_gettime(CLOCK_MONOTONIC, &p->refilled);
+    p->summarised = p->refilled;
     while (!atomic_load(&p->stop)) {
         struct timespec now;
         long since;
@@ -493,6 +570,10 @@ static void *run(void *arg)
                 dreg_done();
             }
             p->nclaimed = 0;
+            if (p->nout > 0 && dreg(p->d, &reg) == AUTHCERT_OK) {
+                flush_outcomes(p, reg);
+                dreg_done();
+            }
             /* A full claim means more are due: claim again at once. */
             if (got < want)
                 last_claim = now;
@@ -508,8 +589,18 @@ static void *run(void *arg)
             done(p, reg, j, m->data.result);
             dreg_done();
         }
-        curl_multi_poll(p->multi, NULL, 0, p->inflight > 0 ? 50 : 200, NULL);
+        if (p->nout > 0 && dreg(p->d, &reg) == AUTHCERT_OK) {
+            flush_outcomes(p, reg);
+            dreg_done();
+        }
+        summarise(p, false);
+        curl_multi_poll(p->multi, NULL, 0, IDLE_POLL_MS, NULL);
     }
+    if (p->nout > 0 && dreg(p->d, &reg) == AUTHCERT_OK) {
+        flush_outcomes(p, reg);
+        dreg_done();
+    }
+    summarise(p, true);
     /* In flight at stop: their leases run out and another claim retries them. */
     return NULL;
 }
@@ -556,6 +647,9 @@ void pusher_stop(struct pusher *p)
         job_free(j);
     }
     curl_multi_cleanup(p->multi);
+    for (size_t i = 0; i < p->nout; i++)
+        free((char *)p->out[i].result_json);
+    free(p->out);
     free(p->claimed);
     free(p);
 }

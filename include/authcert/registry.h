@@ -317,6 +317,30 @@ authcert_registry_record_result(authcert_registry *reg, int64_t delivery_id,
                                 const char *result_json, time_t now);
 
 /*
+ * One outcome for authcert_registry_record_results: delivery_id, state and
+ * result_json as for authcert_registry_record_result; status is set by the
+ * call: AUTHCERT_OK, or this one delivery's AUTHCERT_E_NOTFOUND /
+ * AUTHCERT_E_POLICY (the others are still recorded).
+ */
+typedef struct authcert_delivery_outcome {
+    int64_t delivery_id;
+    authcert_delivery_state state;
+    const char *result_json;
+    authcert_status status;
+} authcert_delivery_outcome;
+
+/*
+ * Record n outcomes in ONE durable transaction (one fsync for all: what a
+ * push thread finishing many transfers at once wants), with the rules of
+ * authcert_registry_record_result for each. Per-delivery refusals
+ * (NOTFOUND, POLICY) land in o[i].status and do not stop the rest; any
+ * other error records none of them and is returned. n may be 0.
+ */
+AUTHCERT_MUST_CHECK authcert_status
+authcert_registry_record_results(authcert_registry *reg, authcert_delivery_outcome *o,
+                                 size_t n, time_t now);
+
+/*
  * Every delivery of one command, in agent registration order, streaming.
  * Errors: AUTHCERT_E_NOTFOUND (no such command).
  */
