@@ -74,6 +74,13 @@ authcert_status agent_write_listen_port(agent *a);
  */
 json_t *agent_run_command(agent *a, const json_t *claims, const char *origin);
 
+/* ---- done.c: deliveries already carried out ---- */
+/* The result of the delivery these claims name, if it already ran (caller owns), else NULL. */
+json_t *agent_done_lookup(const json_t *claims);
+/* Remember that the delivery these claims name gave result. */
+void agent_done_record(const json_t *claims, const json_t *result);
+void agent_done_clear(void);
+
 /* A JSON string of up to max bytes of data, invalid UTF-8 replaced by '?'. */
 json_t *agent_json_text(const char *data, size_t len, size_t max);
 

@@ -253,7 +253,25 @@ out:
     return res;
 }
 
+static json_t *run_once(agent *a, const json_t *claims, const char *origin);
+
 json_t *agent_run_command(agent *a, const json_t *claims, const char *origin)
+{
+    json_t *res = agent_done_lookup(claims);
+
+    if (res != NULL) {
+        /* Delivered again after the server lost our answer: answer again. */
+        agent_log(LOG_INFO, "%s: delivery %lld already carried out: its result again, "
+                  "nothing run", origin,
+                  (long long)json_integer_value(json_object_get(claims, "did")));
+        return res;
+    }
+    res = run_once(a, claims, origin);
+    agent_done_record(claims, res);
+    return res;
+}
+
+static json_t *run_once(agent *a, const json_t *claims, const char *origin)
 {
     const char *cmd = json_string_value(json_object_get(claims, "cmd"));
 

@@ -195,6 +195,7 @@ out:
     agent_checkin_free(ci);
     authcert_agent_trust_free(a.trust);
     json_decref(a.pending);
+    agent_done_clear();
     pthread_mutex_destroy(&a.pending_lock);
     curl_global_cleanup();
 out_lib:

@@ -99,6 +99,24 @@ our_x5t() {
     [ "$(jget "$D/body" jti)" = "$(jget "$MARKER" jti)" ]
 }
 
+@test "a delivery sent again (new jti, same delivery id) is answered, not run again" {
+    t1="$(tok --aud "$ID" --cmd deploy --args '{"version":"2"}' --did 77)"
+    [ "$(push "$t1")" = 200 ]
+    first="$(jget "$D/body" output)"
+    rm -f "$MARKER"
+    # The server lost our answer and signed the same delivery again.
+    t2="$(tok --aud "$ID" --cmd deploy --args '{"version":"2"}' --did 77)"
+    [ "$(push "$t2")" = 200 ]
+    [ "$(jget "$D/body" status)" = ok ]
+    [ "$(jget "$D/body" output)" = "$first" ]
+    [ ! -e "$MARKER" ]
+    new_log | grep -q 'delivery 77 already carried out'
+    # Another command under the same id (another server's registry) runs.
+    t3="$(tok --aud "$ID" --cmd deploy --args '{"version":"3"}' --did 77)"
+    [ "$(push "$t3")" = 200 ]
+    [ "$(jget "$MARKER" args.version)" = 3 ]
+}
+
 @test "a handler that exits non-zero is status failed with its exit code" {
     [ "$(push "$(tok --aud "$ID" --cmd fail)")" = 200 ]
     [ "$(jget "$D/body" status)" = failed ]

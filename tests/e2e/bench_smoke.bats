@@ -10,7 +10,8 @@ setup() {
 }
 
 @test "bench/run --smoke runs every benchmark and writes results.json" {
-    run timeout 60 "$AUTHCERT_SRC/bench/run" --smoke
+    # Generous: under ASan and beside other tests it runs several times slower.
+    run timeout 240 "$AUTHCERT_SRC/bench/run" --smoke
     echo "$output"
     [ "$status" -eq 0 ]
     json=$(echo "$output" | sed -n 's/.*results: //p')

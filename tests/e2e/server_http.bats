@@ -250,6 +250,12 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
 PY
     FAKE=$!
+    # The fake agent must listen before the daemon pushes (it rolls over
+    # expired agents as soon as it knows them).
+    for _ in $(seq 100); do
+        python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$APORT" 2>/dev/null && break
+        sleep 0.05
+    done
     start
     checkin "$OLD" >/dev/null # registered, on the old certificate
     sleep 0.3
@@ -313,7 +319,9 @@ PY
 
 @test "a command offered at check-in is not pushed, and its result closes it" {
     start --push-timeout 1
-    APORT="$(free_port)" # nobody listens yet
+    # No listener yet (port 0): the command can only go out with a check-in,
+    # so the push thread cannot race the check-in for it.
+    APORT=0
     checkin "$CUR" >/dev/null
     sleep 0.3
     cid="$("$BIN/regenqueue" "$T/reg.db" "$AGENT" ping)"
@@ -322,9 +330,11 @@ PY
     tok="$(echo "$output" | jget 'd["commands"][0]')"
     did="$("$BIN/jws_helper" verify "$T/cur.der" "$AGENT" "$tok" | jget 'd["did"]')"
     # leased to the check-in: the listener comes up and is not pushed to
+    APORT="$(free_port)"
     mkdir -p "$T/fake"
     python3 "$AUTHCERT_SRC/tests/e2e/fake_listeners.py" "$T/fake" "$APORT" &
     FAKE=$!
+    checkin "$CUR" >/dev/null # now the registry knows the listener
     sleep 3
     [ ! -s "$T/fake/$APORT.log" ]
     [ "$(q "SELECT state, lease_until > strftime('%s','now') FROM deliveries WHERE command_id = $cid")" = "queued|1" ]
