@@ -133,13 +133,14 @@ out:
     return rc;
 }
 
-static authcert_status trust_alloc(const authcert_agent_trust_opts *opts, authcert_agent_trust **out)
+/* A trust without its certificate; NULL on failure, with *st saying why. */
+static authcert_agent_trust *trust_alloc(const authcert_agent_trust_opts *opts,
+                                         authcert_status *st)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
-    authcert_agent_trust *t = NULL;
+    authcert_agent_trust *t = NULL, *ret = NULL;
     authcert_agent_trust_opts none = {0};
 
-    *out = NULL;
     if (opts == NULL)
         opts = &none;
     if (opts->leeway < 0 || opts->leeway > AUTHCERT_JWS_MAX_LEEWAY)
@@ -157,7 +158,7 @@ static authcert_status trust_alloc(const authcert_agent_trust_opts *opts, authce
         pthread_mutex_destroy(&t->lock);
         FAIL(AUTHCERT_E_INTERNAL, "agent: mutex");
     }
-    *out = t;
+    ret = t;
     t = NULL;
     rc = AUTHCERT_OK;
 out:
@@ -166,7 +167,8 @@ out:
         free(t->issuer);
         free(t);
     }
-    return rc;
+    *st = rc;
+    return ret;
 }
 
 authcert_status authcert_agent_trust_open(const char *cert_path,
@@ -181,7 +183,8 @@ authcert_status authcert_agent_trust_open(const char *cert_path,
     *out = NULL;
     if (cert_path == NULL || cert_path[0] == '\0')
         FAIL(AUTHCERT_E_USAGE, "agent: no certificate file named");
-    GUARD(trust_alloc(opts, &t));
+    if ((t = trust_alloc(opts, &rc)) == NULL)
+        goto out;
     GUARD_ALLOC(t->path = strdup(cert_path));
     GUARD(load_file(cert_path, &c, &id));
     t->cert = c;
@@ -204,7 +207,8 @@ authcert_status authcert_agent_trust_new(authcert_cert *cert, const authcert_age
     *out = NULL;
     if (cert == NULL)
         FAIL(AUTHCERT_E_USAGE, "agent: no certificate");
-    GUARD(trust_alloc(opts, out));
+    if ((*out = trust_alloc(opts, &rc)) == NULL)
+        goto out;
     (*out)->cert = authcert_cert_ref(cert);
     rc = AUTHCERT_OK;
 out:

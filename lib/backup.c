@@ -40,16 +40,12 @@ bool backup_parse_iso_time(const char *s, time_t *out)
 {
     struct tm tm;
     char again[BACKUP_ISO_LEN + 1];
-    int n = 0;
+    const char *end;
 
     memset(&tm, 0, sizeof tm);
     if (strlen(s) != BACKUP_ISO_LEN ||
-        sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &tm.tm_year, &tm.tm_mon,
-               &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 ||
-        n != BACKUP_ISO_LEN)
+        (end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL || *end != '\0')
         return false;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
     *out = timegm(&tm);
     /* timegm normalises "02-30"; only a date that prints back the same is real. */
     backup_iso_time(*out, again);

@@ -250,6 +250,7 @@ static authcert_status get_str(json_t *obj, const char *key, const char *where,
 {
     json_t *v = json_object_get(obj, key);
 
+    *out = ""; /* never NULL, even for a caller that goes on after a failure */
     if (!json_is_string(v))
         return authcert_fail(AUTHCERT_E_CORRUPT, "manifest: %s: %s is missing or not a string",
                              where, key);
@@ -284,9 +285,10 @@ static bool parse_state(const char *s, authcert_state *out)
     return false;
 }
 
-static int hexval(char c)
+/* One digit of a string is_lower_hex has accepted. */
+static unsigned hexval(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    return c <= '9' ? (unsigned)(c - '0') : (unsigned)(c - 'a' + 10);
 }
 
 static const char *const entry_keys[] = {
@@ -454,8 +456,9 @@ out:
     return rc;
 }
 
+/* path: the file it came from, copied into the backup; NULL when from memory. */
 static authcert_status read_archive(const uint8_t *data, size_t len, const char *password,
-                                    authcert_backup **out)
+                                    const char *path, authcert_backup **out)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     zip_error_t zerr;
@@ -483,12 +486,16 @@ static authcert_status read_archive(const uint8_t *data, size_t len, const char 
              zip_error_strerror(&zerr));
     src = NULL; /* za owns it now */
     GUARD(check_members(za, &ms, &nm, &mi));
+    if (ms == NULL) /* check_members fails rather than return no members */
+        FAIL(AUTHCERT_E_INTERNAL, "backup: no member list");
     if (zip_set_default_password(za, password) != 0)
         FAIL(AUTHCERT_E_NOMEM, "out of memory");
     GUARD(read_member(za, &ms[mi], BACKUP_MANIFEST_NAME, &mtext, &mlen));
     GUARD(parse_manifest(mtext, mlen, ms, nm, &es, &ne));
 
     GUARD_ALLOC(b = calloc(1, sizeof *b));
+    if (path != NULL)
+        GUARD_ALLOC(b->path = strdup(path));
     GUARD_ALLOC(b->entries = calloc(ne, sizeof *b->entries));
     for (size_t i = 0; i < ne; i++) {
         GUARD(load_entry(za, &es[i], password, &b->entries[i]));
@@ -516,7 +523,7 @@ authcert_status authcert_backup_read_mem(const uint8_t *data, size_t len,
     if (out == NULL || (data == NULL && len != 0))
         return authcert_fail(AUTHCERT_E_USAGE, "backup: no data or no output");
     *out = NULL;
-    return read_archive(data, len, password, out);
+    return read_archive(data, len, password, NULL, out);
 }
 
 authcert_status authcert_backup_read(const char *path, const char *password,
@@ -535,14 +542,12 @@ authcert_status authcert_backup_read(const char *path, const char *password,
     else
         GUARD_ALLOC(file = strdup(path));
     GUARD(authcert_read_file(file, AUTHCERT_BACKUP_MAX_SIZE, &data, &len));
-    rc = read_archive(data, len, password, out);
+    rc = read_archive(data, len, password, file, out);
     if (rc != AUTHCERT_OK) {
         /* Name the file: with a directory, the user did not name it. */
         snprintf(why, sizeof why, "%s", authcert_detail());
         FAIL(rc, "%s: %s", file, why);
     }
-    (*out)->path = file;
-    file = NULL;
     rc = AUTHCERT_OK;
 out:
     free(file);

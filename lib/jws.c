@@ -230,6 +230,8 @@ authcert_status authcert_jws_signer_sign(authcert_jws_signer *s, const json_t *c
     size_t siglen = sizeof sig;
 
     *token = NULL;
+    if (s == NULL)
+        FAIL(AUTHCERT_E_USAGE, "jws: no signer");
     if (!json_is_object(claims))
         FAIL(AUTHCERT_E_USAGE, "jws: claims must be a JSON object");
     GUARD_ALLOC(payload = json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER));

@@ -56,13 +56,16 @@ static authcert_status load(const char *what, const char *body, size_t len, size
     return AUTHCERT_OK;
 }
 
-/* A string member: required, or absent-is-NULL when optional. */
+/*
+ * A string member: required, or absent-is-NULL when optional. A required one
+ * is never NULL, not even after a failure.
+ */
 static authcert_status get_string(const char *what, json_t *o, const char *key, bool optional,
                                   const char **v)
 {
     json_t *m = json_object_get(o, key);
 
-    *v = NULL;
+    *v = optional ? NULL : "";
     if (m == NULL && optional)
         return AUTHCERT_OK;
     if (!json_is_string(m))

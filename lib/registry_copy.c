@@ -267,7 +267,7 @@ typedef authcert_status (*row_fn)(void *ctx, const char *const *v);
 static authcert_status read_rows(end *e, const table *t, row_fn fn, void *ctx)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
-    const char *v[MAXCOLS];
+    const char *v[MAXCOLS] = {NULL};
     char sql[512];
     sqlite3_stmt *st = NULL;
     PGresult *r = NULL;

@@ -108,30 +108,46 @@ static const char *one_line(const char *msg, char *buf, size_t size)
     return buf;
 }
 
+/*
+ * A SQLSTATE's status: a whole code, or a two-character class. The first
+ * match wins, so 57014 (query cancelled) is BUSY before class 57 is IO.
+ */
+static authcert_status sqlstate_status(const char *state)
+{
+    static const struct {
+        const char *code;
+        authcert_status st;
+    } map[] = {
+        {"40001", AUTHCERT_E_BUSY}, {"40P01", AUTHCERT_E_BUSY},
+        {"55P03", AUTHCERT_E_BUSY}, {"57014", AUTHCERT_E_BUSY},
+        {"08", AUTHCERT_E_IO},      {"53", AUTHCERT_E_IO},
+        {"58", AUTHCERT_E_IO},      {"57", AUTHCERT_E_IO},
+        {"28", AUTHCERT_E_PERM},    {"42501", AUTHCERT_E_PERM},
+        {"25006", AUTHCERT_E_PERM}, {"23", AUTHCERT_E_USAGE},
+        {"XX", AUTHCERT_E_CORRUPT},
+    };
+
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        size_t n = strlen(map[i].code);
+        if (strncmp(state, map[i].code, n) == 0 && (n == 2 || state[n] == '\0'))
+            return map[i].st;
+    }
+    return AUTHCERT_E_INTERNAL;
+}
+
 authcert_status pg_fail(pg *p, const PGresult *res, const char *what)
 {
     const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res != NULL ? PQresultErrorMessage(res) : NULL;
-    authcert_status st = AUTHCERT_E_INTERNAL;
+    authcert_status st;
     char line[400];
 
     if (msg == NULL || *msg == '\0')
         msg = PQerrorMessage(p->conn);
     if (state == NULL || PQstatus(p->conn) != CONNECTION_OK)
         st = AUTHCERT_E_IO; /* no answer from the server: the connection */
-    else if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
-             strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0)
-        st = AUTHCERT_E_BUSY;
-    else if (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0 ||
-             strncmp(state, "58", 2) == 0 || strncmp(state, "57", 2) == 0)
-        st = AUTHCERT_E_IO;
-    else if (strncmp(state, "28", 2) == 0 || strcmp(state, "42501") == 0 ||
-             strcmp(state, "25006") == 0)
-        st = AUTHCERT_E_PERM;
-    else if (strncmp(state, "23", 2) == 0)
-        st = AUTHCERT_E_USAGE;
-    else if (strncmp(state, "XX", 2) == 0)
-        st = AUTHCERT_E_CORRUPT;
+    else
+        st = sqlstate_status(state);
     return authcert_fail(st, "registry %s: %s: %s", p->name, what,
                          one_line(msg, line, sizeof line));
 }

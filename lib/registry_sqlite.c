@@ -201,7 +201,7 @@ static authcert_status check_ours(sq *s, int *version, int *fresh)
 static authcert_status migrate(sq *s)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
-    int version, fresh;
+    int version = 0, fresh = 0;
     char sql[64];
 
     GUARD(sq_exec(s, "BEGIN IMMEDIATE"));

@@ -182,6 +182,7 @@ static int listen_on(const char *spec, unsigned *port)
     }
     memcpy(host, spec, hl);
     host[hl] = '\0';
+    memset(&ss, 0, sizeof ss);
     if ((r = getaddrinfo(host, colon + 1, &hints, &ai)) != 0) {
         fprintf(stderr, "authcertd: --listen %s: %s\n", host, gai_strerror(r));
         return -1;

@@ -285,14 +285,16 @@ static authcert_status sign_job(struct pusher *p, struct job *j, const char *thu
     authcert_server_command c = { .delivery_id = j->id, .command_id = j->command_id,
                                   .broadcast = j->broadcast, .command = j->command,
                                   .args_json = j->args };
+    authcert_server_batch *b = NULL;
     authcert_status rc;
 
     authcert_server_batch_free(j->batch);
     j->batch = NULL;
     j->next = 0;
-    rc = authcert_server_sign_for(p->d->srv, j->agent_id, thumbprint, &c, 1, 0, &j->batch);
+    rc = authcert_server_sign_for(p->d->srv, j->agent_id, thumbprint, &c, 1, 0, &b);
+    j->batch = b;
     if (rc == AUTHCERT_OK)
-        metric_signatures(j->batch->signatures);
+        metric_signatures(b->signatures);
     return rc;
 }
 

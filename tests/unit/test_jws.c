@@ -287,6 +287,9 @@ static void test_sign_usage_errors(void **state)
     assert_ok(authcert_jws_claims_new("srv", AGENT, "ping", NULL, TTL, NOW, &cl));
     assert_status(authcert_jws_sign(pub, cl, &tok), AUTHCERT_E_USAGE);
     assert_null(tok);
+    tok = (char *)0x1;
+    assert_status(authcert_jws_signer_sign(NULL, cl, &tok), AUTHCERT_E_USAGE);
+    assert_null(tok);
     json_t *arr = json_array();
     assert_status(authcert_jws_sign(ec, arr, &tok), AUTHCERT_E_USAGE);
     json_decref(arr);

@@ -287,16 +287,16 @@ int main(int argc, char **argv)
     }
     if (o.store_dir == NULL)
         o.store_dir = authcert_store_default_dir();
-    if (o.registry == NULL)
-        o.registry = getenv("AUTHCERT_REGISTRY") != NULL && *getenv("AUTHCERT_REGISTRY")
-                         ? getenv("AUTHCERT_REGISTRY")
-                         : TOOL_REGISTRY_DEFAULT;
+    if (o.registry == NULL) {
+        const char *env = getenv("AUTHCERT_REGISTRY");
+        o.registry = env != NULL && *env != '\0' ? env : TOOL_REGISTRY_DEFAULT;
+    }
 
     rc = authcert_init();
     if (rc != AUTHCERT_OK) {
         code = tool_fail(&o, rc);
     } else {
-        code = o.mode->run(&o);
+        code = o.mode->run(&o); /* NOLINT(clang-analyzer-core.NullDereference): parse() returns -1 only with a mode */
     }
     authcert_cleanup();
     free(o.pos);
