@@ -88,29 +88,46 @@ with open(sys.argv[2], "r+b") as f:
 }
 
 @test "SIGKILL of authcert-agent during update-key: the file is a whole certificate, old or new" {
+    # How long one update-key push takes here: kills are spread over twice
+    # that, so they land before, during and after the write on a slow or a
+    # fast machine alike (a fixed 0..15 ms window fell after it on CI).
+    cp "$T/a.der" "$S/authcert-server.der"
+    agent_up
+    t0=$(date +%s%N)
+    [ "$(push "$("$MK" --cert-pem "$T/a.pem" --aud agent-1 --cmd update-key --update-cert "$T/b.der")")" = 200 ]
+    span=$(( ($(date +%s%N) - t0) / 500000 + 1 )) # 2x the push, in ms
+    kill -TERM "$APID"; wait "$APID" 2>/dev/null || true
     rounds="${AGENT_KILLS:-30}" old=0 new=0
     for r in $(seq "$rounds"); do
         cp "$T/a.der" "$S/authcert-server.der"
         agent_up
         tok="$("$MK" --cert-pem "$T/a.pem" --aud agent-1 --cmd update-key --update-cert "$T/b.der")"
-        push "$tok" >/dev/null &
-        # 0..~15 ms after the push left: before, during or after the write
-        sleep "0.0$((RANDOM % 16))" 2>/dev/null || sleep 0.01
+        if [ "$r" -eq 1 ]; then
+            : # killed before the command arrives: the old file must stay
+        elif [ "$r" -eq "$rounds" ]; then
+            # killed after the agent answered: the new file must be there
+            [ "$(push "$tok")" = 200 ]
+        else
+            push "$tok" >/dev/null &
+            ms=$((RANDOM % span))
+            sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+        fi
         kill -KILL "$APID"
         wait "$APID" 2>/dev/null || true
         wait 2>/dev/null || true
         f="$S/authcert-server.der"
         [ -s "$f" ] || { echo "round $r: certificate file missing or empty" >&2; return 1; }
         t="$(thumb_of_file "$f")"
-        if [ "$t" = "$(cat "$T/a.thumb")" ]; then old=$((old + 1))
-        elif [ "$t" = "$(cat "$T/b.thumb")" ]; then new=$((new + 1))
+        if [ "$t" = "$(cat "$T/a.thumb")" ]; then old=$((old + 1)); last=old
+        elif [ "$t" = "$(cat "$T/b.thumb")" ]; then new=$((new + 1)); last=new
         else echo "round $r: not a whole certificate (openssl: '$t')" >&2; return 1
         fi
+        [ "$r" -ne 1 ] || [ "$last" = old ] || { echo "round 1: changed without a command" >&2; return 1; }
+        [ "$r" -ne "$rounds" ] || [ "$last" = new ] || { echo "last round: answered 200, old file left" >&2; return 1; }
         [ "$(stat -c %a "$f")" = 644 ]
         # the agent starts again on what it finds
         agent_up
         kill -TERM "$APID"; wait "$APID" 2>/dev/null || true
     done
-    echo "# update-key killed $rounds times: $old left the old file, $new the new one" >&3
-    [ "$old" -ge 1 ] && [ "$new" -ge 1 ]
+    echo "# update-key killed $rounds times over 0..$span ms: $old left the old file, $new the new one" >&3
 }
