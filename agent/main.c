@@ -152,7 +152,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if ((st = authcert_init()) != AUTHCERT_OK) {
+    if ((st = authcert_init_with(0)) != AUTHCERT_OK) {
         ret = fail(st, "init");
         goto out_cfg;
     }

@@ -9,10 +9,17 @@ static OSSL_PROVIDER *prov_legacy;
 
 authcert_status authcert_init(void)
 {
+    return authcert_init_with(AUTHCERT_INIT_LEGACY);
+}
+
+authcert_status authcert_init_with(unsigned flags)
+{
     if (prov_default == NULL)
         prov_default = OSSL_PROVIDER_load(NULL, "default");
     if (prov_default == NULL)
         return authcert_fail_ossl(AUTHCERT_E_CRYPTO, "load OpenSSL default provider");
+    if (!(flags & AUTHCERT_INIT_LEGACY))
+        return AUTHCERT_OK;
     /* Legacy is optional: without it only legacy PFX imports fail. */
     if (prov_legacy == NULL)
         prov_legacy = OSSL_PROVIDER_load(NULL, "legacy");

@@ -245,7 +245,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if ((rc = authcert_init()) != AUTHCERT_OK) {
+    if ((rc = authcert_init_with(0)) != AUTHCERT_OK) {
         fprintf(stderr, "authcertd: %s\n", authcert_detail());
         config_free(&d.cfg);
         return EXIT_START;

@@ -29,6 +29,16 @@ extern "C" {
  * Call once at start; authcert_cleanup unloads them at exit.
  */
 AUTHCERT_MUST_CHECK authcert_status authcert_init(void);
+
+/* authcert_init's optional parts, for authcert_init_with. */
+#define AUTHCERT_INIT_LEGACY 1u /* the legacy provider: only PFX import needs it */
+
+/*
+ * As authcert_init, with only the parts FLAGS names beyond the default
+ * provider. The daemons pass 0: a process that verifies or signs commands
+ * has no use for RC2, MD4 or DES, so they are not in its address space.
+ */
+AUTHCERT_MUST_CHECK authcert_status authcert_init_with(unsigned flags);
 void authcert_cleanup(void);
 
 const char *authcert_version(void);

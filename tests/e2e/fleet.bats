@@ -65,6 +65,12 @@ start_agents() { # NAMES...
     # Only a2's handler ran, once, with the signed claims.
     [ "$(cat "$FLEET"/handled.* | jq -r .aud)" = "$(fleet_agent_id a2)" ]
     [ "$(ls "$FLEET"/handled.* | wc -l)" -eq 1 ]
+    # Having signed and verified, neither daemon has OpenSSL's legacy
+    # provider (RC2, MD4, DES) mapped: only the admin tool's PFX import needs it.
+    for p in $(cat "$FLEET/authcertd.pid" "$FLEET"/agents/a*/pid); do
+        grep -q 'libcrypto' "/proc/$p/maps"
+        ! grep -q 'ossl-modules/legacy' "/proc/$p/maps"
+    done
 }
 
 @test "a rotation while an agent is offline: every agent ends on the current certificate" {
