@@ -40,6 +40,10 @@ typedef struct keyring {
     size_t n;
     struct key *current;
     char *current_der_b64;
+    /* update-key's arguments (the current certificate, ~1 KiB of base64),
+     * built once: every expired agent's token carries a deep copy, so the
+     * string is not packed, dumped and parsed again per agent. */
+    json_t *update_args;
     time_t current_not_after;
     unsigned long long generation;
 } keyring;
@@ -95,6 +99,7 @@ static void keyring_free(keyring *r)
     }
     free(r->keys);
     free(r->current_der_b64);
+    json_decref(r->update_args);
     free(r);
 }
 
@@ -162,6 +167,8 @@ static authcert_status keyring_build(authcert_store *store, keyring **out)
         FAIL(AUTHCERT_E_CORRUPT, "store: current certificate not in its own list");
     der = authcert_cert_der(r->current->cert, &derlen);
     GUARD(authcert_b64url_encode(der, derlen, &r->current_der_b64));
+    GUARD_ALLOC(r->update_args = json_pack("{s:s, s:s}", "certificate", r->current_der_b64,
+                                           "thumbprint", r->current->tp));
     authcert_cert_get_info(r->current->cert, &info);
     r->current_not_after = info.not_after;
     r->generation = authcert_store_generation(store);
@@ -392,15 +399,19 @@ authcert_agent_state authcert_server_classify(authcert_server *srv, const char *
 
 /* ---- tokens ---------------------------------------------------------- */
 
+/* The arguments come as JSON text (queued commands) or as an object of ours
+ * (args_obj, copied: the claims object is the caller's to change and free). */
 static authcert_status make_claims(authcert_server *srv, const char *aud, const char *command,
-                                   const char *args_json, int64_t did, time_t now,
-                                   json_t **claims)
+                                   const char *args_json, const json_t *args_obj, int64_t did,
+                                   time_t now, json_t **claims)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     json_t *args = NULL;
     json_error_t jerr;
 
-    if (args_json != NULL) {
+    if (args_obj != NULL) {
+        GUARD_ALLOC(args = json_deep_copy(args_obj));
+    } else if (args_json != NULL) {
         args = json_loads(args_json, JSON_REJECT_DUPLICATES, &jerr);
         if (args == NULL || !json_is_object(args))
             FAIL(AUTHCERT_E_USAGE, "command %s: arguments are not a JSON object", command);
@@ -419,13 +430,13 @@ out:
 }
 
 static authcert_status sign_one(authcert_server *srv, struct key *k, const char *aud,
-                                const char *command, const char *args_json, int64_t did,
-                                time_t now, char **token)
+                                const char *command, const char *args_json,
+                                const json_t *args_obj, int64_t did, time_t now, char **token)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     json_t *claims = NULL;
 
-    GUARD(make_claims(srv, aud, command, args_json, did, now, &claims));
+    GUARD(make_claims(srv, aud, command, args_json, args_obj, did, now, &claims));
     GUARD(key_sign(k, claims, token));
     rc = AUTHCERT_OK;
 out:
@@ -515,8 +526,8 @@ static authcert_status broadcast_token(authcert_server *srv, struct key *k,
         rc = AUTHCERT_OK;
         goto out;
     }
-    GUARD(sign_one(srv, k, AUTHCERT_JWS_BROADCAST, c->command, c->args_json, c->command_id,
-                   now, &tok));
+    GUARD(sign_one(srv, k, AUTHCERT_JWS_BROADCAST, c->command, c->args_json, NULL,
+                   c->command_id, now, &tok));
     ++*signatures;
     GUARD_ALLOC(fresh = calloc(1, sizeof *fresh));
     GUARD_ALLOC(fresh->token = strdup(tok));
@@ -580,8 +591,6 @@ authcert_status authcert_server_sign_for(authcert_server *srv, const char *agent
     authcert_server_batch *b = NULL;
     keyring *r = NULL;
     struct key *k = NULL;
-    json_t *uargs = NULL;
-    char *uargs_json = NULL;
     const authcert_server_command *queued_update = NULL;
 
     if (srv == NULL || agent_id == NULL || *agent_id == '\0' || out == NULL ||
@@ -607,11 +616,7 @@ authcert_status authcert_server_sign_for(authcert_server *srv, const char *agent
             queued_update = &cmds[i];
     if (b->state == AUTHCERT_AGENT_EXPIRED) {
         /* Signed with the key the agent holds; it carries the current one. */
-        uargs = json_pack("{s:s, s:s}", "certificate", r->current_der_b64,
-                          "thumbprint", r->current->tp);
-        GUARD_ALLOC(uargs);
-        GUARD_ALLOC(uargs_json = json_dumps(uargs, JSON_COMPACT));
-        GUARD(sign_one(srv, k, agent_id, AUTHCERT_UPDATE_KEY_COMMAND, uargs_json,
+        GUARD(sign_one(srv, k, agent_id, AUTHCERT_UPDATE_KEY_COMMAND, NULL, r->update_args,
                        queued_update == NULL ? -1
                        : queued_update->broadcast ? queued_update->command_id
                                                   : queued_update->delivery_id,
@@ -631,8 +636,8 @@ authcert_status authcert_server_sign_for(authcert_server *srv, const char *agent
         if (c->broadcast) {
             GUARD(broadcast_token(srv, k, c, now, &b->tokens[b->ntokens], &b->signatures));
         } else {
-            GUARD(sign_one(srv, k, agent_id, c->command, c->args_json, c->delivery_id, now,
-                           &b->tokens[b->ntokens]));
+            GUARD(sign_one(srv, k, agent_id, c->command, c->args_json, NULL, c->delivery_id,
+                           now, &b->tokens[b->ntokens]));
             b->signatures++;
         }
         b->dids[b->ntokens++] = c->delivery_id;
@@ -641,8 +646,6 @@ authcert_status authcert_server_sign_for(authcert_server *srv, const char *agent
     b = NULL;
     rc = AUTHCERT_OK;
 out:
-    json_decref(uargs);
-    free(uargs_json);
     authcert_server_batch_free(b);
     keyring_release(r);
     return rc;
