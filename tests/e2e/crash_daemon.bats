@@ -3,14 +3,16 @@
 # and commands are queued and pushed; restarted on the same port each time.
 # Afterwards no queued command is lost: every delivery ends delivered, once
 # (one row per command and agent, a result recorded), every command ran at
-# its agent, and the registry passes PRAGMA integrity_check.
+# its agent, and the registry is intact (reg_intact). The registry is
+# SQLite, or PostgreSQL in CTest's e2e/crash_daemon_pg (registry.bash).
 
 load harden
+load registry
 
 setup() {
     harden_setup crash-daemon
     ac --store "$T/store" -q -c --password-file "$PWF"
-    REG="$T/reg.db"
+    reg_setup "$T"
     PORT="$(free_port)"
     URL="http://127.0.0.1:$PORT"
     # The handler logs each command it is given: COMMAND AGENT DELIVERY.
@@ -23,7 +25,10 @@ EOF
     chmod +x "$T/handler.sh"
 }
 
-teardown() { harden_teardown; }
+teardown() {
+    harden_teardown # the daemons first: they hold the database open
+    reg_teardown
+}
 
 daemon_up() {
     "$BIN/authcertd" --store "$T/store" --registry "$REG" --listen "127.0.0.1:$PORT" \
@@ -46,10 +51,10 @@ daemon_up() {
         PIDS+=("$!")
     done
     for _ in $(seq 100); do
-        [ "$(sqlite3 "$REG" 'SELECT count(*) FROM agents' 2>/dev/null)" = 3 ] && break
+        [ "$(reg_q 'SELECT count(*) FROM agents' 2>/dev/null)" = 3 ] && break
         sleep 0.1
     done
-    [ "$(sqlite3 "$REG" 'SELECT count(*) FROM agents')" = 3 ]
+    [ "$(reg_q 'SELECT count(*) FROM agents')" = 3 ]
 
     kills=0 queued=0
     for round in $(seq "${DAEMON_KILLS:-10}"); do
@@ -62,7 +67,7 @@ daemon_up() {
         kill -KILL "$DPID"
         wait "$DPID" 2>/dev/null || true
         kills=$((kills + 1))
-        [ "$(sqlite3 "$REG" 'PRAGMA integrity_check')" = ok ]
+        [ "$(reg_intact)" = ok ]
         daemon_up
     done
     echo "# $kills kills, $queued commands queued for 3 agents" >&3
@@ -72,16 +77,16 @@ daemon_up() {
     # second), or pushes once a dead daemon's lease runs out.
     want=$((queued * 3))
     for _ in $(seq 200); do
-        [ "$(sqlite3 "$REG" "SELECT count(*) FROM deliveries WHERE state = 'delivered'")" = "$want" ] && break
+        [ "$(reg_q "SELECT count(*) FROM deliveries WHERE state = 'delivered'")" = "$want" ] && break
         sleep 0.2
     done
-    sqlite3 "$REG" "SELECT state, count(*) FROM deliveries GROUP BY state" >&3
-    [ "$(sqlite3 "$REG" 'SELECT count(*) FROM deliveries')" = "$want" ]
-    [ "$(sqlite3 "$REG" "SELECT count(*) FROM deliveries WHERE state = 'delivered'")" = "$want" ]
+    reg_q "SELECT state, count(*) FROM deliveries GROUP BY state" >&3
+    [ "$(reg_q 'SELECT count(*) FROM deliveries')" = "$want" ]
+    [ "$(reg_q "SELECT count(*) FROM deliveries WHERE state = 'delivered'")" = "$want" ]
     # one row per command and agent; every delivered one has its result
-    [ "$(sqlite3 "$REG" 'SELECT count(*) FROM (SELECT command_id, agent FROM deliveries GROUP BY 1, 2 HAVING count(*) > 1)')" = 0 ]
-    [ "$(sqlite3 "$REG" "SELECT count(*) FROM deliveries WHERE state = 'delivered' AND (result IS NULL OR result NOT LIKE '%\"ok\"%')")" = 0 ]
-    [ "$(sqlite3 "$REG" 'PRAGMA integrity_check')" = ok ]
+    [ "$(reg_q 'SELECT count(*) FROM (SELECT command_id, agent FROM deliveries GROUP BY 1, 2 HAVING count(*) > 1) AS dup')" = 0 ]
+    [ "$(reg_q "SELECT count(*) FROM deliveries WHERE state = 'delivered' AND (result IS NULL OR result NOT LIKE '%\"ok\"%')")" = 0 ]
+    [ "$(reg_intact)" = ok ]
     # Every command ran at every agent, once: a delivery re-sent after a
     # crash between the agent's answer and its recording is answered from
     # the agent's memory of the delivery id, not run again.

@@ -5,6 +5,8 @@
 # store is exactly as before; authcertd keeps answering with its registry on
 # a full file system, logs what it could not record, and the registry is
 # intact afterwards. Needs root (mount); skipped when mount is refused.
+# SQLite only (no e2e/faults_disk_pg): the registry is a file on the full
+# disk here, while a full disk under PostgreSQL is its server's matter.
 
 load harden
 

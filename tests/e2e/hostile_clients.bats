@@ -3,16 +3,22 @@
 # (hostile_clients.py): thousands of idle connections, slow senders, 100 KiB
 # headers, huge and endless bodies, all at once. Memory (VmRSS) and threads
 # stay bounded, and a well-behaved client (curl, 2 s timeout) is served
-# throughout the attack.
+# throughout the attack. authcertd's registry is SQLite, or PostgreSQL in
+# CTest's e2e/hostile_clients_pg (registry.bash).
 
 load harden
+load registry
 
 setup() {
     harden_setup hostile
+    reg_setup "$T"
     [ "$(ulimit -n)" -ge 2200 ] || ulimit -n 4096 2>/dev/null || skip "ulimit -n is $(ulimit -n)"
 }
 
-teardown() { harden_teardown; }
+teardown() {
+    harden_teardown # the daemons first: they hold the database open
+    reg_teardown
+}
 
 # attack HOST PORT PATH CTYPE SRC SECONDS IDLE: runs in the background
 attack() {
@@ -31,7 +37,7 @@ sample() { echo "$(vmrss_kb "$1") $(threads_of "$1")" >>"$T/samples"; }
 @test "authcertd: 2000 idle, slow, huge-header and huge-body clients; check-ins still answered in < 2 s" {
     ac --store "$T/store" -q -c --password-file "$PWF"
     CUR="$(store_current "$T/store")"
-    start_authcertd "$T/store" "$T/reg.db" "$T/d.log" --connection-timeout 5
+    start_authcertd "$T/store" "$REG" "$T/d.log" --connection-timeout 5
     checkin_once warmup "$CUR" -m 2 >/dev/null
     base_rss="$(vmrss_kb "$DPID")" base_thr="$(threads_of "$DPID")"
     attack 127.0.0.1 "$DPORT" /v1/checkin application/json 127.0.0.2 8 2000
@@ -55,10 +61,11 @@ sample() { echo "$(vmrss_kb "$1") $(threads_of "$1")" >>"$T/samples"; }
     # afterwards: healthy, nothing was recorded for the hostile clients
     curl -sf -m 2 "$URL/healthz"
     sleep 0.3
-    [ "$(sqlite3 "$T/reg.db" "SELECT count(*) FROM agents WHERE agent_id LIKE 'good-%'")" -eq 12 ]
+    [ "$(reg_q "SELECT count(*) FROM agents WHERE agent_id LIKE 'good-%'")" -eq 12 ]
 }
 
 @test "agent listener: idle, slow, huge-header and huge-body clients; signed pushes still run in < 2 s" {
+    ! reg_pg || skip "no registry here: the SQLite run is the same test"
     S="$T/state"
     mkdir -p "$S"
     "$BIN/mktoken" --gen-store-pem "$T/a.pem" --export-der "$S/authcert-server.der" >/dev/null

@@ -2,12 +2,17 @@
 # authcertd over real HTTP on 127.0.0.1 (random port): endpoints, check-in
 # states, the registry file, refusals, a replacement without restart, pushes
 # to a fake agent, and a clean stop. Stores are made with the store API
-# (build/bin/mkstore); tokens are checked with build/bin/jws_helper.
+# (build/bin/mkstore); tokens are checked with build/bin/jws_helper. The
+# registry is SQLite, or PostgreSQL in CTest's e2e/server_http_pg
+# (registry.bash).
+
+load registry
 
 setup() {
     BIN="${AUTHCERT_BIN:?}"
     mkdir -p "${AUTHCERT_TEST_TMP:-/tmp}"
     T="$(mktemp -d "${AUTHCERT_TEST_TMP:-/tmp}/server_http.XXXXXX")"
+    reg_setup "$T"
     OLD="$("$BIN/mkstore" "$T/store" new p256)"
     CUR="$("$BIN/mkstore" "$T/store" new p256)"
     "$BIN/mkstore" "$T/store" der "$OLD" "$T/old.der"
@@ -19,11 +24,12 @@ teardown() {
     if [ -n "${PID:-}" ] && kill -0 "$PID" 2>/dev/null; then kill -KILL "$PID"; fi
     if [ -n "${FAKE:-}" ] && kill -0 "$FAKE" 2>/dev/null; then kill -KILL "$FAKE"; fi
     for p in ${AGENTS:-}; do kill -0 "$p" 2>/dev/null && kill -KILL "$p"; done
+    reg_teardown
     [ -n "${KEEP:-}" ] && cp "$T/log" /tmp/last.log; rm -rf "$T"
 }
 
 start() {
-    "$BIN/authcertd" --store "$T/store" --registry "$T/reg.db" --listen 127.0.0.1:0 \
+    "$BIN/authcertd" --store "$T/store" --registry "$REG" --listen 127.0.0.1:0 \
         --port-file "$T/port" --server-id test-server "$@" 2>"$T/log" &
     PID=$!
     for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.05; done
@@ -34,6 +40,20 @@ start() {
 checkin() { # THUMBPRINT [RESULTS_JSON]
     curl -s -H 'Content-Type: application/json' -X POST "$URL/v1/checkin" \
         -d "{\"agent_id\":\"$AGENT\",\"hostname\":\"web-17\",\"port\":${APORT:-0},\"version\":\"0.1.0\",\"thumbprint\":\"$1\"${2:+,\"results\":$2}}"
+}
+
+# checkin_for_command THUMBPRINT: the check-in that gets a just-queued
+# command. An agent without a listener gets it with its next check-in if
+# the push thread looked at it first (taken, then put back at once), as a
+# real agent would (fleet.bats waits the same way).
+checkin_for_command() {
+    local out
+    for _ in $(seq 20); do
+        out="$(checkin "$1")"
+        [ "$(echo "$out" | jget 'len(d["commands"])')" != 0 ] && break
+        sleep 0.1
+    done
+    printf '%s\n' "$out"
 }
 
 code() { # METHOD PATH [curl args...]
@@ -60,7 +80,7 @@ checkin_as() { # AGENT_ID PORT THUMBPRINT [RESULTS_JSON]
         -d "{\"agent_id\":\"$1\",\"hostname\":\"h\",\"port\":$2,\"thumbprint\":\"$3\"${4:+,\"results\":$4}}"
 }
 
-q() { sqlite3 "$T/reg.db" "$1"; }
+q() { reg_q "$1"; }
 
 # verify_es256 CERT.der TOKEN: check an ES256 JWS with the openssl tool (any
 # audience, "*" too) and print its claims
@@ -115,7 +135,7 @@ jget() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.arg
     [ "$(echo "$output" | jget 'd["interval"]')" = 60 ]
     [ "$(echo "$output" | jget 'len(d["commands"])')" = 0 ]
     sleep 0.3 # the writer's batch
-    run sqlite3 "$T/reg.db" "SELECT agent_id, hostname, address, port, thumbprint, version FROM agents"
+    run q "SELECT agent_id, hostname, address, port, thumbprint, version FROM agents"
     [ "$output" = "$AGENT|web-17|127.0.0.1|0|$CUR|0.1.0" ]
     run curl -s "$URL/metrics"
     [[ "$output" == *'authcert_agents{state="current"} 1'* ]]
@@ -149,13 +169,13 @@ import base64,sys; s=sys.stdin.read().strip(); sys.stdout.buffer.write(base64.ur
     CUR="$("$BIN/mkstore" "$T/store" leak p256)"
     start
     sleep 0.3
-    "$BIN/regenqueue" "$T/reg.db" "$AGENT" ping 2>/dev/null || true # not registered yet
+    "$BIN/regenqueue" "$REG" "$AGENT" ping 2>/dev/null || true # not registered yet
     run checkin "$LEAKED"
     [ "$(echo "$output" | jget 'd["state"]')" = mismatched ]
     [ "$(echo "$output" | jget 'd["reason"]')" = revoked ]
     [ "$(echo "$output" | jget 'd["current_thumbprint"]')" = "$CUR" ]
     sleep 0.3
-    "$BIN/regenqueue" "$T/reg.db" "$AGENT" ping
+    "$BIN/regenqueue" "$REG" "$AGENT" ping
     run checkin "$LEAKED"
     [ "$(echo "$output" | jget 'd["reason"]')" = revoked ]
     [ "$(echo "$output" | jget 'len(d["commands"])')" = 0 ]
@@ -173,8 +193,8 @@ import base64,sys; s=sys.stdin.read().strip(); sys.stdout.buffer.write(base64.ur
     start
     checkin "$CUR" >/dev/null
     sleep 0.3
-    cid="$("$BIN/regenqueue" "$T/reg.db" "$AGENT" run '{"script":"x"}')"
-    run checkin "$CUR"
+    cid="$("$BIN/regenqueue" "$REG" "$AGENT" run '{"script":"x"}')"
+    run checkin_for_command "$CUR"
     [ "$(echo "$output" | jget 'len(d["commands"])')" = 1 ]
     run "$BIN/jws_helper" verify "$T/cur.der" "$AGENT" "$(echo "$output" | jget 'd["commands"][0]')"
     [ "$status" -eq 0 ]
@@ -187,7 +207,7 @@ import base64,sys; s=sys.stdin.read().strip(); sys.stdout.buffer.write(base64.ur
     [ "$(echo "$output" | jget 'd["recorded"]')" = False ]
     run checkin "$CUR" "[{\"delivery\":$did,\"status\":\"ok\",\"exit\":0,\"output\":\"done\"}]"
     [ "$(echo "$output" | jget 'len(d["commands"])')" = 0 ]
-    run sqlite3 "$T/reg.db" "SELECT state, result FROM deliveries WHERE command_id = $cid"
+    run q "SELECT state, result FROM deliveries WHERE command_id = $cid"
     [ "$output" = 'delivered|{"status":"ok","exit":0,"output":"done"}' ]
 }
 
@@ -214,7 +234,7 @@ import base64,sys; s=sys.stdin.read().strip(); sys.stdout.buffer.write(base64.ur
     [ "$(code POST /healthz)" = 405 ]
     [ "$(code GET /nowhere)" = 404 ]
     sleep 0.3
-    run sqlite3 "$T/reg.db" "SELECT count(*) FROM agents"
+    run q "SELECT count(*) FROM agents"
     [ "$output" = 0 ]
     run curl -s "$URL/metrics"
     [[ "$output" == *'authcert_refusals_total{reason="too_large"} 2'* ]]
@@ -259,12 +279,12 @@ PY
     start
     checkin "$OLD" >/dev/null # registered, on the old certificate
     sleep 0.3
-    cid="$("$BIN/regenqueue" "$T/reg.db" "$AGENT" ping)"
+    cid="$("$BIN/regenqueue" "$REG" "$AGENT" ping)"
     for _ in $(seq 60); do
-        [ "$(sqlite3 "$T/reg.db" "SELECT state FROM deliveries WHERE command_id = $cid")" = delivered ] && break
+        [ "$(q "SELECT state FROM deliveries WHERE command_id = $cid")" = delivered ] && break
         sleep 0.1
     done
-    run sqlite3 "$T/reg.db" "SELECT state, result FROM deliveries WHERE command_id = $cid"
+    run q "SELECT state, result FROM deliveries WHERE command_id = $cid"
     [ "$output" = 'delivered|{"status":"ok","exit":0,"output":"pong"}' ]
     [ "$(wc -l <"$T/pushed")" -eq 2 ]
     first="$(sed -n 1p "$T/pushed")"; second="$(sed -n 2p "$T/pushed")"
@@ -275,7 +295,7 @@ PY
     # so the command is signed with the current key and the registry knows
     run "$BIN/jws_helper" verify "$T/cur.der" "$AGENT" "${second#application/jwt }"
     [ "$(echo "$output" | jget 'd["cmd"]')" = ping ]
-    [ "$(sqlite3 "$T/reg.db" "SELECT thumbprint FROM agents")" = "$CUR" ]
+    [ "$(q "SELECT thumbprint FROM agents")" = "$CUR" ]
     run curl -s "$URL/metrics"
     [[ "$output" == *'authcert_pushes_total{result="ok"} 1'* ]]
 }
@@ -285,13 +305,13 @@ PY
     start --push-timeout 1
     checkin "$CUR" >/dev/null
     sleep 0.3
-    cid="$("$BIN/regenqueue" "$T/reg.db" "$AGENT" ping)"
+    cid="$("$BIN/regenqueue" "$REG" "$AGENT" ping)"
     for _ in $(seq 40); do
-        [ "$(sqlite3 "$T/reg.db" "SELECT attempts FROM deliveries WHERE command_id = $cid")" = 1 ] &&
-            [ "$(sqlite3 "$T/reg.db" "SELECT lease_until FROM deliveries WHERE command_id = $cid")" = 0 ] && break
+        [ "$(q "SELECT attempts FROM deliveries WHERE command_id = $cid")" = 1 ] &&
+            [ "$(q "SELECT lease_until FROM deliveries WHERE command_id = $cid")" = 0 ] && break
         sleep 0.1
     done
-    run sqlite3 "$T/reg.db" "SELECT state, attempts, lease_until, next_attempt_at > strftime('%s','now') FROM deliveries WHERE command_id = $cid"
+    run q "SELECT state, attempts, lease_until, CAST(next_attempt_at > $REG_NOW AS INTEGER) FROM deliveries WHERE command_id = $cid"
     [ "$output" = "queued|1|0|1" ]
     run curl -s "$URL/metrics"
     [[ "$output" == *'authcert_pushes_total{result="retry"} 1'* ]]
@@ -305,27 +325,27 @@ PY
     grep -q "SIGTERM: stopping" "$T/log"
     grep -q "stopped" "$T/log"
     # the last check-in was flushed to the registry before the exit
-    [ "$(sqlite3 "$T/reg.db" "SELECT count(*) FROM agents")" = 1 ]
-    run "$BIN/authcertd" --store "$T/store" --registry "$T/reg.db"
+    [ "$(q "SELECT count(*) FROM agents")" = 1 ]
+    run "$BIN/authcertd" --store "$T/store" --registry "$REG"
     [ "$status" -eq 2 ]
-    run "$BIN/authcertd" --store "$T/none" --registry "$T/reg.db" --listen 127.0.0.1:0
+    run "$BIN/authcertd" --store "$T/none" --registry "$REG" --listen 127.0.0.1:0
     [ "$status" -eq 1 ]
     [[ "$output" == *"store $T/none"* ]]
     printf 'threads = 0\n' >"$T/conf"
-    run "$BIN/authcertd" --config "$T/conf" --store "$T/store" --registry "$T/reg.db" --listen 127.0.0.1:0
+    run "$BIN/authcertd" --config "$T/conf" --store "$T/store" --registry "$REG" --listen 127.0.0.1:0
     [ "$status" -eq 2 ]
     [[ "$output" == *"conf:1: threads must be a number"* ]]
 }
 
 @test "a command offered at check-in is not pushed, and its result closes it" {
     start --push-timeout 1
-    # No listener yet (port 0): the command can only go out with a check-in,
-    # so the push thread cannot race the check-in for it.
+    # No listener yet (port 0): the command can only go out with a check-in
+    # (the push thread, if it looks first, puts it straight back).
     APORT=0
     checkin "$CUR" >/dev/null
     sleep 0.3
-    cid="$("$BIN/regenqueue" "$T/reg.db" "$AGENT" ping)"
-    run checkin "$CUR"
+    cid="$("$BIN/regenqueue" "$REG" "$AGENT" ping)"
+    run checkin_for_command "$CUR"
     [ "$(echo "$output" | jget 'len(d["commands"])')" = 1 ]
     tok="$(echo "$output" | jget 'd["commands"][0]')"
     did="$("$BIN/jws_helper" verify "$T/cur.der" "$AGENT" "$tok" | jget 'd["did"]')"
@@ -337,7 +357,7 @@ PY
     checkin "$CUR" >/dev/null # now the registry knows the listener
     sleep 3
     [ ! -s "$T/fake/$APORT.log" ]
-    [ "$(q "SELECT state, lease_until > strftime('%s','now') FROM deliveries WHERE command_id = $cid")" = "queued|1" ]
+    [ "$(q "SELECT state, CAST(lease_until > $REG_NOW AS INTEGER) FROM deliveries WHERE command_id = $cid")" = "queued|1" ]
     # a check-in inside the lease is not offered it a second time
     run checkin "$CUR"
     [ "$(echo "$output" | jget 'len(d["commands"])')" = 0 ]
@@ -354,7 +374,7 @@ PY
     start --push-timeout 3
     checkin "$CUR" >/dev/null
     sleep 0.3
-    cid="$("$BIN/regenqueue" "$T/reg.db" "$AGENT" ping)"
+    cid="$("$BIN/regenqueue" "$REG" "$AGENT" ping)"
     for _ in $(seq 50); do [ -s "$T/fake/$APORT.log" ] && break; sleep 0.1; done
     grep -q '^held application/jwt ' "$T/fake/$APORT.log"
     run checkin "$CUR"
@@ -375,11 +395,11 @@ PY
     start --push-timeout 1
     checkin "$CUR" >/dev/null
     sleep 0.3
-    cid="$("$BIN/regenqueue" "$T/reg.db" "$AGENT" ping)"
+    cid="$("$BIN/regenqueue" "$REG" "$AGENT" ping)"
     for _ in $(seq 50); do [ -s "$T/fake/$APORT.log" ] && break; sleep 0.1; done
     grep -q '^held ' "$T/fake/$APORT.log"
     kill -KILL "$PID"; wait "$PID" 2>/dev/null || true
-    [ "$(q "SELECT state, attempts, lease_until > 0 FROM deliveries WHERE command_id = $cid")" = "queued|1|1" ]
+    [ "$(q "SELECT state, attempts, CAST(lease_until > 0 AS INTEGER) FROM deliveries WHERE command_id = $cid")" = "queued|1|1" ]
     rm "$T/fake/stall"
     rm -f "$T/port"
     start --push-timeout 1
@@ -397,7 +417,7 @@ PY
     for p in $FPORTS; do i=$((i+1)); checkin_as "agent-$i" "$p" "$CUR" >/dev/null; done
     checkin_as "agent-quiet" 0 "$CUR" >/dev/null # no listener: gets it at check-in
     sleep 0.5
-    "$BIN/authcert" --registry "$T/reg.db" --store "$T/store" --push restart --all -q
+    "$BIN/authcert" --registry "$REG" --store "$T/store" --push restart --all -q
     cid="$(q "SELECT max(id) FROM commands")"
     [ "$(q "SELECT broadcast FROM commands WHERE id = $cid")" = 1 ]
     wait_for 10 "SELECT count(*) FROM deliveries WHERE command_id = $cid AND state = 'delivered'" 5
@@ -424,7 +444,7 @@ PY
     ST="$T/admin-store"
     "$BIN/authcert" -c --store "$ST" --password-file "$T/pw" -q
     "$BIN/authcert" -e "$T/first.der" --store "$ST" -q
-    "$BIN/authcertd" --store "$ST" --registry "$T/reg.db" --listen 127.0.0.1:0 \
+    "$BIN/authcertd" --store "$ST" --registry "$REG" --listen 127.0.0.1:0 \
         --port-file "$T/port" --server-id test-server --interval 3600 --push-rate 2 2>"$T/log" &
     PID=$!
     for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.05; done

@@ -2,7 +2,10 @@
  * The registry's delivery rules between check-ins and pushes: claim_agent
  * against claim, results matched to the agent that reports them (broadcasts
  * by command id), the idempotent enqueue_matching, update_thumbprint, and
- * the migration of a version 1 database.
+ * the migration of a version 1 database. On SQLite, and on PostgreSQL when
+ * AUTHCERT_TEST_PG_URI(_FILE) is set (CTest's unit/test_registry_claim_pg):
+ * where the backends differ (the write lock, the schema version), each has
+ * its form of the same check.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,10 +17,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "authcert/registry.h"
 #include "testlib.h"
+#include "testlib_registry.h"
 
 #define TP_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define TP_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
@@ -34,8 +39,7 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof *f);
 
     f->dir = testlib_tmpdir("registry_claim");
-    if (asprintf(&f->path, "%s/registry.db", f->dir) < 0)
-        abort();
+    f->path = testlib_registry_new(f->dir);
     assert_ok(authcert_registry_open(f->path, &f->reg));
     *state = f;
     return 0;
@@ -46,6 +50,7 @@ static int teardown(void **state)
     fixture *f = *state;
 
     authcert_registry_close(f->reg);
+    testlib_registry_drop(f->path);
     testlib_rmrf(f->dir);
     free(f->dir);
     free(f->path);
@@ -176,6 +181,42 @@ static void test_check_in_and_push_never_take_the_same_delivery(void **state)
                   AUTHCERT_E_USAGE);
 }
 
+/*
+ * PostgreSQL's counterpart of SQLite's write lock: a table lock that stops
+ * every writer of deliveries and no reader. CREATE INDEX takes one (SHARE),
+ * authcert --migrate-registry another (EXCLUSIVE). The registry handle has a
+ * lock_timeout so that a claim which does wait fails instead of hanging.
+ */
+static void claim_with_nothing_under_a_pg_table_lock(fixture *f)
+{
+    authcert_registry *r = NULL;
+    PGconn *other = PQconnectdb(f->path);
+    PGresult *res;
+    char *uri = NULL;
+    size_t claimed = 99;
+    got g = { 0 };
+    time_t t;
+
+    if (asprintf(&uri, "%s&options=-c%%20lock_timeout%%3D3000", f->path) < 0)
+        abort();
+    assert_ok(authcert_registry_open(uri, &r));
+    assert_int_equal(PQstatus(other), CONNECTION_OK);
+    res = PQexec(other, "BEGIN; LOCK TABLE deliveries IN EXCLUSIVE MODE");
+    assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    t = time(NULL);
+    assert_ok(authcert_registry_claim_agent(r, "agent-1", 64, 30, T0, got_cb, &g, &claimed));
+    assert_int_equal(claimed, 0);
+    claimed = 99;
+    assert_ok(authcert_registry_claim(r, 64, 30, T0, got_cb, &g, &claimed));
+    assert_int_equal(claimed, 0);
+    assert_true(time(NULL) - t < 2); /* not the 3 s lock_timeout */
+    PQclear(PQexec(other, "ROLLBACK"));
+    PQfinish(other);
+    authcert_registry_close(r);
+    free(uri);
+}
+
 /* An agent with nothing to claim does not need the write lock. */
 static void test_claim_agent_with_nothing_does_not_write(void **state)
 {
@@ -186,6 +227,10 @@ static void test_claim_agent_with_nothing_does_not_write(void **state)
     time_t t;
 
     checkin3(f->reg);
+    if (testlib_pg()) {
+        claim_with_nothing_under_a_pg_table_lock(f);
+        return;
+    }
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     t = time(NULL);
@@ -404,6 +449,17 @@ static const char v1[] =
     " VALUES (1, 1, 1, 1780000000, 1780000000);"
     "PRAGMA application_id = 1094931015; PRAGMA user_version = 1;";
 
+/* The same on PostgreSQL, from the version 2 schema the fixture made. */
+static const char v1_pg[] =
+    "DROP INDEX deliveries_once; ALTER TABLE deliveries DROP COLUMN once_key;"
+    "UPDATE authcert_meta SET value = '1' WHERE key = 'schema_version';"
+    "INSERT INTO agents VALUES (1, 'old-agent', 'h', '192.0.2.1', 7443, '" TP_A "', '0.1.0',"
+    " 1780000000, 1780000000);"
+    "INSERT INTO commands VALUES (1, 'restart', NULL, 1, 1780000000);"
+    "INSERT INTO deliveries(id, command_id, agent, next_attempt_at, updated_at)"
+    " VALUES (1, 1, 1, 1780000000, 1780000000);"
+    "SELECT setval('authcert_ids', 1), setval(pg_get_serial_sequence('agents', 'id'), 1)";
+
 static void test_version_1_is_migrated(void **state)
 {
     fixture *f = *state;
@@ -415,10 +471,18 @@ static void test_version_1_is_migrated(void **state)
     uint64_t n = 0;
     got g = { 0 };
 
-    snprintf(path, sizeof path, "%s/v1.db", f->dir);
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    if (testlib_pg()) {
+        /* The fixture's version 2 database, taken back to version 1. */
+        authcert_registry_close(f->reg);
+        f->reg = NULL;
+        assert_int_equal(testlib_registry_sql(f->path, v1_pg), 0);
+        snprintf(path, sizeof path, "%s", f->path);
+    } else {
+        snprintf(path, sizeof path, "%s/v1.db", f->dir);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+    }
 
     assert_ok(authcert_registry_open(path, &r));
     assert_ok(authcert_registry_schema_version(r, &version));
