@@ -17,6 +17,7 @@
 typedef struct pg {
     PGconn *conn;
     char *name; /* "database D on H" for messages: never the URI (a password) */
+    bool probe_prepared; /* claim_agent's probe is a prepared statement of conn */
 } pg;
 
 /* Parameters go as text: an int64 needs at most 20 characters and a sign. */
