@@ -6,8 +6,8 @@
  * batches the server waits for us while we format rows, then we wait for
  * it; with COPY the server sends rows as fast as it makes them and the
  * socket buffers them while we write the CSV, so the two run side by side
- * (1M agents: ~1.2 s through a cursor, about the time of COPY alone here).
- * Memory stays flat: one row's message at a time.
+ * (bench/README.md has the figures). Memory stays flat: one row's message
+ * at a time.
  *
  * Why binary: text fields arrive as their bytes with a length, so an agent
  * id or hostname needs no unescaping; integers are fixed-width big-endian.
