@@ -1,9 +1,12 @@
 -- wrk script: check-ins (docs/protocol.md) cycling through COUNT agent ids
--- PREFIX-0 .. PREFIX-(COUNT-1), each reporting THUMBPRINT.
---   wrk ... -s bench/checkin.lua URL -- PREFIX COUNT THUMBPRINT
+-- PREFIX-FIRST .. PREFIX-(FIRST+COUNT-1), each reporting THUMBPRINT.
+--   [CHECKIN_QFILE=FILE] wrk ... -s bench/checkin.lua URL -- PREFIX COUNT THUMBPRINT [FIRST]
 -- Each wrk thread starts at its own offset so that threads do not send the
--- same ids at the same moment.
-local prefix, count, thumb
+-- same ids at the same moment. CHECKIN_QFILE: where to write the request
+-- count and the latency quantiles 0.1% .. 100% in steps of 0.1% ("permille
+-- microseconds" a line), so that bench/wrkmerge.py can merge the
+-- percentiles of several wrk runs (two nodes, one wrk each).
+local prefix, count, thumb, first
 local n = 0
 local threads = 0
 
@@ -16,6 +19,7 @@ function init(args)
    prefix = args[1] or "ci"
    count = tonumber(args[2] or "100000")
    thumb = args[3] or ""
+   first = tonumber(args[4] or "0")
    n = tonumber(offset or 0) % count
    wrk.method = "POST"
    wrk.path = "/v1/checkin"
@@ -23,9 +27,10 @@ function init(args)
 end
 
 function request()
-   local id = prefix .. "-" .. n
+   local i = first + n
+   local id = prefix .. "-" .. i
    n = (n + 1) % count
-   local body = '{"agent_id":"' .. id .. '","hostname":"host-' .. n ..
+   local body = '{"agent_id":"' .. id .. '","hostname":"host-' .. i ..
       '","port":0,"version":"wrk","thumbprint":"' .. thumb .. '"}'
    return wrk.format(nil, nil, nil, body)
 end
@@ -37,4 +42,14 @@ function done(summary, latency, requests)
       latency:percentile(50) / 1000, latency:percentile(99) / 1000,
       errs.status, errs.connect + errs.read + errs.write + errs.timeout,
       summary.requests))
+   -- done() gets no script arguments: QFILE comes through the environment.
+   local path = os.getenv("CHECKIN_QFILE")
+   if path ~= nil and path ~= "" then
+      local f = assert(io.open(path, "w"))
+      f:write(string.format("requests %d\n", summary.requests))
+      for k = 1, 1000 do
+         f:write(string.format("%d %d\n", k, latency:percentile(k / 10)))
+      end
+      f:close()
+   end
 end

@@ -1,7 +1,8 @@
 /*
  * The PostgreSQL registry backend (libpq): the registry several authcertd
  * nodes share. One connection per handle; the command queue is in
- * registry_pg_queue.c, the rules in docs/registry.md.
+ * registry_pg_queue.c, the agent scan (COPY) in registry_pg_copy.c, the
+ * rules in docs/registry.md.
  *
  * Same schema as SQLite (registry_sqlite.c), same version numbers, in the
  * connection's schema (search_path; `?options=-csearch_path%3Dx` in the URI
@@ -488,20 +489,6 @@ out:
     return rc;
 }
 
-typedef struct agent_ctx {
-    authcert_agent_cb cb;
-    void *ctx;
-} agent_ctx;
-
-static authcert_status agent_row(const PGresult *res, int row, void *ctx)
-{
-    agent_ctx *c = ctx;
-    authcert_agent a;
-
-    row_agent(res, row, &a);
-    return c->cb(c->ctx, &a);
-}
-
 static authcert_status pgb_get_agent(void *impl, const char *agent_id,
                                      authcert_agent_cb cb, void *ctx)
 {
@@ -538,16 +525,7 @@ out:
 static authcert_status pgb_foreach_agent(void *impl, const authcert_agent_filter *f,
                                          authcert_agent_cb cb, void *ctx)
 {
-    const char *params[PG_FILTER_PARAMS];
-    pg_int since, before;
-    char sql[768], where[400];
-    agent_ctx c = { cb, ctx };
-
-    pg_filter_sql(1, where, sizeof where);
-    pg_filter_params(f, params, since, before);
-    snprintf(sql, sizeof sql, "SELECT " PG_AGENT_COLS " FROM agents WHERE true%s "
-             "ORDER BY id", where);
-    return pg_stream(impl, sql, PG_FILTER_PARAMS, params, agent_row, &c, NULL);
+    return pg_copy_agents(impl, f, cb, ctx);
 }
 
 static authcert_status pgb_count_by_thumbprint(void *impl, authcert_thumbprint_count_cb cb,

@@ -17,6 +17,7 @@
 typedef struct pg {
     PGconn *conn;
     char *name; /* "database D on H" for messages: never the URI (a password) */
+    bool probe_prepared; /* claim_agent's probe is a prepared statement of conn */
 } pg;
 
 /* Parameters go as text: an int64 needs at most 20 characters and a sign. */
@@ -69,6 +70,14 @@ authcert_status pg_text_array(const char *const *v, size_t n, size_t stride, cha
 void pg_filter_sql(int base, char *out, size_t size);
 void pg_filter_params(const authcert_agent_filter *f, const char **params, pg_int since,
                       pg_int before);
+
+/*
+ * registry_pg_copy.c: every agent f lets through (NULL: all), in id order,
+ * to cb, streamed with COPY; cb's status other than AUTHCERT_OK stops the
+ * walk and is returned.
+ */
+authcert_status pg_copy_agents(pg *p, const authcert_agent_filter *f, authcert_agent_cb cb,
+                               void *ctx);
 
 /* registry_pg_queue.c */
 authcert_status pg_enqueue(void *impl, const char *const *ids, size_t n,
