@@ -39,7 +39,7 @@
 #define BUSY_TIMEOUT_MS 5000
 /* Page cache sizes (negative: KiB), see sq_open and sq_foreach_agent. */
 #define READER_CACHE "-4096"
-#define WRITER_CACHE "-32768"
+#define WRITER_CACHE "-16384"
 #define SCAN_CACHE "-1024"
 
 static const char schema_v1[] =
