@@ -7,8 +7,9 @@ FUZZ_BUILD ?= build-fuzz
 LINT_BUILD ?= build-lint
 VG_BUILD   ?= build-valgrind
 # The tests `make valgrind` (so `make check`) runs under memcheck, as a CTest
-# label regex; `make valgrind-full` runs them all.
-VALGRIND_LABELS ?= unit|cli
+# label regex (memcheck: chosen in tests/CMakeLists.txt); `make valgrind-full`
+# runs them all.
+VALGRIND_LABELS ?= memcheck
 FUZZ_SECONDS ?= 60
 CHECK_FUZZ_SECONDS ?= 5
 JOBS       ?= 2
@@ -51,7 +52,7 @@ check: build build-asan build-fuzz
 # Static analysis, clean or it fails: cppcheck (suppressions in .cppcheck,
 # each with its reason) and clang-tidy (checks in .clang-tidy) over every
 # source of the library, the daemons and the tool; then valgrind memcheck
-# over the unit and CLI tests (make valgrind).
+# over the unit tests and the quicker CLI suites (make valgrind).
 lint: deps
 	@cmake -S . -B $(LINT_BUILD) -DCMAKE_BUILD_TYPE=Debug \
 	    -DCMAKE_EXPORT_COMPILE_COMMANDS=ON $(CMAKE_ARGS) >/dev/null
@@ -66,8 +67,8 @@ lint: deps
 # The suite under valgrind memcheck (invalid accesses, uninitialised values,
 # definite leaks, in every process a test starts): its own build dir, where
 # each test runs its programs through valgrind (tests/CMakeLists.txt,
-# AUTHCERT_VALGRIND). `make valgrind`: the unit and CLI tests, a few minutes;
-# `make valgrind-full`: every test, the better part of an hour.
+# AUTHCERT_VALGRIND). `make valgrind`: the unit tests and the quicker CLI
+# suites, about 4 minutes; `make valgrind-full`: every test, about an hour.
 build-valgrind: deps
 	@cmake -S . -B $(VG_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	    -DAUTHCERT_VALGRIND=ON $(CMAKE_ARGS) >/dev/null
