@@ -5,13 +5,18 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 LINT_BUILD ?= build-lint
+VG_BUILD   ?= build-valgrind
+# The tests `make valgrind` (so `make check`) runs under memcheck, as a CTest
+# label regex (memcheck: chosen in tests/CMakeLists.txt); `make valgrind-full`
+# runs them all.
+VALGRIND_LABELS ?= memcheck
 FUZZ_SECONDS ?= 60
 CHECK_FUZZ_SECONDS ?= 5
 JOBS       ?= 2
 PREFIX     ?= /usr/local
 CMAKE_ARGS ?=
 
-.PHONY: all deps build build-asan build-fuzz check check-fast demo install clean bench fuzz lint valgrind
+.PHONY: all deps build build-asan build-fuzz build-valgrind check check-fast demo install clean bench fuzz lint valgrind valgrind-full
 
 all: build
 
@@ -47,7 +52,7 @@ check: build build-asan build-fuzz
 # Static analysis, clean or it fails: cppcheck (suppressions in .cppcheck,
 # each with its reason) and clang-tidy (checks in .clang-tidy) over every
 # source of the library, the daemons and the tool; then valgrind memcheck
-# over a representative subset (tests/valgrind.sh).
+# over the unit tests and the quicker CLI suites (make valgrind).
 lint: deps
 	@cmake -S . -B $(LINT_BUILD) -DCMAKE_BUILD_TYPE=Debug \
 	    -DCMAKE_EXPORT_COMPILE_COMMANDS=ON $(CMAKE_ARGS) >/dev/null
@@ -57,12 +62,23 @@ lint: deps
 	    --suppressions-list=.cppcheck lib server agent tools
 	ls lib/*.c server/*.c agent/*.c tools/*/*.c | \
 	    xargs -P $(JOBS) -n 4 clang-tidy -p $(LINT_BUILD) --quiet
-	$(MAKE) --no-print-directory valgrind BUILD=$(LINT_BUILD)
+	$(MAKE) --no-print-directory valgrind
 
-# valgrind memcheck (leaks, invalid reads, uninitialised values) over the
-# unit tests and one CLI round: create, backup, restore, import.
-valgrind:
-	tests/valgrind.sh $(BUILD)
+# The suite under valgrind memcheck (invalid accesses, uninitialised values,
+# definite leaks, in every process a test starts): its own build dir, where
+# each test runs its programs through valgrind (tests/CMakeLists.txt,
+# AUTHCERT_VALGRIND). `make valgrind`: the unit tests and the quicker CLI
+# suites, about 4 minutes; `make valgrind-full`: every test, about an hour.
+build-valgrind: deps
+	@cmake -S . -B $(VG_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DAUTHCERT_VALGRIND=ON $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(VG_BUILD) -j $(JOBS)
+
+valgrind: build-valgrind
+	JOBS=$(JOBS) tests/valgrind.sh $(VG_BUILD) -L '$(VALGRIND_LABELS)'
+
+valgrind-full: build-valgrind
+	JOBS=$(JOBS) tests/valgrind.sh $(VG_BUILD)
 
 # Each fuzz target for FUZZ_SECONDS (default 60).
 fuzz: deps
@@ -82,7 +98,7 @@ install: build
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(LINT_BUILD) demo-state build-bench
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(LINT_BUILD) $(VG_BUILD) demo-state build-bench
 
 # The benchmarks (bench/README.md): an optimised build in build-bench, a
 # table, and build-bench/bench/results.json. Never part of `make check`.

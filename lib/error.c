@@ -40,10 +40,16 @@ void authcert_clear_detail(void)
     detail[0] = '\0';
 }
 
+/* Formatted aside first: an argument may be authcert_detail() itself (a
+ * detail that quotes the one before it), and vsnprintf into the buffer it
+ * reads from overwrites the quote before reading it. */
 AUTHCERT_PRINTF(1, 0)
 static void set_detail(const char *fmt, va_list ap)
 {
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    char next[sizeof detail];
+
+    vsnprintf(next, sizeof next, fmt, ap);
+    memcpy(detail, next, sizeof detail);
 }
 
 authcert_status authcert_fail(authcert_status st, const char *fmt, ...)

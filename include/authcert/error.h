@@ -53,7 +53,8 @@ void authcert_clear_detail(void);
 /*
  * Record a detail and return st, for `return authcert_fail(...)` and
  * `rc = authcert_fail(...)`. Also used by the tools and daemons that build on
- * the library so that one message format runs through everything.
+ * the library so that one message format runs through everything. An
+ * argument may be authcert_detail() (a detail quoting the previous one).
  */
 authcert_status authcert_fail(authcert_status st, const char *fmt, ...)
     AUTHCERT_PRINTF(2, 3);

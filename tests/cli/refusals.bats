@@ -71,7 +71,7 @@ load helpers
         run --separate-stderr authcert $args --password-file "$PWF"
         took=$(( ($(date +%s%N) - start) / 1000000 ))
         [ "$status" -eq 7 ] || { echo "$args: exit $status: $stderr" >&2; false; }
-        [ "$took" -lt 2000 ]
+        [ "$took" -lt $((2000 * ${AUTHCERT_TEST_SLOWER:-1})) ] # the lock is never released
         assert_one_error_line
         assert_nothing_changed_msg
         [ "$(store_digest)" = "$before" ]

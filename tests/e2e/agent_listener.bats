@@ -277,6 +277,18 @@ our_x5t() {
     [[ "$output" == *"no agent certificate file"*"authcert -e"* ]]
 }
 
+# (Under valgrind: the refusal path once freed the certificate twice.)
+@test "a certificate file with a key type we do not support (P-384): exit 5, says which" {
+    mkdir -p "$D/p384"
+    cp "$AUTHCERT_SRC/tests/data/p384.der" "$D/p384/authcert-server.der"
+    for mode in "--once --server http://127.0.0.1:9" "--listen 127.0.0.1:0"; do
+        # shellcheck disable=SC2086
+        run "$AG" --state-dir "$D/p384" $mode
+        [ "$status" -eq 5 ]
+        [[ "$output" == *"authcert-server.der: not an agent certificate file"*"unsupported key type (EC, 384 bits)"* ]]
+    done
+}
+
 @test "a config file sets what flags set; a handler past its timeout is killed; SIGTERM stops" {
     S2="$D/state2"; mkdir -p "$S2"
     cp "$S/authcert-server.der" "$S2/"

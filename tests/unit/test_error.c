@@ -41,12 +41,40 @@ static void test_fail_ossl_appends_reason_and_clears_queue(void **state)
     assert_int_equal(ERR_peek_error(), 0);
 }
 
+/*
+ * A new detail may quote the one before it ("key file (%s)" with
+ * authcert_detail()): the argument is the buffer being written, so it must
+ * be read before it is overwritten (store.c's damaged key file did this).
+ */
+static void test_fail_may_quote_the_previous_detail(void **state)
+{
+    (void)state;
+    authcert_fail(AUTHCERT_E_CORRUPT, "no PEM certificate block");
+    assert_int_equal(authcert_fail(AUTHCERT_E_CORRUPT, "%s: damaged key file (%s)",
+                                   "/s/keys/ab.pem", authcert_detail()),
+                     AUTHCERT_E_CORRUPT);
+    assert_string_equal(authcert_detail(),
+                        "/s/keys/ab.pem: damaged key file (no PEM certificate block)");
+    authcert_fail(AUTHCERT_E_CRYPTO, "decrypt");
+    authcert_fail_ossl(AUTHCERT_E_CRYPTO, "%s, then %s", "load", authcert_detail());
+    assert_string_equal(authcert_detail(), "load, then decrypt");
+    /* Quoting itself at full length still ends in one terminated string. */
+    char big[600];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    authcert_fail(AUTHCERT_E_IO, "%s", big);
+    authcert_fail(AUTHCERT_E_IO, "again: %s", authcert_detail());
+    assert_true(strncmp(authcert_detail(), "again: xxxx", 11) == 0);
+    assert_int_equal(strlen(authcert_detail()), 511);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_status_has_a_message),
         cmocka_unit_test(test_fail_keeps_detail_and_returns_status),
         cmocka_unit_test(test_fail_ossl_appends_reason_and_clears_queue),
+        cmocka_unit_test(test_fail_may_quote_the_previous_detail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
