@@ -67,8 +67,8 @@ lint: deps
 # The suite under valgrind memcheck (invalid accesses, uninitialised values,
 # definite leaks, in every process a test starts): its own build dir, where
 # each test runs its programs through valgrind (tests/CMakeLists.txt,
-# AUTHCERT_VALGRIND). `make valgrind`: the unit tests and the quicker CLI
-# suites, about 4 minutes; `make valgrind-full`: every test, about an hour.
+# AUTHCERT_VALGRIND). `make valgrind`: most unit tests and the quicker CLI
+# suites, about 3 minutes; `make valgrind-full`: every test, about an hour.
 build-valgrind: deps
 	@cmake -S . -B $(VG_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	    -DAUTHCERT_VALGRIND=ON $(CMAKE_ARGS) >/dev/null
