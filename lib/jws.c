@@ -26,6 +26,7 @@
 #include "authcert/base64url.h"
 #include "authcert/jws.h"
 #include "internal.h"
+#include "jws_sign_text.h"
 #include "jws_verifier.h"
 
 #define X5T_LEN 43          /* base64url of 32 bytes */
@@ -225,9 +226,6 @@ authcert_status authcert_jws_signer_sign(authcert_jws_signer *s, const json_t *c
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     char *payload = NULL;
-    char *tok = NULL;
-    uint8_t sig[SIG_MAX];
-    size_t siglen = sizeof sig;
 
     *token = NULL;
     if (s == NULL)
@@ -235,7 +233,25 @@ authcert_status authcert_jws_signer_sign(authcert_jws_signer *s, const json_t *c
     if (!json_is_object(claims))
         FAIL(AUTHCERT_E_USAGE, "jws: claims must be a JSON object");
     GUARD_ALLOC(payload = json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER));
-    size_t plen = strlen(payload);
+    rc = authcert_jws_signer_sign_text(s, payload, strlen(payload), token);
+out:
+    free(payload);
+    return rc;
+}
+
+authcert_status authcert_jws_signer_sign_text(authcert_jws_signer *s, const char *claims_json,
+                                              size_t plen, char **token)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    char *tok = NULL;
+    uint8_t sig[SIG_MAX];
+    size_t siglen = sizeof sig;
+
+    *token = NULL;
+    if (s == NULL)
+        FAIL(AUTHCERT_E_USAGE, "jws: no signer");
+    if (plen < 2 || claims_json[0] != '{' || claims_json[plen - 1] != '}')
+        FAIL(AUTHCERT_E_USAGE, "jws: claims must be a JSON object");
     if (plen > AUTHCERT_B64URL_MAX_IN)
         FAIL(AUTHCERT_E_USAGE, "jws: claims too large");
 
@@ -245,7 +261,7 @@ authcert_status authcert_jws_signer_sign(authcert_jws_signer *s, const json_t *c
     memcpy(tok, s->header, s->header_len);
     size_t n = s->header_len;
     tok[n++] = '.';
-    n += authcert_b64url_encode_to((const uint8_t *)payload, plen, tok + n);
+    n += authcert_b64url_encode_to((const uint8_t *)claims_json, plen, tok + n);
 
     GUARD_OSSL(EVP_MD_CTX_copy_ex(s->work, s->proto), "jws: context copy");
     GUARD_OSSL(EVP_DigestSign(s->work, sig, &siglen, (const unsigned char *)tok, n),
@@ -263,7 +279,6 @@ authcert_status authcert_jws_signer_sign(authcert_jws_signer *s, const json_t *c
     tok = NULL;
     rc = AUTHCERT_OK;
 out:
-    free(payload);
     free(tok);
     return rc;
 }

@@ -19,6 +19,7 @@
 #include "authcert/jws.h"
 #include "authcert/server.h"
 #include "internal.h"
+#include "jws_sign_text.h"
 
 #define TTL_MAX (31 * 86400)
 #define CACHE_BUCKETS 1024
@@ -40,10 +41,12 @@ typedef struct keyring {
     size_t n;
     struct key *current;
     char *current_der_b64;
-    /* update-key's arguments (the current certificate, ~1 KiB of base64),
-     * built once: every expired agent's token carries a deep copy, so the
-     * string is not packed, dumped and parsed again per agent. */
-    json_t *update_args;
+    /* update-key's arguments (the current certificate, ~600 characters of
+     * base64url) as JSON text, built once: every expired agent's claims are
+     * a small object dumped by jansson with this spliced in (sign_one), so
+     * the certificate is not escaped character by character per agent. */
+    char *update_args;
+    size_t update_args_len;
     time_t current_not_after;
     unsigned long long generation;
 } keyring;
@@ -99,7 +102,7 @@ static void keyring_free(keyring *r)
     }
     free(r->keys);
     free(r->current_der_b64);
-    json_decref(r->update_args);
+    free(r->update_args);
     free(r);
 }
 
@@ -144,6 +147,7 @@ static authcert_status keyring_build(authcert_store *store, keyring **out)
     size_t n = authcert_store_count(store), derlen = 0;
     const uint8_t *der;
     authcert_cert_info info;
+    json_t *args = NULL;
 
     if (cur == NULL)
         FAIL(AUTHCERT_E_NOTFOUND, "store %s has no current certificate",
@@ -167,8 +171,10 @@ static authcert_status keyring_build(authcert_store *store, keyring **out)
         FAIL(AUTHCERT_E_CORRUPT, "store: current certificate not in its own list");
     der = authcert_cert_der(r->current->cert, &derlen);
     GUARD(authcert_b64url_encode(der, derlen, &r->current_der_b64));
-    GUARD_ALLOC(r->update_args = json_pack("{s:s, s:s}", "certificate", r->current_der_b64,
-                                           "thumbprint", r->current->tp));
+    GUARD_ALLOC(args = json_pack("{s:s, s:s}", "certificate", r->current_der_b64,
+                                 "thumbprint", r->current->tp));
+    GUARD_ALLOC(r->update_args = json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER));
+    r->update_args_len = strlen(r->update_args);
     authcert_cert_get_info(r->current->cert, &info);
     r->current_not_after = info.not_after;
     r->generation = authcert_store_generation(store);
@@ -176,12 +182,13 @@ static authcert_status keyring_build(authcert_store *store, keyring **out)
     r = NULL;
     rc = AUTHCERT_OK;
 out:
+    json_decref(args);
     keyring_free(r);
     return rc;
 }
 
 /* Sign with k's key, using a pooled signer (made on first need). */
-static authcert_status key_sign(struct key *k, const json_t *claims, char **token)
+static authcert_status key_sign(struct key *k, const char *claims, size_t len, char **token)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     authcert_jws_signer *s = NULL;
@@ -194,7 +201,7 @@ static authcert_status key_sign(struct key *k, const json_t *claims, char **toke
     pthread_mutex_unlock(&k->lock);
     if (s == NULL)
         GUARD(authcert_jws_signer_new(k->cert, &s));
-    GUARD(authcert_jws_signer_sign(s, claims, token));
+    GUARD(authcert_jws_signer_sign_text(s, claims, len, token));
     rc = AUTHCERT_OK;
 out:
     if (s != NULL) {
@@ -399,19 +406,17 @@ authcert_agent_state authcert_server_classify(authcert_server *srv, const char *
 
 /* ---- tokens ---------------------------------------------------------- */
 
-/* The arguments come as JSON text (queued commands) or as an object of ours
- * (args_obj, copied: the claims object is the caller's to change and free). */
+/* The arguments come as JSON text (a queued command's, parsed: checked to be
+ * one object, whatever the registry holds). */
 static authcert_status make_claims(authcert_server *srv, const char *aud, const char *command,
-                                   const char *args_json, const json_t *args_obj, int64_t did,
-                                   time_t now, json_t **claims)
+                                   const char *args_json, int64_t did, time_t now,
+                                   json_t **claims)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     json_t *args = NULL;
     json_error_t jerr;
 
-    if (args_obj != NULL) {
-        GUARD_ALLOC(args = json_deep_copy(args_obj));
-    } else if (args_json != NULL) {
+    if (args_json != NULL) {
         args = json_loads(args_json, JSON_REJECT_DUPLICATES, &jerr);
         if (args == NULL || !json_is_object(args))
             FAIL(AUTHCERT_E_USAGE, "command %s: arguments are not a JSON object", command);
@@ -429,17 +434,42 @@ out:
     return rc;
 }
 
+/*
+ * Sign one command for aud. args_text (the keyring's update-key arguments,
+ * our own jansson output) is spliced in as "args" after the rest of the
+ * claims is dumped: the same members as with args_json, only in another
+ * order, which JSON does not give a meaning.
+ */
 static authcert_status sign_one(authcert_server *srv, struct key *k, const char *aud,
                                 const char *command, const char *args_json,
-                                const json_t *args_obj, int64_t did, time_t now, char **token)
+                                const char *args_text, size_t args_len, int64_t did,
+                                time_t now, char **token)
 {
+    static const char member[] = ",\"args\":";
     authcert_status rc = AUTHCERT_E_INTERNAL;
     json_t *claims = NULL;
+    char *text = NULL, *joined = NULL;
+    size_t len;
 
-    GUARD(make_claims(srv, aud, command, args_json, args_obj, did, now, &claims));
-    GUARD(key_sign(k, claims, token));
+    GUARD(make_claims(srv, aud, command, args_json, did, now, &claims));
+    GUARD_ALLOC(text = json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER));
+    len = strlen(text);
+    if (args_text != NULL) {
+        /* "{...}" with members (iss, aud, ...): its '}' becomes ,"args":{...}} */
+        GUARD_ALLOC(joined = malloc(len - 1 + sizeof member - 1 + args_len + 2));
+        memcpy(joined, text, len - 1);
+        memcpy(joined + len - 1, member, sizeof member - 1);
+        memcpy(joined + len - 1 + sizeof member - 1, args_text, args_len);
+        len = len - 1 + sizeof member - 1 + args_len;
+        joined[len++] = '}';
+        joined[len] = '\0';
+        free(text);
+        text = joined;
+    }
+    GUARD(key_sign(k, text, len, token));
     rc = AUTHCERT_OK;
 out:
+    free(text);
     json_decref(claims);
     return rc;
 }
@@ -526,7 +556,7 @@ static authcert_status broadcast_token(authcert_server *srv, struct key *k,
         rc = AUTHCERT_OK;
         goto out;
     }
-    GUARD(sign_one(srv, k, AUTHCERT_JWS_BROADCAST, c->command, c->args_json, NULL,
+    GUARD(sign_one(srv, k, AUTHCERT_JWS_BROADCAST, c->command, c->args_json, NULL, 0,
                    c->command_id, now, &tok));
     ++*signatures;
     GUARD_ALLOC(fresh = calloc(1, sizeof *fresh));
@@ -617,7 +647,7 @@ authcert_status authcert_server_sign_for(authcert_server *srv, const char *agent
     if (b->state == AUTHCERT_AGENT_EXPIRED) {
         /* Signed with the key the agent holds; it carries the current one. */
         GUARD(sign_one(srv, k, agent_id, AUTHCERT_UPDATE_KEY_COMMAND, NULL, r->update_args,
-                       queued_update == NULL ? -1
+                       r->update_args_len, queued_update == NULL ? -1
                        : queued_update->broadcast ? queued_update->command_id
                                                   : queued_update->delivery_id,
                        now, &b->tokens[0]));
@@ -636,8 +666,8 @@ authcert_status authcert_server_sign_for(authcert_server *srv, const char *agent
         if (c->broadcast) {
             GUARD(broadcast_token(srv, k, c, now, &b->tokens[b->ntokens], &b->signatures));
         } else {
-            GUARD(sign_one(srv, k, agent_id, c->command, c->args_json, NULL, c->delivery_id,
-                           now, &b->tokens[b->ntokens]));
+            GUARD(sign_one(srv, k, agent_id, c->command, c->args_json, NULL, 0,
+                           c->delivery_id, now, &b->tokens[b->ntokens]));
             b->signatures++;
         }
         b->dids[b->ntokens++] = c->delivery_id;
@@ -651,31 +681,63 @@ out:
     return rc;
 }
 
+/*
+ * The answer as text, without jansson: its strings are our own names, a
+ * hex thumbprint and compact JWS tokens (base64url and dots), none of which
+ * JSON escapes; dumping it with jansson (every token's ~1 KiB checked as
+ * UTF-8, then escaped a character at a time) was a tenth of authcertd's
+ * instructions per check-in with a command. A token with any other byte
+ * would be a bug of ours: refused, not escaped.
+ */
+static const char jws_chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.";
+
 authcert_status authcert_server_answer(const authcert_server *srv,
-                                       const authcert_server_batch *b, json_t **out)
+                                       const authcert_server_batch *b, char **out)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
-    json_t *o = NULL, *cmds = NULL;
+    const char *reason = b->state == AUTHCERT_AGENT_MISMATCHED
+                             ? authcert_mismatch_reason_name(b->reason) : NULL;
+    char head[256];
+    size_t cap, n;
+    char *text = NULL;
+    int hn;
 
     *out = NULL;
-    GUARD_ALLOC(cmds = json_array());
-    for (size_t i = 0; i < b->ntokens; i++)
-        if (json_array_append_new(cmds, json_string(b->tokens[i])) != 0)
-            FAIL(AUTHCERT_E_NOMEM, "out of memory");
-    GUARD_ALLOC(o = json_pack("{s:s, s:s, s:I, s:O}",
-                              "state", authcert_agent_state_name(b->state),
-                              "current_thumbprint", b->current_thumbprint,
-                              "interval", (json_int_t)srv->interval,
-                              "commands", cmds));
-    if (b->state == AUTHCERT_AGENT_MISMATCHED &&
-        json_object_set_new(o, "reason",
-                            json_string(authcert_mismatch_reason_name(b->reason))) != 0)
-        FAIL(AUTHCERT_E_NOMEM, "out of memory");
-    *out = o;
-    o = NULL;
+    hn = snprintf(head, sizeof head,
+                  "{\"state\":\"%s\",\"current_thumbprint\":\"%s\",\"interval\":%u,"
+                  "\"commands\":[", authcert_agent_state_name(b->state), b->current_thumbprint,
+                  srv->interval);
+    if (hn < 0 || (size_t)hn >= sizeof head)
+        FAIL(AUTHCERT_E_INTERNAL, "check-in answer: header too long");
+    cap = (size_t)hn + 64 + (reason != NULL ? strlen(reason) : 0);
+    for (size_t i = 0; i < b->ntokens; i++) {
+        size_t len = strlen(b->tokens[i]);
+        if (len == 0 || strspn(b->tokens[i], jws_chars) != len)
+            FAIL(AUTHCERT_E_INTERNAL, "check-in answer: token %zu is not compact JWS", i);
+        cap += len + 3;
+    }
+    GUARD_ALLOC(text = malloc(cap));
+    memcpy(text, head, (size_t)hn);
+    n = (size_t)hn;
+    for (size_t i = 0; i < b->ntokens; i++) {
+        size_t len = strlen(b->tokens[i]);
+        if (i > 0)
+            text[n++] = ',';
+        text[n++] = '"';
+        memcpy(text + n, b->tokens[i], len);
+        n += len;
+        text[n++] = '"';
+    }
+    text[n++] = ']';
+    if (reason != NULL)
+        n += (size_t)snprintf(text + n, cap - n, ",\"reason\":\"%s\"", reason);
+    text[n++] = '}';
+    text[n] = '\0';
+    *out = text;
+    text = NULL;
     rc = AUTHCERT_OK;
 out:
-    json_decref(cmds);
-    json_decref(o);
+    free(text);
     return rc;
 }

@@ -202,7 +202,7 @@ void checkin_handle(daemon_ctx *d, const char *body, size_t len, const char *pee
                     http_answer *out)
 {
     authcert_agent_message *m = NULL;
-    json_t *ans = NULL;
+    char *ans = NULL;
     authcert_registry *reg = NULL;
     authcert_server_batch *b = NULL;
     authcert_server_command cmds[COMMANDS_MAX];
@@ -263,8 +263,10 @@ void checkin_handle(daemon_ctx *d, const char *body, size_t len, const char *pee
         settle_unneeded(reg, &l, b);
         dreg_done();
     }
-    if (authcert_server_answer(d->srv, b, &ans) != AUTHCERT_OK) {
-        answer_error(out, 500, REFUSE_STORE, "out of memory");
+    if ((rc = authcert_server_answer(d->srv, b, &ans)) != AUTHCERT_OK) {
+        dlog("check-in of %s: no answer: %s (%s)", agent_id, authcert_strerror(rc),
+             authcert_detail());
+        answer_error(out, 500, REFUSE_STORE, "the server cannot answer now");
         goto out;
     }
     writer_submit(d->writer, &m->report);
@@ -274,11 +276,14 @@ void checkin_handle(daemon_ctx *d, const char *body, size_t len, const char *pee
              authcert_mismatch_reason_name(b->reason));
     else if (b->state != AUTHCERT_AGENT_CURRENT || b->ntokens > 0)
         count_routine(b);
-    answer_json(out, ans);
+    out->status = 200;
+    out->content_type = "application/json";
+    out->body = ans;
+    ans = NULL;
 out:
     claim_list_free(&l);
     authcert_server_batch_free(b);
-    json_decref(ans);
+    free(ans);
     authcert_agent_message_free(m);
 }
 

@@ -158,13 +158,14 @@ authcert_server_sign_for(authcert_server *srv, const char *agent_id, const char 
 void authcert_server_batch_free(authcert_server_batch *b);
 
 /*
- * The check-in answer (docs/protocol.md): {"state", "reason" (mismatched
- * only), "current_thumbprint", "interval", "commands": [tokens]}. Caller
- * json_decref's *out. Errors: AUTHCERT_E_NOMEM.
+ * The check-in answer (docs/protocol.md) as JSON text: {"state",
+ * "current_thumbprint", "interval", "commands": [tokens], "reason"
+ * (mismatched only)}. Caller frees *out. Errors: AUTHCERT_E_NOMEM,
+ * AUTHCERT_E_INTERNAL (a token that is not compact JWS).
  */
 AUTHCERT_MUST_CHECK authcert_status
 authcert_server_answer(const authcert_server *srv, const authcert_server_batch *b,
-                       json_t **out);
+                       char **out);
 
 /* How many broadcast tokens are cached (for tests and /metrics). */
 size_t authcert_server_cached_tokens(authcert_server *srv);

@@ -35,6 +35,21 @@ struct fixture {
     authcert_server *srv;
 };
 
+/* The check-in answer as an agent reads it: strict JSON, no duplicate keys. */
+static json_t *answer_of(const authcert_server *srv, const authcert_server_batch *b)
+{
+    char *text = NULL;
+    json_t *j;
+    json_error_t err;
+
+    assert_ok(authcert_server_answer(srv, b, &text));
+    j = json_loads(text, JSON_REJECT_DUPLICATES, &err);
+    if (j == NULL)
+        fail_msg("answer is not JSON (%s): %s", err.text, text);
+    free(text);
+    return j;
+}
+
 static authcert_cert *new_cert(void)
 {
     authcert_cert_params p = { .type = AUTHCERT_KEY_P256 };
@@ -183,7 +198,13 @@ static void assert_update_key(struct fixture *f, const authcert_cert *held, cons
 
     assert_string_equal(json_string_value(json_object_get(cl, "cmd")), "update-key");
     assert_string_equal(json_string_value(json_object_get(cl, "aud")), AGENT);
+    /* The claims the server splices together hold every other claim too. */
+    assert_non_null(json_string_value(json_object_get(cl, "iss")));
+    assert_non_null(json_string_value(json_object_get(cl, "jti")));
+    assert_int_equal(json_integer_value(json_object_get(cl, "exp")) -
+                     json_integer_value(json_object_get(cl, "iat")), AUTHCERT_SERVER_TOKEN_TTL_DEFAULT);
     args = json_object_get(cl, "args");
+    assert_int_equal(json_object_size(args), 2);
     assert_string_equal(json_string_value(json_object_get(args, "thumbprint")),
                         authcert_cert_thumbprint(f->d));
     b64 = json_string_value(json_object_get(args, "certificate"));
@@ -254,7 +275,7 @@ static void test_revoked_is_mismatched_and_nothing_is_signed(void **state)
     assert_int_equal(b->ntokens, 0);
     assert_int_equal(b->signatures, 0);
     assert_false(b->update_key);
-    assert_ok(authcert_server_answer(f->srv, b, &ans));
+    ans = answer_of(f->srv, b);
     assert_string_equal(json_string_value(json_object_get(ans, "state")), "mismatched");
     assert_string_equal(json_string_value(json_object_get(ans, "reason")), "revoked");
     assert_int_equal(json_array_size(json_object_get(ans, "commands")), 0);
@@ -288,7 +309,7 @@ static void test_unknown_or_missing_thumbprint_is_mismatched(void **state)
         authcert_server_batch_free(b);
     }
     assert_ok(authcert_server_sign_for(f->srv, AGENT, NULL, NULL, 0, NOW, &b));
-    assert_ok(authcert_server_answer(f->srv, b, &ans));
+    ans = answer_of(f->srv, b);
     assert_string_equal(json_string_value(json_object_get(ans, "reason")), "unknown");
     assert_string_equal(json_string_value(json_object_get(ans, "current_thumbprint")),
                         authcert_cert_thumbprint(f->d));
@@ -460,14 +481,28 @@ static void test_answer_has_the_protocol_fields(void **state)
 
     assert_ok(authcert_server_sign_for(f->srv, AGENT, authcert_cert_thumbprint(f->a),
                                        two_cmds, 1, NOW, &b));
-    assert_ok(authcert_server_answer(f->srv, b, &ans));
+    ans = answer_of(f->srv, b);
     assert_string_equal(json_string_value(json_object_get(ans, "state")), "expired");
     assert_null(json_object_get(ans, "reason"));
     assert_int_equal(json_integer_value(json_object_get(ans, "interval")), 60);
     assert_int_equal(json_array_size(json_object_get(ans, "commands")), 2);
     assert_string_equal(json_string_value(json_array_get(json_object_get(ans, "commands"), 0)),
                         b->tokens[0]);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(ans, "commands"), 1)),
+                        b->tokens[1]);
+    assert_string_equal(json_string_value(json_object_get(ans, "current_thumbprint")),
+                        authcert_cert_thumbprint(f->d));
+    assert_int_equal(json_object_size(ans), 4);
     json_decref(ans);
+
+    /* A token is never escaped into the answer: one that is not compact JWS
+     * (a bug of ours) fails the answer instead. */
+    {
+        char *text = (char *)"unchanged";
+        b->tokens[1][3] = '"';
+        assert_status(authcert_server_answer(f->srv, b, &text), AUTHCERT_E_INTERNAL);
+        assert_null(text);
+    }
     authcert_server_batch_free(b);
 }
 
