@@ -29,13 +29,16 @@ m = {r["metric"]: r for r in json.load(open(sys.argv[1]))["metrics"]}
 want = ["jwt_sign_ed25519", "jwt_verify_ed25519", "jwt_sign_p256", "jwt_verify_p256",
         "jwt_sign_rsa2048", "jwt_verify_rsa2048", "list_time", "list_peak_rss",
         "checkins_per_s", "checkin_p50_ms", "checkin_p99_ms", "rollover_agents_per_s",
-        "rollover_per_daemon_cpu_s", "push_agents_per_s", "agent_rss_idle", "agent_rss_push",
-        "agent_uss", "agent_pss", "authcertd_peak_rss"]
+        "rollover_per_daemon_cpu_s", "rollover_ceiling", "push_agents_per_s",
+        "agent_rss_idle", "agent_rss_push", "agent_uss", "agent_pss", "authcertd_peak_rss"]
 if sys.argv[2] == "1":
     want += ["pg_checkins_per_s", "pg_checkin_p50_ms", "pg_checkin_p99_ms",
              "pg2_checkins_per_s", "pg2_checkin_p50_ms", "pg2_checkin_p99_ms",
              "pg_list_time", "pg_list_peak_rss"]
 missing = [w for w in want if w not in m or m[w]["value"] <= 0]
+# The agent rows have their baseline: the libraries alone, measured.
+missing += [w + " baseline" for w in ("agent_rss_idle", "agent_rss_push")
+            if w in m and not (m[w]["baseline"] or 0) > 0]
 print("missing or zero:", missing)
 sys.exit(1 if missing else 0)' "$json" "$pg"
     echo "$output"

@@ -1,0 +1,143 @@
+/*
+ * rss_floor — the resident set that the agent's libraries cost by
+ * themselves, as Debian 12 builds them: the baseline of bench/run's
+ * authcert-agent RSS rows.
+ *
+ *   rss_floor CERT_DER     prints "hwm KIB" (VmHWM)
+ *
+ * It does the least an agent on this stack must: verifies an ES256
+ * signature with the key of the certificate it is given (libcrypto and
+ * its default provider), starts a libmicrohttpd listener as the agent's
+ * (internal polling thread pool, epoll), makes one libcurl POST to it and
+ * parses the JSON answer with jansson. Nothing of the agent's own code is
+ * here, so authcert-agent's RSS over this one is what the agent adds.
+ * Linux counts in RSS every page of a shared library that the process has
+ * mapped in, clean and shared with every other process or not, and maps
+ * them in blocks (fault-around): most of a library that is used at all.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+static const char answer[] = "{\"state\":\"current\",\"commands\":[]}";
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload, size_t *upload_size, void **req)
+{
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+
+    (void)cls, (void)url, (void)method, (void)version, (void)upload;
+    if (*req == NULL) { /* the headers: answer once the body is in */
+        *req = c;
+        return MHD_YES;
+    }
+    if (*upload_size != 0) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    r = MHD_create_response_from_buffer(strlen(answer), (void *)answer,
+                                        MHD_RESPMEM_PERSISTENT);
+    ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+struct body {
+    char buf[256];
+    size_t len;
+};
+
+static size_t on_data(char *p, size_t size, size_t n, void *ud)
+{
+    struct body *b = ud;
+
+    if (b->len + size * n >= sizeof b->buf)
+        return 0;
+    memcpy(b->buf + b->len, p, size * n);
+    b->len += size * n;
+    return size * n;
+}
+
+static long hwm_kib(void)
+{
+    char line[256];
+    long kib = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            kib = strtol(line + 6, NULL, 10);
+    if (f != NULL)
+        fclose(f);
+    return kib;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "rss_floor: %s\n", what);
+    exit(1);
+}
+
+int main(int argc, char **argv)
+{
+    static const unsigned char sig[] = { 0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01 };
+    unsigned char der[8192];
+    const unsigned char *p = der;
+    size_t n;
+    FILE *f;
+    X509 *x;
+    EVP_PKEY *key;
+    EVP_MD_CTX *ctx;
+    struct MHD_Daemon *d;
+    const union MHD_DaemonInfo *info;
+    CURL *e;
+    struct body b = { .len = 0 };
+    char url[64];
+    json_t *j;
+
+    if (argc != 2 || (f = fopen(argv[1], "rb")) == NULL)
+        die("usage: rss_floor CERT_DER");
+    n = fread(der, 1, sizeof der, f);
+    fclose(f);
+    if ((x = d2i_X509(NULL, &p, (long)n)) == NULL || (key = X509_get0_pubkey(x)) == NULL)
+        die("not a certificate");
+    /* ECDSA r = s = 1: well-formed, so the verification runs the whole way
+     * (hash, two scalar multiplications) and only then says no. */
+    if ((ctx = EVP_MD_CTX_new()) == NULL ||
+        EVP_DigestVerifyInit_ex(ctx, NULL, "SHA256", NULL, NULL, key, NULL) != 1 ||
+        EVP_DigestVerify(ctx, sig, sizeof sig, der, n) < 0)
+        die("verify (an ES256 certificate is needed)");
+    EVP_MD_CTX_free(ctx);
+
+    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_INTERNALLY, 0, NULL,
+                         NULL, &on_request, NULL, MHD_OPTION_THREAD_POOL_SIZE, 2u,
+                         MHD_OPTION_END);
+    if (d == NULL || (info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)) == NULL)
+        die("listener");
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/command", (unsigned)info->port);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (e = curl_easy_init()) == NULL)
+        die("libcurl");
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, "{\"agent_id\":\"floor\"}");
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+    if (curl_easy_perform(e) != CURLE_OK)
+        die("POST");
+    if ((j = json_loadb(b.buf, b.len, JSON_REJECT_DUPLICATES, NULL)) == NULL)
+        die("answer is not JSON");
+    printf("hwm %ld\n", hwm_kib());
+    json_decref(j);
+    curl_easy_cleanup(e);
+    curl_global_cleanup();
+    MHD_stop_daemon(d);
+    X509_free(x);
+    return 0;
+}
