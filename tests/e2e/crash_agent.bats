@@ -26,7 +26,9 @@ agent_up() {
     "$AG" --state-dir "$S" --listen 127.0.0.1:0 2>>"$T/agent.log" &
     APID=$!
     PIDS+=("$APID")
-    for _ in $(seq 100); do [ -s "$S/listen-port" ] && break; sleep 0.02; done
+    # 2 s; under valgrind (AUTHCERT_TEST_SLOWER) the agent alone takes 1.5 s
+    # to start on an idle machine.
+    for _ in $(seq $((100 * ${AUTHCERT_TEST_SLOWER:-1}))); do [ -s "$S/listen-port" ] && break; sleep 0.02; done
     [ -s "$S/listen-port" ]
     CURL_URL="http://127.0.0.1:$(cat "$S/listen-port")/v1/command"
 }
