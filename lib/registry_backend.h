@@ -91,6 +91,22 @@ static inline time_t authcert_registry_backoff(unsigned attempts)
     return d < 3600 ? d : 3600;
 }
 
+/*
+ * next_attempt_at of a queued delivery whose agent has no listener (port 0,
+ * when it is queued or put back): never due for the push thread, which could
+ * only lease it and put it back, and a check-in arriving in that moment
+ * found it leased and waited a whole interval. The agent's check-in takes
+ * it (claim_agent does not look at next_attempt_at); one that gets a
+ * listener later is served by its next check-in. 9999-12-31T23:59:59Z.
+ */
+#define AUTHCERT_REGISTRY_CHECKIN_ONLY "253402300799"
+/* A queued delivery's next_attempt_at once it is leased (to until) or put
+ * back (to retry): CHECKIN_ONLY for an agent without a listener. SQL for
+ * a row u of deliveries. */
+#define AUTHCERT_REGISTRY_NEXT_ATTEMPT(u, when)                                 \
+    "CASE WHEN (SELECT port FROM agents WHERE id = " u ".agent) = 0 THEN "     \
+    AUTHCERT_REGISTRY_CHECKIN_ONLY " ELSE " when " END"
+
 extern const authcert_registry_backend authcert_registry_sqlite;
 extern const authcert_registry_backend authcert_registry_pg; /* registry_pg.c */
 

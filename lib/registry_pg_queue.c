@@ -114,9 +114,11 @@ authcert_status pg_enqueue(void *impl, const char *const *ids, size_t n,
     params[2] = arr;
     rc = pg_run(p, ids == NULL
         ? "INSERT INTO deliveries(command_id, agent, next_attempt_at, updated_at) "
-          "SELECT $1, id, $2, $2 FROM agents ORDER BY id"
+          "SELECT $1, id, CASE WHEN port = 0 THEN " AUTHCERT_REGISTRY_CHECKIN_ONLY
+          " ELSE $2::bigint END, $2 FROM agents ORDER BY id"
         : "INSERT INTO deliveries(command_id, agent, next_attempt_at, updated_at) "
-          "SELECT $1, a.id, $2, $2 FROM unnest($3::text[]) WITH ORDINALITY u(x, o) "
+          "SELECT $1, a.id, CASE WHEN a.port = 0 THEN " AUTHCERT_REGISTRY_CHECKIN_ONLY
+          " ELSE $2::bigint END, $2 FROM unnest($3::text[]) WITH ORDINALITY u(x, o) "
           "JOIN agents a ON a.agent_id = u.x ORDER BY u.o",
         ids == NULL ? 2 : 3, params, &res);
     if (rc != AUTHCERT_OK && ids != NULL) {
@@ -163,7 +165,8 @@ authcert_status pg_enqueue_matching(void *impl, const authcert_agent_filter *f,
     /* The partial unique index deliveries_once makes a repeat a no-op. */
     snprintf(sql, sizeof sql,
              "INSERT INTO deliveries(command_id, agent, next_attempt_at, updated_at, "
-             "once_key) SELECT $1, id, $2, $2, $3 FROM agents WHERE true%s ORDER BY id "
+             "once_key) SELECT $1, id, CASE WHEN port = 0 THEN " AUTHCERT_REGISTRY_CHECKIN_ONLY
+             " ELSE $2::bigint END, $2, $3 FROM agents WHERE true%s ORDER BY id "
              "ON CONFLICT DO NOTHING", where);
     GUARD(pg_run(p, sql, 3 + PG_FILTER_PARAMS, params, &res));
     *command_id = id;
@@ -273,7 +276,8 @@ static authcert_status lease(pg *p, const char *pick, int n, const char *const *
 
     snprintf(sql, sizeof sql,
              "WITH pick AS MATERIALIZED (%s FOR UPDATE SKIP LOCKED), "
-             "d AS (UPDATE deliveries u SET lease_until = $1, next_attempt_at = $1, "
+             "d AS (UPDATE deliveries u SET lease_until = $1, next_attempt_at = "
+             AUTHCERT_REGISTRY_NEXT_ATTEMPT("u", "$1") ", "
              "lease_token = $2, attempts = u.attempts + 1, updated_at = $3 FROM pick "
              "WHERE u.id = pick.id RETURNING u.*) "
              "SELECT " DELIVERY_COLS "FROM d " DELIVERY_JOIN "ORDER BY d.id", pick);
@@ -412,8 +416,10 @@ static authcert_status settle(pg *p, const PGresult *res, authcert_delivery_stat
     params[3] = pg_i64(t, now);
     params[4] = pg_i64(nx, next);
     return pg_run(p, "UPDATE deliveries SET state = $2, result = $3, updated_at = $4, "
-                  "next_attempt_at = $5, lease_until = 0, lease_token = NULL "
-                  "WHERE id = $1", 5, params, NULL);
+                  "next_attempt_at = CASE WHEN $2 = 'queued' THEN "
+                  AUTHCERT_REGISTRY_NEXT_ATTEMPT("deliveries", "$5::bigint")
+                  " ELSE $5::bigint END, lease_until = 0, lease_token = NULL WHERE id = $1",
+                  5, params, NULL);
 }
 
 authcert_status pg_record_result(void *impl, int64_t delivery_id,

@@ -90,10 +90,12 @@ authcert_status sq_enqueue(void *impl, const char *const *ids, size_t n,
     /* The deliveries take the ids right after their command's. */
     GUARD(sq_prepare(s, ids == NULL
         ? "INSERT INTO deliveries(id, command_id, agent, next_attempt_at, updated_at) "
-          "SELECT ?1 + row_number() OVER (ORDER BY id), ?1, id, ?2, ?2 FROM agents "
-          "ORDER BY id"
+          "SELECT ?1 + row_number() OVER (ORDER BY id), ?1, id, "
+          "CASE WHEN port = 0 THEN " AUTHCERT_REGISTRY_CHECKIN_ONLY " ELSE ?2 END, ?2 "
+          "FROM agents ORDER BY id"
         : "INSERT INTO deliveries(id, command_id, agent, next_attempt_at, updated_at) "
-          "SELECT ?1 + ?4, ?1, id, ?2, ?2 FROM agents WHERE agent_id = ?3", &del));
+          "SELECT ?1 + ?4, ?1, id, CASE WHEN port = 0 THEN " AUTHCERT_REGISTRY_CHECKIN_ONLY
+          " ELSE ?2 END, ?2 FROM agents WHERE agent_id = ?3", &del));
     sqlite3_bind_int64(del, 1, id);
     sqlite3_bind_int64(del, 2, (sqlite3_int64)now);
     for (size_t i = 0; i < (ids == NULL ? 1 : n); i++) {
@@ -144,7 +146,8 @@ authcert_status sq_enqueue_matching(void *impl, const authcert_agent_filter *f,
     sq_filter_sql(f, 11, where, sizeof where);
     snprintf(sql, sizeof sql,
              "INSERT INTO deliveries(id, command_id, agent, next_attempt_at, updated_at, "
-             "once_key) SELECT ?1 + row_number() OVER (ORDER BY id), ?1, id, ?2, ?2, ?3 "
+             "once_key) SELECT ?1 + row_number() OVER (ORDER BY id), ?1, id, "
+             "CASE WHEN port = 0 THEN " AUTHCERT_REGISTRY_CHECKIN_ONLY " ELSE ?2 END, ?2, ?3 "
              "FROM agents WHERE 1%s ORDER BY id ON CONFLICT DO NOTHING", where);
     GUARD(sq_prepare(s, sql, &del));
     sqlite3_bind_int64(del, 1, id);
@@ -280,7 +283,8 @@ authcert_status sq_claim(void *impl, unsigned limit, unsigned lease_seconds, tim
     }
     if (r != SQLITE_ROW)
         SQL_FAIL(r, "claim");
-    GUARD(sq_cached(s, SQ_CLAIM, "UPDATE deliveries SET lease_until = ?1, next_attempt_at = ?1, "
+    GUARD(sq_cached(s, SQ_CLAIM, "UPDATE deliveries SET lease_until = ?1, next_attempt_at = "
+                    AUTHCERT_REGISTRY_NEXT_ATTEMPT("deliveries", "?1") ", "
                     "lease_token = ?2, attempts = attempts + 1, updated_at = ?3 "
                     "WHERE id IN (SELECT id FROM deliveries WHERE state = 'queued' "
                     "AND next_attempt_at <= ?3 AND lease_until <= ?3 "
@@ -334,7 +338,8 @@ authcert_status sq_claim_agent(void *impl, const char *agent_id, unsigned limit,
         SQL_FAIL(r, "claim");
 
     GUARD(sq_cached(s, SQ_CLAIM_AGENT, "UPDATE deliveries SET lease_until = ?1, "
-                    "next_attempt_at = ?1, lease_token = ?2, attempts = attempts + 1, "
+                    "next_attempt_at = " AUTHCERT_REGISTRY_NEXT_ATTEMPT("deliveries", "?1")
+                    ", lease_token = ?2, attempts = attempts + 1, "
                     "updated_at = ?3 WHERE id IN (SELECT id FROM deliveries WHERE agent = "
                     "(SELECT id FROM agents WHERE agent_id = ?5) AND state = 'queued' "
                     "AND lease_until <= ?3 ORDER BY id LIMIT ?4)", &up));
@@ -373,8 +378,9 @@ static authcert_status settle(sq *s, sqlite3_int64 id, const char *was, unsigned
         FAIL(AUTHCERT_E_POLICY, "registry: delivery %lld is already %s (result kept)",
              (long long)id, was);
     GUARD(sq_cached(s, SQ_SETTLE, "UPDATE deliveries SET state = ?2, result = ?3, "
-                    "updated_at = ?4, next_attempt_at = ?5, lease_until = 0, "
-                    "lease_token = NULL WHERE id = ?1", &up));
+                    "updated_at = ?4, next_attempt_at = CASE WHEN ?2 = 'queued' THEN "
+                    AUTHCERT_REGISTRY_NEXT_ATTEMPT("deliveries", "?5") " ELSE ?5 END, "
+                    "lease_until = 0, lease_token = NULL WHERE id = ?1", &up));
     sqlite3_bind_int64(up, 1, id);
     sqlite3_bind_text(up, 2, authcert_delivery_state_name(state), -1, SQLITE_STATIC);
     if (result_json != NULL)

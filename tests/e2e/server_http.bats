@@ -42,20 +42,6 @@ checkin() { # THUMBPRINT [RESULTS_JSON]
         -d "{\"agent_id\":\"$AGENT\",\"hostname\":\"web-17\",\"port\":${APORT:-0},\"version\":\"0.1.0\",\"thumbprint\":\"$1\"${2:+,\"results\":$2}}"
 }
 
-# checkin_for_command THUMBPRINT: the check-in that gets a just-queued
-# command. An agent without a listener gets it with its next check-in if
-# the push thread looked at it first (taken, then put back at once), as a
-# real agent would (fleet.bats waits the same way).
-checkin_for_command() {
-    local out
-    for _ in $(seq 20); do
-        out="$(checkin "$1")"
-        [ "$(echo "$out" | jget 'len(d["commands"])')" != 0 ] && break
-        sleep 0.1
-    done
-    printf '%s\n' "$out"
-}
-
 code() { # METHOD PATH [curl args...]
     local m="$1" p="$2"; shift 2
     curl -s -o "$T/body" -w '%{http_code}' -X "$m" "$URL$p" "$@"
@@ -194,7 +180,7 @@ import base64,sys; s=sys.stdin.read().strip(); sys.stdout.buffer.write(base64.ur
     checkin "$CUR" >/dev/null
     sleep 0.3
     cid="$("$BIN/regenqueue" "$REG" "$AGENT" run '{"script":"x"}')"
-    run checkin_for_command "$CUR"
+    run checkin "$CUR"
     [ "$(echo "$output" | jget 'len(d["commands"])')" = 1 ]
     run "$BIN/jws_helper" verify "$T/cur.der" "$AGENT" "$(echo "$output" | jget 'd["commands"][0]')"
     [ "$status" -eq 0 ]
@@ -340,12 +326,12 @@ PY
 @test "a command offered at check-in is not pushed, and its result closes it" {
     start --push-timeout 1
     # No listener yet (port 0): the command can only go out with a check-in
-    # (the push thread, if it looks first, puts it straight back).
+    # (the push thread never leases it: the registry marks it check-in only).
     APORT=0
     checkin "$CUR" >/dev/null
     sleep 0.3
     cid="$("$BIN/regenqueue" "$REG" "$AGENT" ping)"
-    run checkin_for_command "$CUR"
+    run checkin "$CUR"
     [ "$(echo "$output" | jget 'len(d["commands"])')" = 1 ]
     tok="$(echo "$output" | jget 'd["commands"][0]')"
     did="$("$BIN/jws_helper" verify "$T/cur.der" "$AGENT" "$tok" | jget 'd["did"]')"

@@ -132,13 +132,13 @@ static void test_check_in_and_push_never_take_the_same_delivery(void **state)
     assert_int_equal(g.lease[0], T0 + 301);
     assert_int_equal(g.attempts[0], 1);
 
-    /* A push claim meanwhile gets only the other agents' broadcast deliveries. */
+    /* A push claim meanwhile gets only agent-3's broadcast delivery (agent-2
+     * has no listener: its check-in will take it). */
     assert_ok(authcert_registry_claim(f->reg, 100, 60, T0 + 2, got_cb, &p, &claimed));
-    assert_int_equal(claimed, 2);
-    assert_string_equal(p.agent[0], "agent-2");
-    assert_string_equal(p.agent[1], "agent-3");
-    assert_string_equal(p.thumbprint[1], TP_B);
-    assert_true(p.broadcast[1]);
+    assert_int_equal(claimed, 1);
+    assert_string_equal(p.agent[0], "agent-3");
+    assert_string_equal(p.thumbprint[0], TP_B);
+    assert_true(p.broadcast[0]);
 
     /* ... and the other way round: what a push holds is not offered at check-in. */
     memset(&g, 0, sizeof g);
@@ -159,10 +159,9 @@ static void test_check_in_and_push_never_take_the_same_delivery(void **state)
     /* And once the check-in's lease ends, a push may (whatever next_attempt_at was). */
     memset(&p, 0, sizeof p);
     assert_ok(authcert_registry_claim(f->reg, 100, 60, T0 + 302, got_cb, &p, &claimed));
-    assert_int_equal(claimed, 3); /* agent-1's two, and agent-2's (its push lease ended) */
+    assert_int_equal(claimed, 2); /* agent-1's two; never agent-2's */
     assert_string_equal(p.agent[0], "agent-1");
     assert_string_equal(p.agent[1], "agent-1");
-    assert_string_equal(p.agent[2], "agent-2");
 
     /* The limit is kept; unknown agents and bad arguments. */
     memset(&g, 0, sizeof g);
@@ -179,6 +178,63 @@ static void test_check_in_and_push_never_take_the_same_delivery(void **state)
                   AUTHCERT_E_USAGE);
     assert_status(authcert_registry_claim_agent(f->reg, "agent-1", 64, 30, T0, NULL, &g, NULL),
                   AUTHCERT_E_USAGE);
+}
+
+/*
+ * A delivery for an agent without a listener is never due for the push
+ * thread (it could only lease it and put it back, and a check-in in that
+ * moment found it leased); the agent's check-in takes it, whenever.
+ */
+static void test_a_listener_less_agent_gets_its_commands_at_check_in_only(void **state)
+{
+    fixture *f = *state;
+    int64_t c1 = 0, c2 = 0;
+    size_t claimed = 99;
+    got g = { 0 }, p = { 0 };
+    authcert_agent_report back = report("agent-1", TP_A, 0);
+
+    checkin3(f->reg);
+    assert_ok(authcert_registry_enqueue(f->reg, "agent-2", "run", NULL, T0, &c1));
+    assert_int_equal(nqueued(f, "agent-2"), 1);
+    assert_ok(authcert_registry_claim(f->reg, 100, 60, T0 + 86400 * 365, got_cb, &p, &claimed));
+    assert_int_equal(claimed, 0);
+    assert_ok(authcert_registry_claim_agent(f->reg, "agent-2", 64, 30, T0 + 1, got_cb, &g,
+                                            &claimed));
+    assert_int_equal(claimed, 1);
+    assert_string_equal(g.command[0], "run");
+    /* Put back (the check-in brought no result): still the check-in's only. */
+    assert_ok(authcert_registry_record_result(f->reg, g.id[0], AUTHCERT_DELIVERY_QUEUED, NULL,
+                                              T0 + 2));
+    assert_ok(authcert_registry_claim(f->reg, 100, 60, T0 + 86400 * 365, got_cb, &p, &claimed));
+    assert_int_equal(claimed, 0);
+    memset(&g, 0, sizeof g);
+    assert_ok(authcert_registry_claim_agent(f->reg, "agent-2", 64, 30, T0 + 3, got_cb, &g,
+                                            &claimed));
+    assert_int_equal(claimed, 1);
+
+    /* A listening agent's delivery goes to the push thread; a retry waits 30 s. */
+    assert_ok(authcert_registry_enqueue(f->reg, "agent-1", "run", NULL, T0, &c2));
+    assert_ok(authcert_registry_claim(f->reg, 100, 60, T0 + 1, got_cb, &p, &claimed));
+    assert_int_equal(claimed, 1);
+    assert_string_equal(p.agent[0], "agent-1");
+    assert_ok(authcert_registry_record_result(f->reg, p.id[0], AUTHCERT_DELIVERY_QUEUED, NULL,
+                                              T0 + 2));
+    assert_ok(authcert_registry_claim(f->reg, 100, 60, T0 + 31, got_cb, &p, &claimed));
+    assert_int_equal(claimed, 0);
+    assert_ok(authcert_registry_claim(f->reg, 100, 60, T0 + 32, got_cb, &p, &claimed));
+    assert_int_equal(claimed, 1);
+    /* It loses its listener: the push puts it back, and from then on only its
+     * check-in takes it. */
+    assert_ok(authcert_registry_checkin_batch(f->reg, &back, 1, T0 + 40));
+    assert_ok(authcert_registry_record_result(f->reg, p.id[1], AUTHCERT_DELIVERY_QUEUED, NULL,
+                                              T0 + 41));
+    assert_ok(authcert_registry_claim(f->reg, 100, 60, T0 + 86400 * 365, got_cb, &p, &claimed));
+    assert_int_equal(claimed, 0);
+    memset(&g, 0, sizeof g);
+    assert_ok(authcert_registry_claim_agent(f->reg, "agent-1", 64, 30, T0 + 42, got_cb, &g,
+                                            &claimed));
+    assert_int_equal(claimed, 1);
+    assert_int_equal(g.command_id[0], c2);
 }
 
 /*
@@ -513,6 +569,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_check_in_and_push_never_take_the_same_delivery,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_listener_less_agent_gets_its_commands_at_check_in_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_agent_with_nothing_does_not_write, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_results_are_matched_to_the_reporting_agent, setup,
