@@ -24,7 +24,7 @@ EOF
     "$AG" --state-dir "$S" --listen 127.0.0.1:0 --handler "$D/handler.sh" --leeway 5 \
         --interval 5 2>"$LOG" &
     echo $! >"$D/agent.pid"
-    for _ in $(seq 100); do [ -s "$S/listen-port" ] && break; sleep 0.05; done
+    for _ in $(seq $((100 * ${AUTHCERT_TEST_SLOWER:-1}))); do [ -s "$S/listen-port" ] && break; sleep 0.05; done
     [ -s "$S/listen-port" ]
 }
 
@@ -304,7 +304,7 @@ log-level = debug
 EOF
     "$AG" --config "$D/agent.conf" 2>"$D/agent2.log" &
     pid=$!
-    for _ in $(seq 100); do [ -s "$S2/listen-port" ] && break; sleep 0.05; done
+    for _ in $(seq $((100 * ${AUTHCERT_TEST_SLOWER:-1}))); do [ -s "$S2/listen-port" ] && break; sleep 0.05; done
     id2="$(cat "$S2/agent-id")"
     [ "$id2" != "$ID" ]
     URL="http://127.0.0.1:$(cat "$S2/listen-port")/v1/command"
@@ -330,7 +330,7 @@ EOF
     old="$(ls "$ST/keys" | sed 's/\.pem$//')"
     "$AG" --state-dir "$S3" --listen 127.0.0.1:0 2>"$D/agent3.log" &
     pid=$!
-    for _ in $(seq 100); do [ -s "$S3/listen-port" ] && break; sleep 0.05; done
+    for _ in $(seq $((100 * ${AUTHCERT_TEST_SLOWER:-1}))); do [ -s "$S3/listen-port" ] && break; sleep 0.05; done
     URL="http://127.0.0.1:$(cat "$S3/listen-port")/v1/command"
     id3="$(cat "$S3/agent-id")"
     [ "$(push "$("$MK" --cert-pem "$ST/keys/$old.pem" --aud "$id3" --cmd ping)")" = 200 ]

@@ -35,7 +35,7 @@ daemon_up() {
         --server-id harden --interval 1 --push-timeout 2 2>>"$T/d.log" &
     DPID=$!
     PIDS+=("$DPID")
-    for _ in $(seq 100); do curl -sf -m 1 "$URL/healthz" >/dev/null 2>&1 && return 0; sleep 0.05; done
+    for _ in $(seq $((100 * ${AUTHCERT_TEST_SLOWER:-1}))); do curl -sf -m 1 "$URL/healthz" >/dev/null 2>&1 && return 0; sleep 0.05; done
     echo "authcertd did not come up" >&2; tail "$T/d.log" >&2; return 1
 }
 

@@ -80,7 +80,7 @@ start_authcertd() { # STORE REGISTRY LOG [ARGS...]
         --port-file "$T/port" --server-id harden "$@" 2>>"$log" &
     DPID=$!
     PIDS+=("$DPID")
-    for _ in $(seq 200); do [ -s "$T/port" ] && break; sleep 0.025; done
+    for _ in $(seq $((200 * ${AUTHCERT_TEST_SLOWER:-1}))); do [ -s "$T/port" ] && break; sleep 0.025; done
     [ -s "$T/port" ] || { echo "authcertd did not start:" >&2; cat "$log" >&2; return 1; }
     DPORT="$(cat "$T/port")"
     URL="http://127.0.0.1:$DPORT"

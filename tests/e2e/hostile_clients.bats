@@ -73,7 +73,7 @@ sample() { echo "$(vmrss_kb "$1") $(threads_of "$1")" >>"$T/samples"; }
     "$BIN/authcert-agent" --state-dir "$S" --listen 127.0.0.1:0 2>"$T/agent.log" &
     APID=$!
     PIDS+=("$APID")
-    for _ in $(seq 100); do [ -s "$S/listen-port" ] && break; sleep 0.05; done
+    for _ in $(seq $((100 * ${AUTHCERT_TEST_SLOWER:-1}))); do [ -s "$S/listen-port" ] && break; sleep 0.05; done
     APORT="$(cat "$S/listen-port")"
     base_rss="$(vmrss_kb "$APID")" base_thr="$(threads_of "$APID")"
     # The listener takes 64 connections, 16 per address: the attack comes

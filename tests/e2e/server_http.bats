@@ -32,7 +32,7 @@ start() {
     "$BIN/authcertd" --store "$T/store" --registry "$REG" --listen 127.0.0.1:0 \
         --port-file "$T/port" --server-id test-server "$@" 2>"$T/log" &
     PID=$!
-    for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.05; done
+    for _ in $(seq $((100 * ${AUTHCERT_TEST_SLOWER:-1}))); do [ -s "$T/port" ] && break; sleep 0.05; done
     PORT="$(cat "$T/port")"
     URL="http://127.0.0.1:$PORT"
 }
@@ -433,7 +433,7 @@ PY
     "$BIN/authcertd" --store "$ST" --registry "$REG" --listen 127.0.0.1:0 \
         --port-file "$T/port" --server-id test-server --interval 3600 --push-rate 2 2>"$T/log" &
     PID=$!
-    for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.05; done
+    for _ in $(seq $((100 * ${AUTHCERT_TEST_SLOWER:-1}))); do [ -s "$T/port" ] && break; sleep 0.05; done
     URL="http://127.0.0.1:$(cat "$T/port")"
     AGENTS=""
     for i in 1 2 3; do
