@@ -60,7 +60,7 @@ lint: deps
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --std=c11 -D_GNU_SOURCE -Iinclude -Ilib --inline-suppr \
 	    --suppressions-list=.cppcheck lib server agent tools
-	ls lib/*.c server/*.c agent/*.c tools/*/*.c | \
+	ls lib/*.c lib/*/*.c server/*.c agent/*.c tools/*/*.c | \
 	    xargs -P $(JOBS) -n 4 clang-tidy -p $(LINT_BUILD) --quiet
 	$(MAKE) --no-print-directory valgrind
 
