@@ -8,7 +8,10 @@
  *   writer.c   the batching writer of check-ins to the registry
  *   push.c     the push thread (libcurl multi) and the proactive roll-over
  *   metrics.c  counters and GET /metrics
- *   dlog.c     one line per event on stderr; per-thread registry handles
+ *   nodes.c    one certificate across the nodes of one registry
+ *   refresh.c  re-reading the store; a replacement starts the roll-over
+ *   handles.c  the per-thread registry handles
+ *   log.c      one line per event on stderr
  */
 #ifndef AUTHCERTD_DAEMON_H
 #define AUTHCERTD_DAEMON_H
@@ -56,8 +59,10 @@ typedef struct daemon_ctx {
     atomic_bool stopping;
 } daemon_ctx;
 
-/* ---- dlog.c ---- */
+/* ---- log.c ---- */
 void dlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- handles.c ---- */
 /*
  * The registry handles: one per thread (registry.h), opened on the thread's
  * first dreg and closed together by dreg_close_all once every thread has
@@ -70,6 +75,8 @@ authcert_status dreg_open(daemon_ctx *d);
 authcert_status dreg(daemon_ctx *d, authcert_registry **reg);
 void dreg_done(void);
 void dreg_close_all(void);
+
+/* ---- refresh.c ---- */
 /* Refresh the store (at most once a second) and log a replacement. */
 void daemon_refresh(daemon_ctx *d);
 

@@ -1,40 +1,15 @@
 /*
- * Logging (one line per event on stderr, UTC timestamp, never a secret),
- * the per-thread registry handles (registry.h: one handle per thread), and
- * the store refresh that every thread may trigger (a replacement starts the
- * proactive roll-over).
+ * The registry handles: one per thread (registry.h), kept for the thread's
+ * life and closed together at stop. Measured against one handle behind a
+ * mutex (docs/authcertd.8, PERFORMANCE): the check-in path reads without
+ * waiting for the writer's batches or a push. Every part that reads or
+ * writes the registry takes its handle here; this file calls none of them.
  */
 #include <pthread.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
 #include "daemon.h"
 
-void dlog(const char *fmt, ...)
-{
-    char line[1024], stamp[32];
-    struct timespec ts;
-    struct tm tm;
-    va_list ap;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    /* One write per line so that lines of two threads never interleave. */
-    fprintf(stderr, "%s.%03ldZ authcertd: %s\n", stamp, ts.tv_nsec / 1000000L, line);
-}
-
-/*
- * One registry handle per thread, kept for the thread's life. Measured
- * against one handle behind a mutex (docs/authcertd.8, PERFORMANCE): the
- * check-in path reads without waiting for the writer's batches or a push.
- */
 struct handle {
     struct handle *next;
     authcert_registry *reg;
@@ -109,33 +84,4 @@ void dreg_close_all(void)
         free(h);
     }
     mine = NULL;
-}
-
-void daemon_refresh(daemon_ctx *d)
-{
-    char before[AUTHCERT_THUMBPRINT_LEN + 1], after[AUTHCERT_THUMBPRINT_LEN + 1];
-    bool changed = false;
-    authcert_status rc;
-
-    authcert_server_current(d->srv, before, NULL);
-    rc = authcert_server_maybe_refresh(d->srv, time(NULL), &changed);
-    if (rc != AUTHCERT_OK) {
-        dlog("store %s: cannot re-read (%s: %s); still using generation %llu",
-             d->cfg.store_dir, authcert_strerror(rc), authcert_detail(),
-             authcert_server_generation(d->srv));
-        return;
-    }
-    if (!changed)
-        return;
-    authcert_server_current(d->srv, after, NULL);
-    if (strcmp(before, after) != 0) {
-        dlog("certificate replaced: current %s (was %s), store generation %llu",
-             after, before, authcert_server_generation(d->srv));
-        if (d->pusher != NULL)
-            pusher_rollover(d->pusher);
-    } else
-        dlog("store changed: generation %llu, current %s",
-             authcert_server_generation(d->srv), after);
-    if (d->pusher != NULL)
-        pusher_wake(d->pusher);
 }
