@@ -1,8 +1,10 @@
 /*
  * The store refresh that every thread may trigger (a check-in, /healthz,
  * /metrics, the push thread's loop, SIGHUP): the store is re-read at most
- * once a second, and a change is logged; a replacement starts the proactive
- * roll-over.
+ * once a second, and a change is logged and told to d->store_changed (the
+ * push thread: a replacement starts the proactive roll-over). Through the
+ * context, not by a call: push.c calls this file, so this one must not
+ * call back up.
  */
 #include <string.h>
 #include <time.h>
@@ -12,7 +14,7 @@
 void daemon_refresh(daemon_ctx *d)
 {
     char before[AUTHCERT_THUMBPRINT_LEN + 1], after[AUTHCERT_THUMBPRINT_LEN + 1];
-    bool changed = false;
+    bool changed = false, replaced;
     authcert_status rc;
 
     authcert_server_current(d->srv, before, NULL);
@@ -26,14 +28,13 @@ void daemon_refresh(daemon_ctx *d)
     if (!changed)
         return;
     authcert_server_current(d->srv, after, NULL);
-    if (strcmp(before, after) != 0) {
+    replaced = strcmp(before, after) != 0;
+    if (replaced)
         dlog("certificate replaced: current %s (was %s), store generation %llu",
              after, before, authcert_server_generation(d->srv));
-        if (d->pusher != NULL)
-            pusher_rollover(d->pusher);
-    } else
+    else
         dlog("store changed: generation %llu, current %s",
              authcert_server_generation(d->srv), after);
-    if (d->pusher != NULL)
-        pusher_wake(d->pusher);
+    if (d->store_changed != NULL)
+        d->store_changed(d->store_changed_cookie, replaced);
 }
