@@ -51,8 +51,10 @@ check: build build-asan build-fuzz
 
 # Static analysis, clean or it fails: cppcheck (suppressions in .cppcheck,
 # each with its reason) and clang-tidy (checks in .clang-tidy) over every
-# source of the library, the daemons and the tool; then valgrind memcheck
-# over the unit tests and the quicker CLI suites (make valgrind).
+# source of the library, the daemons and the tool; no loop of calls among
+# authcertd's objects (tests/lint/no-call-loops.sh: the objects of today's
+# server/*.c, not a stale one); then valgrind memcheck over the unit tests
+# and the quicker CLI suites (make valgrind).
 lint: deps
 	@cmake -S . -B $(LINT_BUILD) -DCMAKE_BUILD_TYPE=Debug \
 	    -DCMAKE_EXPORT_COMPILE_COMMANDS=ON $(CMAKE_ARGS) >/dev/null
@@ -60,8 +62,9 @@ lint: deps
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --std=c11 -D_GNU_SOURCE -Iinclude -Ilib --inline-suppr \
 	    --suppressions-list=.cppcheck lib server agent tools
-	ls lib/*.c server/*.c agent/*.c tools/*/*.c | \
+	ls lib/*.c lib/*/*.c server/*.c agent/*.c tools/*/*.c | \
 	    xargs -P $(JOBS) -n 4 clang-tidy -p $(LINT_BUILD) --quiet
+	tests/lint/no-call-loops.sh $(patsubst server/%.c,$(LINT_BUILD)/server/CMakeFiles/authcertd.dir/%.c.o,$(wildcard server/*.c))
 	$(MAKE) --no-print-directory valgrind
 
 # The suite under valgrind memcheck (invalid accesses, uninitialised values,

@@ -1,14 +1,23 @@
 /*
  * authcertd's private header: the configuration, the one context every part
- * shares, and the small interfaces between the parts (one file each):
+ * shares, and the small interfaces between the parts (one file each), from
+ * the top down:
  *
  *   main.c     options, config file, signals, start and orderly stop
  *   http.c     libmicrohttpd: routing, body caps, error answers
  *   checkin.c  POST /v1/checkin and /v1/result
- *   writer.c   the batching writer of check-ins to the registry
  *   push.c     the push thread (libcurl multi) and the proactive roll-over
  *   metrics.c  counters and GET /metrics
- *   dlog.c     one line per event on stderr; per-thread registry handles
+ *   writer.c   the batching writer of check-ins to the registry
+ *   nodes.c    one certificate across the nodes of one registry
+ *   refresh.c  re-reading the store; tells d->store_changed of a change
+ *   handles.c  the per-thread registry handles
+ *   log.c      one line per event on stderr
+ *
+ * A file calls only files below it in this list, never one above: a part
+ * that must wake a higher one reaches it through daemon_ctx (the refresh
+ * tells the push thread through d->store_changed). `make lint` checks that
+ * the calls between the objects form no loop (tests/lint/no-call-loops.sh).
  */
 #ifndef AUTHCERTD_DAEMON_H
 #define AUTHCERTD_DAEMON_H
@@ -47,17 +56,33 @@ typedef struct daemon_config {
 struct writer;
 struct pusher;
 
+/*
+ * What a store refresh tells (refresh.c): replaced is true when the current
+ * certificate changed, false when only the store did.
+ */
+typedef void (*daemon_store_changed_fn)(void *cookie, bool replaced);
+
 typedef struct daemon_ctx {
     daemon_config cfg;
     authcert_store *store;
     authcert_server *srv;
     struct writer *writer;
     struct pusher *pusher;
+    /*
+     * Who is told of a change of the store: the push thread (pusher_start
+     * sets it before any thread that refreshes starts, pusher_stop clears
+     * it once they have stopped); NULL: nobody. So the refresh, which every
+     * part calls, reaches the push thread without calling up into push.c.
+     */
+    daemon_store_changed_fn store_changed;
+    void *store_changed_cookie;
     atomic_bool stopping;
 } daemon_ctx;
 
-/* ---- dlog.c ---- */
+/* ---- log.c ---- */
 void dlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- handles.c ---- */
 /*
  * The registry handles: one per thread (registry.h), opened on the thread's
  * first dreg and closed together by dreg_close_all once every thread has
@@ -70,7 +95,12 @@ authcert_status dreg_open(daemon_ctx *d);
 authcert_status dreg(daemon_ctx *d, authcert_registry **reg);
 void dreg_done(void);
 void dreg_close_all(void);
-/* Refresh the store (at most once a second) and log a replacement. */
+
+/* ---- refresh.c ---- */
+/*
+ * Refresh the store (at most once a second), log a change and tell
+ * d->store_changed.
+ */
 void daemon_refresh(daemon_ctx *d);
 
 /* ---- writer.c ---- */
@@ -99,6 +129,8 @@ typedef struct http_answer {
 void checkin_handle(daemon_ctx *d, const char *body, size_t len, const char *peer,
                     http_answer *out);
 void result_handle(daemon_ctx *d, const char *body, size_t len, http_answer *out);
+/* Seconds a check-in answer's commands stay leased to the agent. */
+unsigned checkin_lease(const daemon_ctx *d);
 /* Log what routine check-ins sent since the last line (at most once a second
  * while they come; main.c calls it at stop for the rest). */
 void checkin_summary(void);
@@ -114,18 +146,15 @@ authcert_status http_start(daemon_ctx *d, int fd, struct MHD_Daemon **out);
 void http_stop(struct MHD_Daemon *mhd);
 
 /* ---- push.c ---- */
+/*
+ * Start the push thread; it registers as d->store_changed: after a
+ * replacement (and at start) it queues update-key, once per agent, for
+ * every agent on an expired certificate that has a listener (a few
+ * statements, no agent list in memory) and then pushes them at --push-rate
+ * like any delivery.
+ */
 authcert_status pusher_start(daemon_ctx *d, struct pusher **out);
 void pusher_stop(struct pusher *p);
-void pusher_wake(struct pusher *p);
-/*
- * After a replacement (and at start): queue update-key, once per agent, for
- * every agent on an expired certificate that has a listener; the push thread
- * does it (a few statements, no agent list in memory) and then pushes them
- * at --push-rate like any delivery.
- */
-void pusher_rollover(struct pusher *p);
-/* Seconds a check-in answer's commands stay leased to the agent. */
-unsigned checkin_lease(const daemon_ctx *d);
 
 /* ---- metrics.c ---- */
 void metric_checkin(void);

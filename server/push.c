@@ -484,7 +484,7 @@ static void rollover(struct pusher *p, authcert_registry *reg)
     free(e.tp);
 }
 
-void pusher_rollover(struct pusher *p)
+static void pusher_rollover(struct pusher *p)
 {
     atomic_store(&p->rollover, true);
     curl_multi_wakeup(p->multi);
@@ -607,6 +607,22 @@ static void *run(void *arg)
     return NULL;
 }
 
+static void pusher_wake(struct pusher *p)
+{
+    curl_multi_wakeup(p->multi);
+}
+
+/* d->store_changed (refresh.c): a replacement starts the roll-over; any
+ * change wakes the thread. */
+static void store_changed(void *cookie, bool replaced)
+{
+    struct pusher *p = cookie;
+
+    if (replaced)
+        pusher_rollover(p);
+    pusher_wake(p);
+}
+
 authcert_status pusher_start(daemon_ctx *d, struct pusher **out)
 {
     struct pusher *p = calloc(1, sizeof *p);
@@ -620,18 +636,17 @@ authcert_status pusher_start(daemon_ctx *d, struct pusher **out)
         return authcert_fail(AUTHCERT_E_INTERNAL, "curl_multi_init failed");
     }
     curl_multi_setopt(p->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, d->cfg.push_concurrency);
+    d->store_changed = store_changed;
+    d->store_changed_cookie = p;
     if (pthread_create(&p->thread, NULL, run, p) != 0) {
+        d->store_changed = NULL;
+        d->store_changed_cookie = NULL;
         curl_multi_cleanup(p->multi);
         free(p);
         return authcert_fail(AUTHCERT_E_INTERNAL, "cannot start the push thread");
     }
     *out = p;
     return AUTHCERT_OK;
-}
-
-void pusher_wake(struct pusher *p)
-{
-    curl_multi_wakeup(p->multi);
 }
 
 void pusher_stop(struct pusher *p)
@@ -643,6 +658,9 @@ void pusher_stop(struct pusher *p)
     atomic_store(&p->stop, true);
     curl_multi_wakeup(p->multi);
     pthread_join(p->thread, NULL);
+    /* main.c stops the HTTP threads first: nobody refreshes any more. */
+    p->d->store_changed = NULL;
+    p->d->store_changed_cookie = NULL;
     for (j = p->flying; j != NULL; j = next) {
         next = j->next_job;
         curl_multi_remove_handle(p->multi, j->easy);

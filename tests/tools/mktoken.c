@@ -18,8 +18,8 @@
  *       verbatim (duplicate keys and all), still signed with the key.
  *
  * A test tool: it prints and exits, which the library never does. The
- * signing here is deliberately separate from lib/jws.c so that it can write
- * tokens the library would never make.
+ * signing here is deliberately separate from lib/jws/jws.c so that it can
+ * write tokens the library would never make.
  */
 #include <getopt.h>
 #include <stdarg.h>

@@ -211,7 +211,7 @@ static void test_wrong_password(void **state)
     OPENSSL_free(der);
 }
 
-/* NULL and "" are the same to import (see lib/pkcs12.c); export needs a string. */
+/* NULL and "" are the same to import (see lib/store/pkcs12.c); export needs a string. */
 static void test_empty_password(void **state)
 {
     uint8_t *der = NULL, *vec;

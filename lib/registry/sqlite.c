@@ -3,7 +3,7 @@
  *
  * Schema version 2 (PRAGMA user_version; PRAGMA application_id marks the
  * file as ours). docs/registry.md explains each column. The command queue
- * is in registry_sqlite_queue.c.
+ * is in sqlite_queue.c.
  *
  *   agents(id INTEGER PRIMARY KEY, agent_id TEXT UNIQUE, hostname, address,
  *          port, thumbprint, version, first_seen, last_seen)
@@ -33,7 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "registry_sqlite.h"
+#include "registry/sqlite.h"
 
 #define APPLICATION_ID 0x41435247 /* "ACRG": authcert registry */
 #define BUSY_TIMEOUT_MS 5000

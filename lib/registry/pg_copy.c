@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "registry_pg.h"
+#include "registry/pg.h"
 
 #define NFIELDS 8
 #define SIGNATURE "PGCOPY\n\377\r\n"

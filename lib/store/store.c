@@ -13,6 +13,12 @@
  * harmless; the rename of the index is the commit point. A crash before it
  * leaves the old index (and perhaps an unreferenced key file, never a lost
  * one); a crash after it leaves the new state complete.
+ *
+ * This file opens and reads the store: what every process does (authcertd
+ * reads it and follows a replacement with authcert_store_refresh; the tool
+ * opens it to look or before it changes anything). Changing it, the edits
+ * in memory and the commit, is in commit.c: only a writer, under the lock,
+ * reaches that code. store_internal.h holds what both sides share.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -31,29 +37,10 @@
 #include "authcert/password.h"
 #include "authcert/store.h"
 #include "internal.h"
+#include "store/store_internal.h"
 
-#define STORE_FORMAT 1
-#define INDEX_NAME "store.json"
 #define INDEX_MAX (4u * 1024 * 1024)
 #define KEYFILE_MAX (64u * 1024)
-
-struct entry {
-    authcert_store_entry pub;
-    bool on_disk; /* its key file exists; false for entries added since open */
-    bool written_now; /* its key file is being written by this commit */
-};
-
-struct authcert_store {
-    char *dir;
-    int lock_fd;               /* -1 when opened read-only */
-    struct entry *entries;
-    size_t count, cap;
-    char *password_hash;       /* scrypt encoding, NULL when none */
-    unsigned long long generation;
-    bool dirty;
-    struct stat index_st;      /* what refresh compares against */
-    bool index_seen;
-};
 
 static const char *state_names[] = { "current", "expired", "revoked" };
 
@@ -89,20 +76,20 @@ static void entries_free(struct entry *e, size_t n)
     free(e);
 }
 
-static int path_in(const authcert_store *s, char *buf, size_t size, const char *name)
+int store_path_in(const authcert_store *s, char *buf, size_t size, const char *name)
 {
     return (size_t)snprintf(buf, size, "%s/%s", s->dir, name) < size ? 0 : -1;
 }
 
-static int keyfile_path(const authcert_store *s, char *buf, size_t size,
-                        const char *thumbprint)
+int store_keyfile_path(const authcert_store *s, char *buf, size_t size,
+                       const char *thumbprint)
 {
     return (size_t)snprintf(buf, size, "%s/keys/%s.pem", s->dir, thumbprint) < size
                ? 0 : -1;
 }
 
 /* Room for one more entry. */
-static authcert_status grow(authcert_store *s)
+authcert_status store_grow(authcert_store *s)
 {
     struct entry *n;
     size_t cap;
@@ -118,7 +105,7 @@ static authcert_status grow(authcert_store *s)
     return AUTHCERT_OK;
 }
 
-static struct entry *find(authcert_store *s, const char *thumbprint)
+struct entry *store_find(authcert_store *s, const char *thumbprint)
 {
     for (size_t i = 0; i < s->count; i++)
         if (strcmp(s->entries[i].pub.thumbprint, thumbprint) == 0)
@@ -141,7 +128,7 @@ static int entry_order(const void *a, const void *b)
     return strcmp(x->thumbprint, y->thumbprint);
 }
 
-static void sort_entries(authcert_store *s)
+void store_sort(authcert_store *s)
 {
     if (s->count < 2)
         return; /* qsort(NULL, 0, ...) is undefined */
@@ -149,15 +136,15 @@ static void sort_entries(authcert_store *s)
 }
 
 /* Load keys/T.pem and check that it really holds thumbprint T. */
-static authcert_status load_keyfile(const authcert_store *s, const char *thumbprint,
-                                    authcert_cert **out)
+authcert_status store_load_keyfile(const authcert_store *s, const char *thumbprint,
+                                   authcert_cert **out)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     char path[4096];
     uint8_t *pem = NULL;
     size_t len = 0;
 
-    if (keyfile_path(s, path, sizeof path, thumbprint) != 0)
+    if (store_keyfile_path(s, path, sizeof path, thumbprint) != 0)
         FAIL(AUTHCERT_E_USAGE, "%s: path too long", s->dir);
     rc = authcert_read_file(path, KEYFILE_MAX, &pem, &len);
     if (rc == AUTHCERT_E_NOTFOUND)
@@ -180,7 +167,7 @@ out:
 
 static authcert_status index_fail(const authcert_store *s, const char *why)
 {
-    return authcert_fail(AUTHCERT_E_CORRUPT, "%s/%s: %s", s->dir, INDEX_NAME, why);
+    return authcert_fail(AUTHCERT_E_CORRUPT, "%s/%s: %s", s->dir, STORE_INDEX_NAME, why);
 }
 
 static authcert_status parse_entry(authcert_store *s, json_t *je)
@@ -197,9 +184,9 @@ static authcert_status parse_entry(authcert_store *s, json_t *je)
         || !json_is_boolean(exportable) || !json_is_integer(added)
         || !json_is_integer(retired))
         return index_fail(s, "malformed certificate entry");
-    if (find(s, thumb) != NULL)
+    if (store_find(s, thumb) != NULL)
         return index_fail(s, "certificate listed twice");
-    GUARD(grow(s));
+    GUARD(store_grow(s));
     e = &s->entries[s->count];
     memset(e, 0, sizeof *e);
     snprintf(e->pub.thumbprint, sizeof e->pub.thumbprint, "%s", thumb);
@@ -209,7 +196,7 @@ static authcert_status parse_entry(authcert_store *s, json_t *je)
     e->pub.added = (time_t)json_integer_value(added);
     e->pub.retired = (time_t)json_integer_value(retired);
     e->on_disk = true;
-    GUARD(load_keyfile(s, thumb, &e->pub.cert));
+    GUARD(store_load_keyfile(s, thumb, &e->pub.cert));
     s->count++;
     rc = AUTHCERT_OK;
 out:
@@ -227,7 +214,7 @@ static authcert_status load_index(authcert_store *s)
     json_error_t jerr;
     int fd = -1;
 
-    if (path_in(s, path, sizeof path, INDEX_NAME) != 0)
+    if (store_path_in(s, path, sizeof path, STORE_INDEX_NAME) != 0)
         FAIL(AUTHCERT_E_USAGE, "%s: path too long", s->dir);
     /* Remember which index we read, by its inode, for refresh. */
     fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -276,7 +263,7 @@ static authcert_status load_index(authcert_store *s)
         currents += s->entries[i].pub.state == AUTHCERT_STATE_CURRENT;
     if (currents > 1)
         GUARD(index_fail(s, "more than one current certificate"));
-    sort_entries(s);
+    store_sort(s);
     rc = AUTHCERT_OK;
 out:
     if (fd >= 0)
@@ -302,7 +289,7 @@ static authcert_status take_lock(authcert_store *s)
 {
     char path[4096];
 
-    if (path_in(s, path, sizeof path, "lock") != 0)
+    if (store_path_in(s, path, sizeof path, "lock") != 0)
         return authcert_fail(AUTHCERT_E_USAGE, "%s: path too long", s->dir);
     s->lock_fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (s->lock_fd < 0)
@@ -351,7 +338,7 @@ static void sweep_temporaries(const authcert_store *s)
         DIR *d;
         struct dirent *de;
 
-        if (path_in(s, path, sizeof path, subdirs[i]) != 0 || (d = opendir(path)) == NULL)
+        if (store_path_in(s, path, sizeof path, subdirs[i]) != 0 || (d = opendir(path)) == NULL)
             continue;
         while ((de = readdir(d)) != NULL)
             if (is_temporary(de->d_name))
@@ -449,7 +436,7 @@ const authcert_store_entry *authcert_store_current(const authcert_store *s)
 const authcert_store_entry *authcert_store_find(const authcert_store *s,
                                                 const char *thumbprint)
 {
-    struct entry *e = thumbprint != NULL ? find((authcert_store *)s, thumbprint) : NULL;
+    struct entry *e = thumbprint != NULL ? store_find((authcert_store *)s, thumbprint) : NULL;
 
     return e != NULL ? &e->pub : NULL;
 }
@@ -470,7 +457,7 @@ authcert_status authcert_store_refresh(authcert_store *s, bool *changed)
         *changed = false;
     if (s->lock_fd >= 0)
         return AUTHCERT_OK; /* the writer is the only one who changes it */
-    if (path_in(s, path, sizeof path, INDEX_NAME) != 0)
+    if (store_path_in(s, path, sizeof path, STORE_INDEX_NAME) != 0)
         return authcert_fail(AUTHCERT_E_USAGE, "%s: path too long", s->dir);
     if (stat(path, &st) != 0)
         return authcert_fail(AUTHCERT_E_IO, "%s: %s", path, strerror(errno));
@@ -521,296 +508,5 @@ authcert_status authcert_store_check_password(const authcert_store *s,
     rc = authcert_password_verify(password, s->password_hash);
     if (rc == AUTHCERT_E_AUTH)
         return authcert_fail(rc, "%s: wrong backup password", s->dir);
-    return rc;
-}
-
-static authcert_status require_writer(const authcert_store *s)
-{
-    if (s->lock_fd < 0)
-        return authcert_fail(AUTHCERT_E_USAGE, "%s: store opened read-only", s->dir);
-    return AUTHCERT_OK;
-}
-
-authcert_status authcert_store_set_password(authcert_store *s, const char *password)
-{
-    authcert_status rc = require_writer(s);
-    char *hash = NULL;
-
-    if (rc != AUTHCERT_OK)
-        return rc;
-    rc = authcert_password_hash(password, &hash);
-    if (rc != AUTHCERT_OK)
-        return rc;
-    authcert_secret_free(s->password_hash);
-    s->password_hash = hash;
-    s->dirty = true;
-    return AUTHCERT_OK;
-}
-
-static authcert_status check_insertable(const authcert_cert *cert)
-{
-    if (cert == NULL || !authcert_cert_has_key(cert))
-        return authcert_fail(AUTHCERT_E_USAGE, "a certificate without its private key "
-                                               "cannot be stored");
-    return AUTHCERT_OK;
-}
-
-/* Append a new entry for cert (a reference is taken). */
-static authcert_status append(authcert_store *s, authcert_cert *cert, authcert_state state,
-                              bool exportable, time_t now, struct entry **out)
-{
-    authcert_status rc = grow(s);
-    struct entry *e;
-
-    if (rc != AUTHCERT_OK)
-        return rc;
-    e = &s->entries[s->count++];
-    memset(e, 0, sizeof *e);
-    snprintf(e->pub.thumbprint, sizeof e->pub.thumbprint, "%s",
-             authcert_cert_thumbprint(cert));
-    e->pub.state = state;
-    e->pub.exportable = exportable;
-    e->pub.added = now;
-    e->pub.retired = state == AUTHCERT_STATE_CURRENT ? 0 : now;
-    e->pub.cert = authcert_cert_ref(cert);
-    e->on_disk = false;
-    *out = e;
-    return AUTHCERT_OK;
-}
-
-authcert_status authcert_store_make_current(authcert_store *s, authcert_cert *cert,
-                                            bool exportable, authcert_state old_state)
-{
-    authcert_status rc = AUTHCERT_E_INTERNAL;
-    time_t now = time(NULL);
-    struct entry *e, *cur = NULL;
-
-    GUARD(require_writer(s));
-    GUARD(check_insertable(cert));
-    if (old_state != AUTHCERT_STATE_EXPIRED && old_state != AUTHCERT_STATE_REVOKED)
-        FAIL(AUTHCERT_E_USAGE, "the previous certificate must become expired or revoked");
-    e = find(s, authcert_cert_thumbprint(cert));
-    if (e != NULL && e->pub.state == AUTHCERT_STATE_REVOKED)
-        FAIL(AUTHCERT_E_POLICY, "certificate %s was revoked; it can never be current again",
-             e->pub.thumbprint);
-    for (size_t i = 0; i < s->count; i++)
-        if (s->entries[i].pub.state == AUTHCERT_STATE_CURRENT)
-            cur = &s->entries[i];
-    if (cur != NULL && cur == e) {
-        cur->pub.exportable = exportable;
-        s->dirty = true;
-        rc = AUTHCERT_OK;
-        goto out;
-    }
-    if (cur != NULL) {
-        cur->pub.state = old_state;
-        cur->pub.retired = now;
-    }
-    if (e != NULL) {
-        e->pub.state = AUTHCERT_STATE_CURRENT;
-        e->pub.retired = 0;
-        e->pub.exportable = exportable;
-    } else {
-        GUARD(append(s, cert, AUTHCERT_STATE_CURRENT, exportable, now, &e));
-    }
-    sort_entries(s);
-    s->dirty = true;
-    rc = AUTHCERT_OK;
-out:
-    return rc;
-}
-
-authcert_status authcert_store_add(authcert_store *s, authcert_cert *cert,
-                                   authcert_state state, bool exportable)
-{
-    authcert_status rc = AUTHCERT_E_INTERNAL;
-    struct entry *e;
-
-    GUARD(require_writer(s));
-    GUARD(check_insertable(cert));
-    if (state != AUTHCERT_STATE_EXPIRED && state != AUTHCERT_STATE_REVOKED)
-        FAIL(AUTHCERT_E_USAGE, "a certificate added beside the current one must be "
-                               "expired or revoked");
-    e = find(s, authcert_cert_thumbprint(cert));
-    if (e == NULL) {
-        GUARD(append(s, cert, state, exportable, time(NULL), &e));
-    } else {
-        /* Only ever stricter: a revoked key is never made usable again, and
-         * the current one is replaced only by make_current or revoked by -c
-         * --compromised. */
-        if (e->pub.state == AUTHCERT_STATE_EXPIRED && state == AUTHCERT_STATE_REVOKED)
-            e->pub.state = AUTHCERT_STATE_REVOKED;
-        e->pub.exportable = exportable;
-    }
-    sort_entries(s);
-    s->dirty = true;
-    rc = AUTHCERT_OK;
-out:
-    return rc;
-}
-
-authcert_status authcert_store_revoke(authcert_store *s, const char *thumbprint)
-{
-    authcert_status rc = AUTHCERT_E_INTERNAL;
-    struct entry *e;
-
-    GUARD(require_writer(s));
-    e = thumbprint != NULL ? find(s, thumbprint) : NULL;
-    if (e == NULL)
-        FAIL(AUTHCERT_E_NOTFOUND, "no certificate %s in the store",
-             thumbprint != NULL ? thumbprint : "(none)");
-    if (e->pub.state == AUTHCERT_STATE_CURRENT)
-        FAIL(AUTHCERT_E_POLICY, "the current certificate cannot be revoked in place; "
-                                "replace it with authcert -c --compromised");
-    if (e->pub.state != AUTHCERT_STATE_REVOKED) {
-        e->pub.state = AUTHCERT_STATE_REVOKED;
-        if (e->pub.retired == 0)
-            e->pub.retired = time(NULL);
-        s->dirty = true;
-        sort_entries(s);
-    }
-    rc = AUTHCERT_OK;
-out:
-    return rc;
-}
-
-/* keys/T.pem for an entry that has none yet: certificate then key, 0600. */
-static authcert_status write_keyfile(authcert_store *s, struct entry *e)
-{
-    authcert_status rc = AUTHCERT_E_INTERNAL;
-    char path[4096], keys[4096];
-    char *cert_pem = NULL, *key_pem = NULL, *both = NULL;
-    size_t cert_len = 0, key_len = 0, both_len = 0;
-    struct stat st;
-
-    if (path_in(s, keys, sizeof keys, "keys") != 0
-        || keyfile_path(s, path, sizeof path, e->pub.thumbprint) != 0)
-        FAIL(AUTHCERT_E_USAGE, "%s: path too long", s->dir);
-    if (mkdir(keys, 0700) != 0 && errno != EEXIST)
-        FAIL(AUTHCERT_E_IO, "%s: %s", keys, strerror(errno));
-    /* Content-addressed: a file already there holds this very certificate
-     * (left by an interrupted commit); load_keyfile would have caught one
-     * that did not. Never overwrite a key. */
-    if (stat(path, &st) == 0) {
-        authcert_cert *check = NULL;
-        rc = load_keyfile(s, e->pub.thumbprint, &check);
-        authcert_cert_free(check);
-        if (rc == AUTHCERT_OK) {
-            e->on_disk = true;
-            goto out;
-        }
-        FAIL(AUTHCERT_E_CORRUPT, "%s: exists and is damaged; move it away to continue", path);
-    }
-    GUARD(authcert_cert_to_pem(e->pub.cert, &cert_pem, &cert_len));
-    GUARD(authcert_cert_key_to_pem(e->pub.cert, &key_pem, &key_len));
-    both_len = cert_len + key_len;
-    GUARD_ALLOC(both = OPENSSL_malloc(both_len));
-    memcpy(both, cert_pem, cert_len);
-    memcpy(both + cert_len, key_pem, key_len);
-    GUARD(authcert_write_atomic(path, both, both_len, 0600));
-    e->on_disk = true;
-    rc = AUTHCERT_OK;
-out:
-    OPENSSL_clear_free(cert_pem, cert_len);
-    OPENSSL_clear_free(key_pem, key_len);
-    OPENSSL_clear_free(both, both_len);
-    return rc;
-}
-
-static authcert_status build_index(const authcert_store *s, unsigned long long generation,
-                                   char **text)
-{
-    authcert_status rc = AUTHCERT_E_INTERNAL;
-    json_t *root = NULL, *certs = NULL;
-
-    GUARD_ALLOC(root = json_object());
-    GUARD_ALLOC(certs = json_array());
-    for (size_t i = 0; i < s->count; i++) {
-        const authcert_store_entry *e = &s->entries[i].pub;
-        json_t *je = json_pack("{s:s, s:s, s:b, s:I, s:I}",
-                               "thumbprint", e->thumbprint,
-                               "state", authcert_state_name(e->state),
-                               "exportable", e->exportable,
-                               "added", (json_int_t)e->added,
-                               "retired", (json_int_t)e->retired);
-        GUARD_ALLOC(je);
-        if (json_array_append_new(certs, je) != 0)
-            FAIL(AUTHCERT_E_NOMEM, "out of memory");
-    }
-    if (json_object_set_new(root, "format", json_integer(STORE_FORMAT)) != 0
-        || json_object_set_new(root, "generation", json_integer((json_int_t)generation)) != 0
-        || json_object_set_new(root, "password", s->password_hash != NULL
-                                                     ? json_string(s->password_hash)
-                                                     : json_null()) != 0
-        || json_object_set(root, "certificates", certs) != 0)
-        FAIL(AUTHCERT_E_NOMEM, "out of memory");
-    GUARD_ALLOC(*text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS));
-    rc = AUTHCERT_OK;
-out:
-    json_decref(certs);
-    json_decref(root);
-    return rc;
-}
-
-authcert_status authcert_store_commit(authcert_store *s)
-{
-    authcert_status rc = AUTHCERT_E_INTERNAL;
-    char path[4096];
-    char *text = NULL;
-    struct stat st;
-    bool committed = false;
-
-    GUARD(require_writer(s));
-    if (!s->dirty) {
-        rc = AUTHCERT_OK;
-        goto out;
-    }
-    /* Keys first: the index must never name a key that is not on disk. */
-    for (size_t i = 0; i < s->count; i++)
-        if (!s->entries[i].on_disk) {
-            s->entries[i].written_now = true;
-            GUARD(write_keyfile(s, &s->entries[i]));
-        }
-    GUARD(build_index(s, s->generation + 1, &text));
-    if (path_in(s, path, sizeof path, INDEX_NAME) != 0)
-        FAIL(AUTHCERT_E_USAGE, "%s: path too long", s->dir);
-    GUARD(authcert_write_atomic(path, text, strlen(text), 0600));
-    /* The commit point has passed. */
-    committed = true;
-    s->generation++;
-    s->dirty = false;
-    if (stat(path, &st) == 0) {
-        s->index_st = st;
-        s->index_seen = true;
-    }
-    rc = AUTHCERT_OK;
-out:
-    /* A failed commit (a full disk) leaves the store exactly as it was: the
-     * key files it wrote are named by no index on disk, so they go again.
-     * Not when the new index was renamed into place and only a later step
-     * failed (the directory's fsync): then it names them. */
-    if (!committed) {
-        char ip[4096];
-        struct stat now;
-        if (path_in(s, ip, sizeof ip, INDEX_NAME) != 0
-            || (stat(ip, &now) == 0
-                && (!s->index_seen || now.st_ino != s->index_st.st_ino
-                    || now.st_dev != s->index_st.st_dev)))
-            committed = true; /* or unknown: keep every key file */
-    }
-    for (size_t i = 0; i < s->count; i++) {
-        if (s->entries[i].written_now && !committed && s->entries[i].on_disk) {
-            char kp[4096];
-            if (keyfile_path(s, kp, sizeof kp, s->entries[i].pub.thumbprint) == 0)
-                (void)unlink(kp);
-            s->entries[i].on_disk = false;
-        }
-        s->entries[i].written_now = false;
-    }
-    /* The index holds the password hash: wipe our copy of it. */
-    if (text != NULL) {
-        OPENSSL_cleanse(text, strlen(text));
-        free(text); /* jansson's allocator is malloc */
-    }
     return rc;
 }

@@ -4,11 +4,11 @@
  * Both ends are opened through authcert_registry_open first, so that each
  * is checked (ours, not from a newer authcert) and brought to the current
  * schema version; the copy then speaks to both databases directly, table
- * by table, because the schema is the same on both (registry_sqlite.c,
- * registry_pg.c) and rows must keep their ids, which no registry function
- * writes. Rows travel as text: SQLite's INTEGER affinity and PostgreSQL's
- * bigint read them back exactly. Into PostgreSQL they go with COPY FROM
- * STDIN, and the sequences are moved past the copied ids afterwards.
+ * by table, because the schema is the same on both (sqlite.c, pg.c) and
+ * rows must keep their ids, which no registry function writes. Rows
+ * travel as text: SQLite's INTEGER affinity and PostgreSQL's bigint read
+ * them back exactly. Into PostgreSQL they go with COPY FROM STDIN, and the
+ * sequences are moved past the copied ids afterwards.
  */
 #include <stdbool.h>
 #include <stdio.h>

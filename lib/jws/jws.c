@@ -26,8 +26,8 @@
 #include "authcert/base64url.h"
 #include "authcert/jws.h"
 #include "internal.h"
-#include "jws_sign_text.h"
-#include "jws_verifier.h"
+#include "jws/sign_text.h"
+#include "jws/verifier.h"
 
 #define X5T_LEN 43          /* base64url of 32 bytes */
 #define ES256_COORD 32      /* bytes of R and of S */

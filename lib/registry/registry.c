@@ -10,7 +10,7 @@
 
 #include "authcert/registry.h"
 #include "internal.h"
-#include "registry_backend.h"
+#include "registry/backend.h"
 
 struct authcert_registry {
     const authcert_registry_backend *be;

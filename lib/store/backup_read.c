@@ -27,8 +27,8 @@
 #include <zip.h>
 
 #include "authcert/authcert.h"
-#include "backup_internal.h"
 #include "internal.h"
+#include "store/backup_internal.h"
 
 typedef struct member {
     zip_uint64_t index;

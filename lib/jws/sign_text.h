@@ -5,7 +5,7 @@
  * escapes a string one character at a time; an update-key's claims carry
  * the whole current certificate (~600 characters of base64url), and that
  * dump was a tenth of authcertd's instructions per rolled-over agent. The
- * server builds those claims once per certificate as text (server_core.c)
+ * server builds those claims once per certificate as text (fleet/server.c)
  * and signs them here.
  *
  * claims_json must be one JSON object in UTF-8, as json_dumps writes it:

@@ -19,7 +19,7 @@
 #include "authcert/jws.h"
 #include "authcert/server.h"
 #include "internal.h"
-#include "jws_sign_text.h"
+#include "jws/sign_text.h"
 
 #define TTL_MAX (31 * 86400)
 #define CACHE_BUCKETS 1024

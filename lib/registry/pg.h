@@ -1,7 +1,7 @@
 /*
  * Private to the PostgreSQL registry backend: the handle and the helpers
- * that lib/registry_pg.c (connection, schema, agents) and
- * lib/registry_pg_queue.c (the command queue) share.
+ * that lib/registry/pg.c (connection, schema, agents) and
+ * lib/registry/pg_queue.c (the command queue) share.
  */
 #ifndef AUTHCERT_REGISTRY_PG_H
 #define AUTHCERT_REGISTRY_PG_H
@@ -9,7 +9,7 @@
 #include <libpq-fe.h>
 
 #include "internal.h"
-#include "registry_backend.h"
+#include "registry/backend.h"
 
 #define PG_AGENT_COLS "agent_id, hostname, address, port, thumbprint, version, " \
                       "first_seen, last_seen"
@@ -72,14 +72,14 @@ void pg_filter_params(const authcert_agent_filter *f, const char **params, pg_in
                       pg_int before);
 
 /*
- * registry_pg_copy.c: every agent f lets through (NULL: all), in id order,
+ * pg_copy.c: every agent f lets through (NULL: all), in id order,
  * to cb, streamed with COPY; cb's status other than AUTHCERT_OK stops the
  * walk and is returned.
  */
 authcert_status pg_copy_agents(pg *p, const authcert_agent_filter *f, authcert_agent_cb cb,
                                void *ctx);
 
-/* registry_pg_queue.c */
+/* pg_queue.c */
 authcert_status pg_enqueue(void *impl, const char *const *ids, size_t n,
                            const char *command, const char *args_json,
                            time_t now, int64_t *command_id, uint64_t *deliveries);
@@ -104,7 +104,7 @@ authcert_status pg_record_agent_result(void *impl, const char *agent_id, int64_t
 authcert_status pg_results(void *impl, int64_t command_id, authcert_delivery_cb cb,
                            void *ctx);
 
-/* registry_pg_nodes.c */
+/* pg_nodes.c */
 authcert_status pg_node_report(void *impl, const char *node_id, const char *thumbprint,
                                time_t now);
 authcert_status pg_foreach_node(void *impl, time_t since, authcert_node_cb cb, void *ctx);

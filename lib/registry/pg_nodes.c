@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "registry_pg.h"
+#include "registry/pg.h"
 
 /*
  * Two nodes creating it at once would race in PostgreSQL's catalogue

@@ -20,8 +20,8 @@
 #include <zip.h>
 
 #include "authcert/authcert.h"
-#include "backup_internal.h"
 #include "internal.h"
+#include "store/backup_internal.h"
 
 #define BACKUP_PREFIX "authcert-backup-"
 /* "YYYYMMDDTHHMMSSZ" */

@@ -1,6 +1,6 @@
 /*
  * Private to the SQLite registry backend: the handle and the helpers that
- * lib/registry_sqlite.c (open, schema, agents) and lib/registry_sqlite_queue.c
+ * lib/registry/sqlite.c (open, schema, agents) and lib/registry/sqlite_queue.c
  * (the command queue) share.
  */
 #ifndef AUTHCERT_REGISTRY_SQLITE_H
@@ -9,7 +9,7 @@
 #include <sqlite3.h>
 
 #include "internal.h"
-#include "registry_backend.h"
+#include "registry/backend.h"
 
 #define AGENT_COLS "agent_id, hostname, address, port, thumbprint, version, " \
                    "first_seen, last_seen"
@@ -58,7 +58,7 @@ const char *sq_txt(sqlite3_stmt *st, int i);
 void sq_filter_sql(const authcert_agent_filter *f, int base, char *out, size_t size);
 void sq_filter_bind(sqlite3_stmt *st, const authcert_agent_filter *f, int base);
 
-/* registry_sqlite_queue.c */
+/* sqlite_queue.c */
 authcert_status sq_enqueue(void *impl, const char *const *ids, size_t n,
                            const char *command, const char *args_json,
                            time_t now, int64_t *command_id, uint64_t *deliveries);
@@ -85,7 +85,7 @@ authcert_status sq_record_agent_result(void *impl, const char *agent_id, int64_t
 authcert_status sq_results(void *impl, int64_t command_id, authcert_delivery_cb cb,
                            void *ctx);
 
-/* registry_sqlite_nodes.c */
+/* sqlite_nodes.c */
 authcert_status sq_node_report(void *impl, const char *node_id, const char *thumbprint,
                                time_t now);
 authcert_status sq_foreach_node(void *impl, time_t since, authcert_node_cb cb, void *ctx);

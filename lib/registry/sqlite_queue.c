@@ -1,5 +1,5 @@
 /*
- * The SQLite registry backend's command queue (registry_sqlite.c has the
+ * The SQLite registry backend's command queue (sqlite.c has the
  * file, the schema and the agents; docs/registry.md the rules).
  *
  * Leases: a delivery is taken by one UPDATE that stamps lease_until and a
@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "registry_sqlite.h"
+#include "registry/sqlite.h"
 
 #define DELIVERY_SELECT                                                     \
     "SELECT d.id, d.command_id, a.agent_id, a.address, a.port, c.command, " \
@@ -27,7 +27,7 @@
     "FROM deliveries d "                                                    \
     "JOIN commands c ON c.id = d.command_id JOIN agents a ON a.id = d.agent "
 
-/* Begin a transaction whose COMMIT fsyncs the WAL (registry_sqlite.c's top). */
+/* Begin a transaction whose COMMIT fsyncs the WAL (sqlite.c's top). */
 static authcert_status begin_durable(sq *s)
 {
     authcert_status rc = sq_exec(s, "PRAGMA synchronous = FULL");

@@ -1,9 +1,9 @@
 /*
  * Private: what a registry backend implements (SQLite now, PostgreSQL later).
  *
- * lib/registry.c owns the public functions: it parses the URI, checks every
- * argument (bounds on untrusted agent input live there, once, for all
- * backends) and then calls these. A backend may assume its arguments are
+ * lib/registry/registry.c owns the public functions: it parses the URI,
+ * checks every argument (bounds on untrusted agent input live there, once,
+ * for all backends) and then calls these. A backend may assume its arguments are
  * valid: strings non-NULL and in bounds, thumbprints "" or 64 lowercase hex,
  * args/result JSON already parsed once, limits in range.
  */
@@ -108,6 +108,6 @@ static inline time_t authcert_registry_backoff(unsigned attempts)
     AUTHCERT_REGISTRY_CHECKIN_ONLY " ELSE " when " END"
 
 extern const authcert_registry_backend authcert_registry_sqlite;
-extern const authcert_registry_backend authcert_registry_pg; /* registry_pg.c */
+extern const authcert_registry_backend authcert_registry_pg; /* pg.c */
 
 #endif

@@ -7,7 +7,7 @@
 #include <sqlite3.h>
 #include <string.h>
 
-#include "registry_sqlite.h"
+#include "registry/sqlite.h"
 
 #define NODES_TABLE                                                          \
     "CREATE TABLE IF NOT EXISTS nodes (node_id TEXT PRIMARY KEY NOT NULL, "  \

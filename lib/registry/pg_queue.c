@@ -1,7 +1,7 @@
 /*
- * The PostgreSQL registry backend's command queue (registry_pg.c has the
+ * The PostgreSQL registry backend's command queue (pg.c has the
  * connection, the schema and the agents; docs/registry.md the rules, the
- * same as on SQLite: registry_sqlite_queue.c).
+ * same as on SQLite: sqlite_queue.c).
  *
  * Several nodes claim from one queue. A claim is a plain read (is anything
  * there to take?) and, only when there is, one statement: a
@@ -18,7 +18,7 @@
 
 #include <openssl/rand.h>
 
-#include "registry_pg.h"
+#include "registry/pg.h"
 
 #define DELIVERY_COLS                                                       \
     "d.id, d.command_id, a.agent_id, a.address, a.port, c.command, "        \
@@ -28,7 +28,7 @@
     "JOIN commands c ON c.id = d.command_id JOIN agents a ON a.id = d.agent "
 #define DELIVERY_SELECT "SELECT " DELIVERY_COLS "FROM deliveries d " DELIVERY_JOIN
 
-/* Begin a transaction whose COMMIT waits for the WAL flush (registry_pg.c). */
+/* Begin a transaction whose COMMIT waits for the WAL flush (pg.c). */
 static authcert_status begin_durable(pg *p)
 {
     authcert_status rc = pg_cmd(p, "BEGIN");

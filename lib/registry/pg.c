@@ -1,10 +1,10 @@
 /*
  * The PostgreSQL registry backend (libpq): the registry several authcertd
  * nodes share. One connection per handle; the command queue is in
- * registry_pg_queue.c, the agent scan (COPY) in registry_pg_copy.c, the
- * rules in docs/registry.md.
+ * pg_queue.c, the agent scan (COPY) in pg_copy.c, the rules in
+ * docs/registry.md.
  *
- * Same schema as SQLite (registry_sqlite.c), same version numbers, in the
+ * Same schema as SQLite (sqlite.c), same version numbers, in the
  * connection's schema (search_path; `?options=-csearch_path%3Dx` in the URI
  * picks another). Integers are bigint seconds, as on SQLite, so the two
  * copy into each other unchanged (authcert --migrate-registry). Where SQLite
@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "registry_pg.h"
+#include "registry/pg.h"
 
 #define APPLICATION "authcert registry"
 #define MIGRATE_LOCK "1094931015" /* pg_advisory_lock key: "ACRG" */
@@ -71,7 +71,7 @@ static const char schema_v1[] =
     "CREATE INDEX deliveries_lease ON deliveries(lease_token) WHERE lease_token IS NOT NULL;"
     "INSERT INTO authcert_meta VALUES ('application', '" APPLICATION "');";
 
-/* Version 2, as on SQLite: an idempotency key (registry_sqlite.c). */
+/* Version 2, as on SQLite: an idempotency key (sqlite.c). */
 static const char schema_v2[] =
     "ALTER TABLE deliveries ADD COLUMN once_key text;"
     "CREATE UNIQUE INDEX deliveries_once ON deliveries(agent, once_key)"
@@ -83,7 +83,7 @@ static const char *const migrations[] = { schema_v1, schema_v2 };
 _Static_assert(KNOWN_VERSION == AUTHCERT_REGISTRY_SCHEMA_VERSION,
                "registry.h and the PostgreSQL migrations disagree");
 
-/* ---- helpers shared with registry_pg_queue.c ---------------------------- */
+/* ---- helpers shared with pg_queue.c ------------------------------------- */
 
 const char *pg_i64(pg_int buf, long long v)
 {

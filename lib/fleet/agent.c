@@ -23,7 +23,7 @@
 #include "authcert/jws.h"
 #include "authcert/replay.h"
 #include "internal.h"
-#include "jws_verifier.h"
+#include "jws/verifier.h"
 
 typedef struct file_id {
     dev_t dev;
@@ -347,7 +347,7 @@ authcert_status authcert_agent_verify(authcert_agent_trust *t, const char *agent
     /*
      * The verifier for the current certificate, prepared on the first token
      * (a trust that never verifies costs nothing): its context is copied per
-     * token rather than set up again (lib/jws_verifier.h).
+     * token rather than set up again (lib/jws/verifier.h).
      */
     pthread_mutex_lock(&t->lock);
     if (t->ver == NULL)

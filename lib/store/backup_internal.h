@@ -1,6 +1,6 @@
 /*
- * Private to lib/backup.c and lib/backup_read.c: the verified backup in
- * memory and the pieces both halves need (dates, member names).
+ * Private to lib/store/backup.c and lib/store/backup_read.c: the verified
+ * backup in memory and the pieces both halves need (dates, member names).
  */
 #ifndef AUTHCERT_BACKUP_INTERNAL_H
 #define AUTHCERT_BACKUP_INTERNAL_H
