@@ -273,6 +273,37 @@ out:
     return rc;
 }
 
+/*
+ * The caller cannot even reach dir: a folder on the way does not let it
+ * through (a store under /root, or in a 0700 folder, run by another user).
+ * That is the same refusal as a store the caller does not own, "not
+ * permitted", not an I/O error, and the detail names the folder in the way
+ * (the first prefix of the path the caller may not search), which is what
+ * there is to fix.
+ */
+static authcert_status unreachable(const char *dir)
+{
+    char prefix[4096];
+    size_t n = strlen(dir);
+
+    if (n >= sizeof prefix)
+        n = sizeof prefix - 1;
+    for (size_t i = 1; i <= n; i++) {
+        if (i < n && dir[i] != '/')
+            continue;
+        memcpy(prefix, dir, i);
+        prefix[i] = '\0';
+        if (faccessat(AT_FDCWD, prefix, X_OK, AT_EACCESS) != 0 && errno == EACCES)
+            break;
+    }
+    if (n == 0 || faccessat(AT_FDCWD, prefix, X_OK, AT_EACCESS) == 0)
+        snprintf(prefix, sizeof prefix, "%s", dir);
+    return authcert_fail(AUTHCERT_E_PERM,
+                         "%s: not permitted: %s does not let uid %u through (only root or "
+                         "the store's owner may manage this store)",
+                         dir, prefix, (unsigned)geteuid());
+}
+
 /* Root may manage any store; anyone else only one they own. */
 static authcert_status check_admin(const char *dir, const struct stat *st)
 {
@@ -361,6 +392,8 @@ authcert_status authcert_store_open(const char *dir, int flags, authcert_store *
         flags |= AUTHCERT_STORE_WRITE;
 
     if (stat(dir, &st) != 0) {
+        if (errno == EACCES)
+            return unreachable(dir);
         if (errno != ENOENT)
             return authcert_fail(AUTHCERT_E_IO, "%s: %s", dir, strerror(errno));
         if (!(flags & AUTHCERT_STORE_CREATE))

@@ -66,7 +66,7 @@ load helpers
     chown -R nobody "$T/nobodys"
     mkdir -m 0755 "$T/rootonly"
     before=$(store_digest "$T/nobodys")
-    run --separate-stderr runuser -u nobody -- "$AUTHCERT_BIN/authcert" -e --store "$T/nobodys" "$T/rootonly/agent.der"
+    run --separate-stderr as_nobody -e --store "$T/nobodys" "$T/rootonly/agent.der"
     [ "$status" -eq 6 ]
     assert_one_error_line
     [[ "$stderr" == *"$T/rootonly"* ]]

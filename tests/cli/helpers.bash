@@ -11,7 +11,6 @@ setup() {
     : "${AUTHCERT_BIN:?run through ctest, or set AUTHCERT_BIN=build/bin}"
     mkdir -p "${AUTHCERT_TEST_TMP:-/tmp}"
     T=$(mktemp -d "${AUTHCERT_TEST_TMP:-/tmp}/cli.XXXXXX")
-    chmod 0755 "$T"   # so that `runuser -u nobody` tests can reach inside
     export AUTHCERT_STORE="$T/store"
     PWF="$T/pw"
     (umask 077 && printf '%s\n' "$PASS" > "$PWF")
@@ -100,8 +99,52 @@ der_sha256() {
         sed 's/.*=//; s/://g' | tr 'A-F' 'a-f'
 }
 
-# Tests that run the tool as `nobody` need root, and a temp dir nobody can reach.
+# Tests that run the tool as `nobody` need root, and every path nobody
+# touches must be reachable whatever the checkout's place: the build tree may
+# sit under /root or a mktemp -d (0700), which nobody cannot pass. So such a
+# test moves its folder T (and the store and password file in it) under /tmp,
+# world-searchable on every Linux, and runs a copy of the tool from there
+# (as_nobody). teardown removes it as any T.
 need_nobody() {
     [ "$(id -u)" -eq 0 ] || skip "needs root to run as nobody"
-    runuser -u nobody -- test -x "$T" || skip "nobody cannot reach $T"
+    local old=$T
+    T=$(mktemp -d /tmp/authcert-cli-nobody.XXXXXX)
+    chmod 0755 "$T"
+    cp -p "$old/pw" "$T/pw"
+    rm -rf "$old"
+    export AUTHCERT_STORE="$T/store"
+    PWF="$T/pw"
+    copy_tool_to "$T/tool"
+    runuser -u nobody -- test -x "$T/tool/bin/authcert" ||
+        { echo "nobody cannot run $T/tool/bin/authcert" >&2; return 1; }
+}
+
+# authcert as nobody: the copy need_nobody made, with its own library.
+as_nobody() {
+    runuser -u nobody -- env LD_LIBRARY_PATH="$T/tool/lib" "$T/tool/bin/authcert" "$@"
+}
+
+# Copy authcert and libauthcert into DIR/bin and DIR/lib, readable by all.
+# Under valgrind (AUTHCERT_BIN holds wrappers, tests/valgrind/wrapper.sh.in)
+# the wrapper is copied too, pointed at the copied program and suppressions.
+copy_tool_to() {
+    local dir=$1 prog=$AUTHCERT_BIN/authcert real supp lib
+    mkdir -p "$dir/bin" "$dir/lib"
+    real=$prog
+    if [ "$(head -c 2 "$prog")" = '#!' ]; then
+        real=$(sed -n "s/^\[ -n \"\$vg\" \] || exec '\(.*\)' \"\$@\"$/\1/p" "$prog")
+        supp=$(sed -n "s/.*--suppressions='\([^']*\)'.*/\1/p" "$prog")
+        [ -x "$real" ] && [ -f "$supp" ] || { echo "copy_tool_to: cannot read $prog" >&2; return 1; }
+        cp "$supp" "$dir/memcheck.supp"
+        sed -e "s|'$real'|'$dir/bin/authcert.real'|g" -e "s|'$supp'|'$dir/memcheck.supp'|" \
+            "$prog" > "$dir/bin/authcert"
+        chmod 0755 "$dir/bin/authcert"
+        cp "$real" "$dir/bin/authcert.real"
+    else
+        cp "$prog" "$dir/bin/authcert"
+    fi
+    lib=$(ldd "$real" | sed -n 's/.*libauthcert\.so[.0-9]* => \(.*\) (.*/\1/p')
+    [ -f "$lib" ] || { echo "copy_tool_to: no libauthcert for $real" >&2; return 1; }
+    cp "$lib" "$dir/lib/"
+    chmod -R a+rX "$dir"
 }

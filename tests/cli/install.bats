@@ -33,7 +33,7 @@ C
     export PKG_CONFIG_PATH="$T/p/lib/pkgconfig"
     # The sanitizer build's library wants its runtime in the program too.
     san=()
-    if ldd "$T/p/lib/libauthcert.so" | grep -q libasan; then san=(-fsanitize=address,undefined); fi
+    case $(ldd "$T/p/lib/libauthcert.so") in *libasan*) san=(-fsanitize=address,undefined) ;; esac
     cc -std=c11 "${san[@]}" -o "$T/use" "$T/use.c" $(pkg-config --cflags --libs authcert)
     run env LD_LIBRARY_PATH="$T/p/lib" "$T/use"
     [ "$status" -eq 0 ]

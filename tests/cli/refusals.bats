@@ -89,11 +89,28 @@ load helpers
     before=$(store_digest)
     for args in "-c --password-file $PWF" "-b --password-file $PWF $T/nb.zip" \
                 "-r --password-file $PWF $T/b.zip" "-e $T/nb.der" "--status"; do
-        run --separate-stderr runuser -u nobody -- "$AUTHCERT_BIN/authcert" --store "$AUTHCERT_STORE" $args
+        run --separate-stderr as_nobody --store "$AUTHCERT_STORE" $args
         [ "$status" -eq 8 ] || { echo "$args: exit $status: $stderr" >&2; false; }
         assert_one_error_line
         [[ "$stderr" == *"only root or the store's owner (uid 0) may manage this store"* ]]
         [ "$(store_digest)" = "$before" ]
+    done
+    [ ! -e "$T/nb.zip" ] && [ ! -e "$T/nb.der" ]
+}
+
+@test "a store the caller cannot even reach: not permitted (8), naming the folder in the way" {
+    need_nobody
+    mkdir -m 0700 "$T/walled"
+    authcert -q -c --store "$T/walled/store" --password-file "$PWF"
+    chmod 0644 "$PWF"
+    before=$(store_digest "$T/walled/store")
+    for args in "--status" "-e $T/nb.der" "-b --password-file $PWF $T/nb.zip"; do
+        run --separate-stderr as_nobody --store "$T/walled/store" $args
+        [ "$status" -eq 8 ] || { echo "$args: exit $status: $stderr" >&2; false; }
+        assert_one_error_line
+        [[ "$stderr" == *"$T/walled"*"not permitted"* || "$stderr" == *"not permitted"*"$T/walled"* ]] ||
+            { echo "want the folder named: $stderr" >&2; false; }
+        [ "$(store_digest "$T/walled/store")" = "$before" ]
     done
     [ ! -e "$T/nb.zip" ] && [ ! -e "$T/nb.der" ]
 }
@@ -103,8 +120,8 @@ load helpers
     mkdir -m 0700 "$T/own"
     chown nobody "$T/own"
     chmod 0644 "$PWF"
-    run runuser -u nobody -- "$AUTHCERT_BIN/authcert" -q -c --store "$T/own" --password-file "$PWF"
+    run as_nobody -q -c --store "$T/own" --password-file "$PWF"
     [ "$status" -eq 0 ]
-    run runuser -u nobody -- "$AUTHCERT_BIN/authcert" --status --store "$T/own"
+    run as_nobody --status --store "$T/own"
     [ "$status" -eq 0 ]
 }

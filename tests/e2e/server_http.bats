@@ -58,7 +58,22 @@ fakes() {
     mkdir -p "$T/fake"
     python3 "$AUTHCERT_SRC/tests/e2e/fake_listeners.py" "$T/fake" $FPORTS &
     FAKE=$!
-    sleep 0.5
+    for p in $FPORTS; do wait_port "$p"; done
+}
+
+# wait_port PORT: until something accepts on 127.0.0.1:PORT (10 s, stretched).
+wait_port() {
+    for _ in $(seq $((200 * ${AUTHCERT_TEST_SLOWER:-1}))); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "nothing listens on port $1" >&2
+    return 1
+}
+
+# registered [AGENT_ID]: until the writer's batch has put the agent in the registry.
+registered() {
+    wait_for 5 "SELECT count(*) FROM agents WHERE agent_id = '${1:-$AGENT}'" 1
 }
 
 checkin_as() { # AGENT_ID PORT THUMBPRINT [RESULTS_JSON]
@@ -120,7 +135,7 @@ jget() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.arg
     [ "$(echo "$output" | jget 'd["current_thumbprint"]')" = "$CUR" ]
     [ "$(echo "$output" | jget 'd["interval"]')" = 60 ]
     [ "$(echo "$output" | jget 'len(d["commands"])')" = 0 ]
-    sleep 0.3 # the writer's batch
+    registered # the writer's batch
     run q "SELECT agent_id, hostname, address, port, thumbprint, version FROM agents"
     [ "$output" = "$AGENT|web-17|127.0.0.1|0|$CUR|0.1.0" ]
     run curl -s "$URL/metrics"
@@ -154,13 +169,12 @@ import base64,sys; s=sys.stdin.read().strip(); sys.stdout.buffer.write(base64.ur
     LEAKED="$CUR"
     CUR="$("$BIN/mkstore" "$T/store" leak p256)"
     start
-    sleep 0.3
     "$BIN/regenqueue" "$REG" "$AGENT" ping 2>/dev/null || true # not registered yet
     run checkin "$LEAKED"
     [ "$(echo "$output" | jget 'd["state"]')" = mismatched ]
     [ "$(echo "$output" | jget 'd["reason"]')" = revoked ]
     [ "$(echo "$output" | jget 'd["current_thumbprint"]')" = "$CUR" ]
-    sleep 0.3
+    registered
     "$BIN/regenqueue" "$REG" "$AGENT" ping
     run checkin "$LEAKED"
     [ "$(echo "$output" | jget 'd["reason"]')" = revoked ]
@@ -178,7 +192,7 @@ import base64,sys; s=sys.stdin.read().strip(); sys.stdout.buffer.write(base64.ur
 @test "queued commands come with the check-in, results are recorded once" {
     start
     checkin "$CUR" >/dev/null
-    sleep 0.3
+    registered
     cid="$("$BIN/regenqueue" "$REG" "$AGENT" run '{"script":"x"}')"
     run checkin "$CUR"
     [ "$(echo "$output" | jget 'len(d["commands"])')" = 1 ]
@@ -219,9 +233,11 @@ import base64,sys; s=sys.stdin.read().strip(); sys.stdout.buffer.write(base64.ur
     [ "$(code GET /v1/checkin)" = 405 ]
     [ "$(code POST /healthz)" = 405 ]
     [ "$(code GET /nowhere)" = 404 ]
-    sleep 0.3
-    run q "SELECT count(*) FROM agents"
-    [ "$output" = 0 ]
+    # a good check-in after them: once it is in, none of those went in before it
+    AGENT=after-the-refusals checkin "$CUR" >/dev/null
+    registered after-the-refusals
+    run q "SELECT agent_id FROM agents"
+    [ "$output" = after-the-refusals ]
     run curl -s "$URL/metrics"
     [[ "$output" == *'authcert_refusals_total{reason="too_large"} 2'* ]]
     [[ "$output" == *'authcert_refusals_total{reason="bad_json"} 3'* ]]
@@ -232,8 +248,12 @@ import base64,sys; s=sys.stdin.read().strip(); sys.stdout.buffer.write(base64.ur
     run checkin "$CUR"
     [ "$(echo "$output" | jget 'd["state"]')" = current ]
     NEW="$("$BIN/mkstore" "$T/store" new p256)"
-    sleep 1.1 # the store is looked at at most once a second
-    run checkin "$CUR"
+    # the store is looked at at most once a second
+    for _ in $(seq $((40 * ${AUTHCERT_TEST_SLOWER:-1}))); do
+        run checkin "$CUR"
+        [ "$(echo "$output" | jget 'd["state"]')" = expired ] && break
+        sleep 0.1
+    done
     [ "$(echo "$output" | jget 'd["state"]')" = expired ]
     [ "$(echo "$output" | jget 'd["current_thumbprint"]')" = "$NEW" ]
     grep -q "certificate replaced: current $NEW" "$T/log"
@@ -264,7 +284,7 @@ PY
     done
     start
     checkin "$OLD" >/dev/null # registered, on the old certificate
-    sleep 0.3
+    registered
     cid="$("$BIN/regenqueue" "$REG" "$AGENT" ping)"
     for _ in $(seq 60); do
         [ "$(q "SELECT state FROM deliveries WHERE command_id = $cid")" = delivered ] && break
@@ -290,7 +310,7 @@ PY
     APORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
     start --push-timeout 1
     checkin "$CUR" >/dev/null
-    sleep 0.3
+    registered
     cid="$("$BIN/regenqueue" "$REG" "$AGENT" ping)"
     for _ in $(seq 40); do
         [ "$(q "SELECT attempts FROM deliveries WHERE command_id = $cid")" = 1 ] &&
@@ -329,7 +349,7 @@ PY
     # (the push thread never leases it: the registry marks it check-in only).
     APORT=0
     checkin "$CUR" >/dev/null
-    sleep 0.3
+    registered
     cid="$("$BIN/regenqueue" "$REG" "$AGENT" ping)"
     run checkin "$CUR"
     [ "$(echo "$output" | jget 'len(d["commands"])')" = 1 ]
@@ -340,6 +360,7 @@ PY
     mkdir -p "$T/fake"
     python3 "$AUTHCERT_SRC/tests/e2e/fake_listeners.py" "$T/fake" "$APORT" &
     FAKE=$!
+    wait_port "$APORT" # so that a push would reach it: the check below can fail
     checkin "$CUR" >/dev/null # now the registry knows the listener
     sleep 3
     [ ! -s "$T/fake/$APORT.log" ]
@@ -359,7 +380,7 @@ PY
     touch "$T/fake/stall"
     start --push-timeout 3
     checkin "$CUR" >/dev/null
-    sleep 0.3
+    registered
     cid="$("$BIN/regenqueue" "$REG" "$AGENT" ping)"
     for _ in $(seq 50); do [ -s "$T/fake/$APORT.log" ] && break; sleep 0.1; done
     grep -q '^held application/jwt ' "$T/fake/$APORT.log"
@@ -380,7 +401,7 @@ PY
     touch "$T/fake/stall"
     start --push-timeout 1
     checkin "$CUR" >/dev/null
-    sleep 0.3
+    registered
     cid="$("$BIN/regenqueue" "$REG" "$AGENT" ping)"
     for _ in $(seq 50); do [ -s "$T/fake/$APORT.log" ] && break; sleep 0.1; done
     grep -q '^held ' "$T/fake/$APORT.log"
@@ -402,7 +423,7 @@ PY
     i=0
     for p in $FPORTS; do i=$((i+1)); checkin_as "agent-$i" "$p" "$CUR" >/dev/null; done
     checkin_as "agent-quiet" 0 "$CUR" >/dev/null # no listener: gets it at check-in
-    sleep 0.5
+    wait_for 5 "SELECT count(*) FROM agents" 6
     "$BIN/authcert" --registry "$REG" --store "$T/store" --push restart --all -q
     cid="$(q "SELECT max(id) FROM commands")"
     [ "$(q "SELECT broadcast FROM commands WHERE id = $cid")" = 1 ]

@@ -328,36 +328,120 @@ static void test_damage_is_reported(void **state)
     authcert_cert_free(a);
 }
 
-static void test_not_an_administrator(void **state)
+/*
+ * Run authcert_store_open(dir) as nobody, in a child so that the test keeps
+ * its root; the child's exit status is the status it got.
+ */
+static authcert_status open_as_nobody(const char *dir, authcert_cert *inherited)
 {
-    struct fixture *f = *state;
-    authcert_cert *a = make_store(f->store);
-    pid_t pid;
+    pid_t pid = fork();
     int status;
 
-    if (geteuid() != 0)
-        skip();
-    assert_int_equal(chmod(f->dir, 0755), 0); /* nobody may reach the store */
-    /* As another user (nobody), in a child so the test keeps its root. */
-    pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         /* The child owns a copy of the parent's heap: it frees what it
-         * inherited, or memcheck counts `a` (dead here, so no longer in
+         * inherited, or memcheck counts it (dead here, so no longer in
          * any register or stack slot at -O2) as a definite leak. */
         authcert_store *s = NULL;
         authcert_status st = AUTHCERT_E_INTERNAL;
-        authcert_cert_free(a);
+        authcert_cert_free(inherited);
         if (setgid(65534) != 0 || setuid(65534) != 0)
             _exit(100);
-        st = authcert_store_open(f->store, AUTHCERT_STORE_READ, &s);
+        st = authcert_store_open(dir, AUTHCERT_STORE_READ, &s);
+        if (st != AUTHCERT_OK) /* the detail, for the parent to check */
+            fprintf(stderr, "%s\n", authcert_detail());
         authcert_store_close(s);
         _exit(st);
     }
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), AUTHCERT_E_PERM);
+    return (authcert_status)WEXITSTATUS(status);
+}
+
+/*
+ * A folder nobody can reach whatever the checkout's place: the build tree
+ * may sit in /root or a mktemp -d (0700), which nobody cannot pass. /tmp
+ * is world-searchable on every Linux; the folder is the test's own.
+ */
+static char *reachable_dir(void)
+{
+    char *d = strdup("/tmp/authcert-test-store.XXXXXX");
+
+    assert_non_null(d);
+    assert_non_null(mkdtemp(d));
+    assert_int_equal(chmod(d, 0755), 0);
+    return d;
+}
+
+static void test_not_an_administrator(void **state)
+{
+    struct fixture *f = *state;
+    char *dir, *store;
+    authcert_cert *a;
+
+    (void)f;
+    if (geteuid() != 0)
+        skip();
+    dir = reachable_dir();
+    assert_true(asprintf(&store, "%s/store", dir) > 0);
+    a = make_store(store);
+    assert_int_equal(chmod(store, 0755), 0); /* nobody may even read the folder */
+    assert_int_equal(open_as_nobody(store, a), AUTHCERT_E_PERM);
     authcert_cert_free(a);
+    testlib_rmrf(dir);
+    free(store);
+    free(dir);
+}
+
+/*
+ * A store nobody cannot even reach (a 0700 folder above it) is "not
+ * permitted" too, not an I/O error, and the detail names the folder that
+ * stops the caller, so that the message says what to fix.
+ */
+static void test_unreachable_store_is_not_permitted(void **state)
+{
+    struct fixture *f = *state;
+    char *dir, *walled, *store;
+    authcert_cert *a;
+    int pipefd[2], saved;
+    char detail[1024] = "";
+    ssize_t n;
+
+    (void)f;
+    if (geteuid() != 0)
+        skip();
+    dir = reachable_dir();
+    assert_true(asprintf(&walled, "%s/walled", dir) > 0);
+    assert_true(asprintf(&store, "%s/walled/store", dir) > 0);
+    assert_int_equal(mkdir(walled, 0700), 0);
+    a = make_store(store);
+    assert_int_equal(chmod(store, 0755), 0);
+    /* The child's detail line comes back through a pipe on its stderr. */
+    assert_int_equal(pipe(pipefd), 0);
+    saved = dup(2);
+    assert_true(saved >= 0);
+    assert_int_equal(dup2(pipefd[1], 2), 2);
+    close(pipefd[1]);
+    assert_int_equal(open_as_nobody(store, a), AUTHCERT_E_PERM);
+    assert_int_equal(dup2(saved, 2), 2);
+    close(saved);
+    n = read(pipefd[0], detail, sizeof detail - 1);
+    close(pipefd[0]);
+    assert_true(n > 0);
+    detail[n] = '\0';
+    if (strstr(detail, walled) == NULL)
+        fail_msg("the detail should name %s: %s", walled, detail);
+    /* Root still reaches it: the refusal is about the caller, not the store. */
+    {
+        authcert_store *s = NULL;
+        assert_ok(authcert_store_open(store, AUTHCERT_STORE_READ, &s));
+        authcert_store_close(s);
+    }
+    authcert_cert_free(a);
+    testlib_rmrf(dir);
+    free(store);
+    free(walled);
+    free(dir);
 }
 
 int main(void)
@@ -375,6 +459,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refresh_sees_a_replacement, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damage_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_an_administrator, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreachable_store_is_not_permitted, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

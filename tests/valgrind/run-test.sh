@@ -9,8 +9,11 @@ set -uo pipefail
 root=${1:?usage: run-test.sh LOG_ROOT COMMAND...}
 shift
 mkdir -p "$root"
-logs=$(mktemp -d "$root/test.XXXXXX") || exit 1
-chmod 1777 "$logs" # tests run some programs as nobody
+# Under /tmp, not the build tree: tests run some programs as nobody, who
+# cannot reach a build tree under /root or a mktemp -d (0700). A failed
+# test's logs are moved to LOG_ROOT.
+logs=$(mktemp -d /tmp/authcert-vg.XXXXXX) || exit 1
+chmod 1777 "$logs"
 export AUTHCERT_VG_LOGS="$logs"
 "$@"
 st=$?
@@ -22,9 +25,9 @@ for f in "$logs"/*.log; do
     bad=1
 done
 if [ $bad = 1 ]; then
-    echo "valgrind: logs kept in $logs" >&2
+    kept=$(mktemp -d "$root/test.XXXXXX") && cp -p "$logs"/*.log "$kept"/ 2>/dev/null
+    echo "valgrind: logs kept in ${kept:-$logs}" >&2
     [ $st -ne 0 ] || st=1
-else
-    rm -rf "$logs"
 fi
+rm -rf "$logs"
 exit $st
