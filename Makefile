@@ -4,27 +4,35 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
-LINT_BUILD ?= build-lint
 VG_BUILD   ?= build-valgrind
-# The tests `make valgrind` (so `make check`) runs under memcheck, as a CTest
+# The tests `make valgrind` (so .ci/run) runs under memcheck, as a CTest
 # label regex (memcheck: chosen in tests/CMakeLists.txt); `make valgrind-full`
 # runs them all.
 VALGRIND_LABELS ?= memcheck
 FUZZ_SECONDS ?= 60
 CHECK_FUZZ_SECONDS ?= 5
+# What make check's ASan lane leaves to the plain lane (a CTest regex): the
+# end-to-end suites that run a second time on PostgreSQL (the same scripts;
+# the PostgreSQL backend's code runs under ASan in unit/test_registry*_pg and
+# e2e/pg_nodes). make check-full runs them under ASan too.
+CHECK_ASAN_EXCLUDE ?= ^e2e/(fleet|server_http|crash_daemon|hostile_clients)_pg$$
+# Random-moment kills per mode in e2e/crash_admin (every file-changing
+# system call is killed at in any case); make check-full uses its default, 15.
+CHECK_CRASH_RANDOM ?= 3
 JOBS       ?= 2
 PREFIX     ?= /usr/local
 CMAKE_ARGS ?=
 
-.PHONY: all deps build build-asan build-fuzz build-valgrind check check-fast demo install clean bench fuzz lint valgrind valgrind-full
+.PHONY: all deps build build-asan build-fuzz build-valgrind check check-fast check-full check-users demo install clean bench fuzz lint valgrind valgrind-full
 
 all: build
 
 deps:
 	@scripts/install-deps
 
+# compile_commands.json is for clang-tidy (make lint).
 build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_EXPORT_COMPILE_COMMANDS=ON \
 	    -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
@@ -39,33 +47,51 @@ build-fuzz: deps
 	    -DAUTHCERT_FUZZ=ON -DFUZZ_SECONDS=$(CHECK_FUZZ_SECONDS) $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
 
-# Every test, the same suite again under ASan+UBSan, each fuzz target for a
-# few seconds, then the static analysis and valgrind (make lint).
-check: build build-asan build-fuzz
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
-	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    ctest --output-on-failure -j $(JOBS)
-	cd $(FUZZ_BUILD) && ctest --output-on-failure -j $(JOBS)
-	$(MAKE) --no-print-directory lint
+# Every test on the plain build, the suite again under ASan+UBSan, each fuzz
+# target for a few seconds, then the static analysis (make lint): two lanes
+# side by side (tests/check.sh), the wall time at the end. About 10 minutes
+# on 2 cores. valgrind is not part of it: .ci/run runs make valgrind after.
+check:
+	@CHECK_START=$$(date +%s) && export CHECK_START && \
+	    $(MAKE) --no-print-directory build build-asan build-fuzz && \
+	    JOBS=$(JOBS) CHECK_ASAN_EXCLUDE='$(CHECK_ASAN_EXCLUDE)' CRASH_RANDOM=$(CHECK_CRASH_RANDOM) \
+	    tests/check.sh $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+
+# Everything make check leaves out: the ASan lane on every test, the full
+# random-kill rounds of e2e/crash_admin, then every test under valgrind
+# (about an hour on 2 cores). Run before a release; record the result.
+check-full:
+	@CHECK_START=$$(date +%s) && export CHECK_START && \
+	    $(MAKE) --no-print-directory build build-asan build-fuzz && \
+	    JOBS=$(JOBS) CHECK_ASAN_EXCLUDE= tests/check.sh $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	$(MAKE) --no-print-directory valgrind-full
+
+# The tests that act as another user (label users), from a fresh clone of
+# HEAD inside a 0700 folder, as a checkout in /root is: nothing they run as
+# nobody or postgres may depend on where the checkout lives.
+check-users: deps
+	@d=$$(mktemp -d) && chmod 0700 "$$d" && git clone -q . "$$d/authcert" && \
+	    cmake -S "$$d/authcert" -B "$$d/authcert/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	        $(CMAKE_ARGS) >/dev/null && \
+	    cmake --build "$$d/authcert/build" -j $(JOBS) >/dev/null && \
+	    (cd "$$d/authcert/build" && ctest --output-on-failure -L users); \
+	    rc=$$?; rm -rf "$$d"; exit $$rc
 
 # Static analysis, clean or it fails: cppcheck (suppressions in .cppcheck,
-# each with its reason) and clang-tidy (checks in .clang-tidy) over every
-# source of the library, the daemons and the tool; no loop of calls among
-# authcertd's objects (tests/lint/no-call-loops.sh: the objects of today's
-# server/*.c, not a stale one); then valgrind memcheck over the unit tests
-# and the quicker CLI suites (make valgrind).
-lint: deps
-	@cmake -S . -B $(LINT_BUILD) -DCMAKE_BUILD_TYPE=Debug \
-	    -DCMAKE_EXPORT_COMPILE_COMMANDS=ON $(CMAKE_ARGS) >/dev/null
-	@cmake --build $(LINT_BUILD) -j $(JOBS)
+# each with its reason) and clang-tidy (checks in .clang-tidy, with the
+# plain build's compile_commands.json) over every source of the library,
+# the daemons and the tool; no loop of calls among authcertd's objects
+# (tests/lint/no-call-loops.sh: the objects of today's server/*.c, not a
+# stale one); no early-exiting reader in a pipefail script
+# (tests/lint/pipefail.sh).
+lint: build
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --std=c11 -D_GNU_SOURCE -Iinclude -Ilib --inline-suppr \
 	    --suppressions-list=.cppcheck lib server agent tools
 	ls lib/*.c lib/*/*.c server/*.c agent/*.c tools/*/*.c | \
-	    xargs -P $(JOBS) -n 4 clang-tidy -p $(LINT_BUILD) --quiet
-	tests/lint/no-call-loops.sh $(patsubst server/%.c,$(LINT_BUILD)/server/CMakeFiles/authcertd.dir/%.c.o,$(wildcard server/*.c))
-	$(MAKE) --no-print-directory valgrind
+	    xargs -P $(JOBS) -n 4 clang-tidy -p $(BUILD) --quiet
+	tests/lint/no-call-loops.sh $(patsubst server/%.c,$(BUILD)/server/CMakeFiles/authcertd.dir/%.c.o,$(wildcard server/*.c))
+	tests/lint/pipefail.sh
 
 # The suite under valgrind memcheck (invalid accesses, uninitialised values,
 # definite leaks, in every process a test starts): its own build dir, where
@@ -101,7 +127,7 @@ install: build
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(LINT_BUILD) $(VG_BUILD) demo-state build-bench
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(VG_BUILD) demo-state build-bench
 
 # The benchmarks (bench/README.md): an optimised build in build-bench, a
 # table, and build-bench/bench/results.json. Never part of `make check`.

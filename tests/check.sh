@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# `make check`, after the three builds: the whole suite on the plain build,
+# the suite again under ASan+UBSan, each fuzz target briefly, and the static
+# analysis, in two lanes that run side by side so that both CPUs stay busy
+# (most end-to-end tests spend their time waiting on daemons and agents).
+# Each step's output goes to LOGS/STEP.log; a line says when a step ends,
+# with its time; a failed step's log is printed at the end; the wall time
+# is the last line.
+#
+# Usage: tests/check.sh PLAIN_BUILD ASAN_BUILD FUZZ_BUILD
+# Env: JOBS (tests at once per lane, default 2), CHECK_ASAN_EXCLUDE (a CTest
+# regex of what the ASan lane leaves to the plain one; see the Makefile).
+set -uo pipefail
+
+plain=${1:?usage: tests/check.sh PLAIN_BUILD ASAN_BUILD FUZZ_BUILD}
+asan=${2:?usage: tests/check.sh PLAIN_BUILD ASAN_BUILD FUZZ_BUILD}
+fuzz=${3:?usage: tests/check.sh PLAIN_BUILD ASAN_BUILD FUZZ_BUILD}
+src=$(cd "$(dirname "$0")/.." && pwd)
+jobs=${JOBS:-2}
+logs=$plain/check-logs
+rm -rf "$logs"
+mkdir -p "$logs"
+# CHECK_START: when make check began (epoch seconds), so that the builds count.
+start=$(( SECONDS - ( $(date +%s) - ${CHECK_START:-$(date +%s)} ) ))
+
+# step NAME COMMAND...: run it, its output in LOGS/NAME.log, one line at its
+# end; CTest's line for each test as it ends, prefixed with the step's name.
+step() {
+    local name=$1 t0=$SECONDS rc
+    shift
+    echo "check: $name: started"
+    "$@" 2>&1 | tee "$logs/$name.log" | sed -un "s|^ *\([0-9]*/[0-9]* Test *#[0-9]*: .*\)|[$name] \1|p"
+    rc=${PIPESTATUS[0]}
+    echo "$rc" >"$logs/$name.rc"
+    if [ $rc -eq 0 ]; then
+        echo "check: $name: passed in $((SECONDS - t0)) s"
+    else
+        echo "check: $name: FAILED (exit $rc) in $((SECONDS - t0)) s"
+    fi
+    return $rc
+}
+
+plain_suite() { (cd "$plain" && ctest --output-on-failure -j "$jobs"); }
+
+asan_suite() {
+    (cd "$asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest --output-on-failure -j "$jobs" ${CHECK_ASAN_EXCLUDE:+-E "$CHECK_ASAN_EXCLUDE"})
+}
+
+fuzz_smoke() { (cd "$fuzz" && ctest --output-on-failure -j "$jobs"); }
+
+static_analysis() { make -C "$src" --no-print-directory lint BUILD="$plain"; }
+
+# Lane 1: the plain suite. Lane 2: ASan, then fuzz, then the analysis.
+step plain-suite plain_suite &
+lane1=$!
+{ step asan-suite asan_suite; step fuzz-smoke fuzz_smoke; step static-analysis static_analysis; } &
+lane2=$!
+wait $lane1
+wait $lane2
+
+failed=0
+for rc in "$logs"/*.rc; do
+    [ "$(cat "$rc")" = 0 ] && continue
+    name=$(basename "$rc" .rc)
+    failed=1
+    echo
+    echo "==== $name failed; the end of $logs/$name.log:"
+    tail -n 150 "$logs/$name.log"
+done
+wall=$((SECONDS - start))
+echo
+if [ $failed = 0 ]; then
+    echo "check: every step passed; wall time $((wall / 60)) min $((wall % 60)) s (logs in $logs)"
+else
+    echo "check: FAILED; wall time $((wall / 60)) min $((wall % 60)) s (logs in $logs)"
+fi
+exit $failed
