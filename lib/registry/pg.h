@@ -12,7 +12,7 @@
 #include "registry/backend.h"
 
 #define PG_AGENT_COLS "agent_id, hostname, address, port, thumbprint, version, " \
-                      "first_seen, last_seen"
+                      "first_seen, last_seen, key_pin"
 
 typedef struct pg {
     PGconn *conn;

@@ -23,7 +23,8 @@
 #define DELIVERY_COLS                                                       \
     "d.id, d.command_id, a.agent_id, a.address, a.port, c.command, "        \
     "c.args, c.created_at, d.state, d.attempts, d.next_attempt_at, "        \
-    "d.lease_until, d.updated_at, d.result, a.thumbprint, c.broadcast "
+    "d.lease_until, d.updated_at, d.result, a.thumbprint, c.broadcast, "    \
+    "a.key_pin "
 #define DELIVERY_JOIN                                                       \
     "JOIN commands c ON c.id = d.command_id JOIN agents a ON a.id = d.agent "
 #define DELIVERY_SELECT "SELECT " DELIVERY_COLS "FROM deliveries d " DELIVERY_JOIN
@@ -218,6 +219,7 @@ static authcert_status delivery_row(const PGresult *res, int i, void *ctx)
     d.result_json = nullable(res, i, 13);
     d.thumbprint = PQgetvalue(res, i, 14);
     d.broadcast = pg_get_i64(res, i, 15) != 0;
+    d.key_pin = PQgetvalue(res, i, 16);
     return c->cb(c->ctx, &d);
 }
 

@@ -23,8 +23,8 @@
 #define DELIVERY_SELECT                                                     \
     "SELECT d.id, d.command_id, a.agent_id, a.address, a.port, c.command, " \
     "c.args, c.created_at, d.state, d.attempts, d.next_attempt_at, "        \
-    "d.lease_until, d.updated_at, d.result, a.thumbprint, c.broadcast "     \
-    "FROM deliveries d "                                                    \
+    "d.lease_until, d.updated_at, d.result, a.thumbprint, c.broadcast, "    \
+    "a.key_pin FROM deliveries d "                                          \
     "JOIN commands c ON c.id = d.command_id JOIN agents a ON a.id = d.agent "
 
 /* Begin a transaction whose COMMIT fsyncs the WAL (sqlite.c's top). */
@@ -204,6 +204,7 @@ static authcert_status stream_deliveries(sq *s, sqlite3_stmt *st, authcert_deliv
         d.result_json = (const char *)sqlite3_column_text(st, 13);
         d.thumbprint = sq_txt(st, 14);
         d.broadcast = sqlite3_column_int(st, 15) != 0;
+        d.key_pin = sq_txt(st, 16);
         ++*rows;
         if ((rc = cb(ctx, &d)) != AUTHCERT_OK)
             return rc;
