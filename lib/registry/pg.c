@@ -588,6 +588,7 @@ const authcert_registry_backend authcert_registry_pg = {
     .claim = pg_claim,
     .claim_agent = pg_claim_agent,
     .record_result = pg_record_result,
+    .record_results = pg_record_results,
     .record_agent_result = pg_record_agent_result,
     .update_thumbprint = pgb_update_thumbprint,
     .results = pg_results,

@@ -571,17 +571,7 @@ authcert_status authcert_registry_record_results(authcert_registry *reg,
     }
     if (n == 0)
         return AUTHCERT_OK;
-    if (reg->be->record_results != NULL)
-        return reg->be->record_results(reg->impl, o, n, now);
-    for (size_t i = 0; i < n; i++) {
-        rc = reg->be->record_result(reg->impl, o[i].delivery_id, o[i].state, o[i].result_json,
-                                    now);
-        if (rc == AUTHCERT_E_NOTFOUND || rc == AUTHCERT_E_POLICY)
-            o[i].status = rc;
-        else if (rc != AUTHCERT_OK)
-            return rc;
-    }
-    return AUTHCERT_OK;
+    return reg->be->record_results(reg->impl, o, n, now);
 }
 
 authcert_status authcert_registry_results(authcert_registry *reg, int64_t command_id,

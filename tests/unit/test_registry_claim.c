@@ -268,6 +268,54 @@ static void test_a_listener_less_agent_gets_its_commands_at_check_in_only(void *
 }
 
 /*
+ * A push that met another key than the agent's pin puts the delivery back
+ * for the agent's check-in only: the push thread never takes it again, the
+ * agent's next check-in does. Beside it, a plain retry (the control) and a
+ * final outcome, where checkin_only changes nothing.
+ */
+static void test_a_checkin_only_outcome_waits_for_the_check_in(void **state)
+{
+    fixture *f = *state;
+    authcert_delivery_outcome o[3];
+    size_t claimed = 0;
+    got p = { 0 }, g = { 0 };
+
+    checkin3(f->reg);
+    assert_ok(authcert_registry_enqueue(f->reg, "agent-1", "run", NULL, T0, NULL));
+    assert_ok(authcert_registry_enqueue(f->reg, "agent-3", "run", NULL, T0, NULL));
+    assert_ok(authcert_registry_enqueue(f->reg, "agent-3", "ping", NULL, T0, NULL));
+    assert_ok(authcert_registry_claim(f->reg, 100, 60, T0 + 1, got_cb, &p, &claimed));
+    assert_int_equal(claimed, 3);
+    o[0] = (authcert_delivery_outcome){ .delivery_id = p.id[0],
+                                        .state = AUTHCERT_DELIVERY_QUEUED,
+                                        .result_json = "{\"error\":\"key\"}",
+                                        .checkin_only = true };
+    o[1] = (authcert_delivery_outcome){ .delivery_id = p.id[1],
+                                        .state = AUTHCERT_DELIVERY_QUEUED };
+    o[2] = (authcert_delivery_outcome){ .delivery_id = p.id[2],
+                                        .state = AUTHCERT_DELIVERY_DELIVERED,
+                                        .checkin_only = true };
+    assert_ok(authcert_registry_record_results(f->reg, o, 3, T0 + 2));
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(o[i].status, AUTHCERT_OK);
+
+    /* A year on, the push thread has the retry only. */
+    memset(&p, 0, sizeof p);
+    assert_ok(authcert_registry_claim(f->reg, 100, 60, T0 + 86400 * 365, got_cb, &p,
+                                      &claimed));
+    assert_int_equal(claimed, 1);
+    assert_string_equal(p.agent[0], "agent-3");
+    assert_string_equal(p.command[0], "run");
+    assert_int_equal(nqueued(f, "agent-3"), 1); /* the ping was delivered */
+    /* agent-1's check-in brings it at once. */
+    assert_ok(authcert_registry_claim_agent(f->reg, "agent-1", 64, 60, T0 + 3, got_cb, &g,
+                                            &claimed));
+    assert_int_equal(claimed, 1);
+    assert_string_equal(g.command[0], "run");
+    assert_int_equal(g.attempts[0], 2);
+}
+
+/*
  * PostgreSQL's counterpart of SQLite's write lock: a table lock that stops
  * every writer of deliveries and no reader. CREATE INDEX takes one (SHARE),
  * authcert --migrate-registry another (EXCLUSIVE). The registry handle has a
@@ -675,6 +723,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_a_listener_less_agent_gets_its_commands_at_check_in_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_checkin_only_outcome_waits_for_the_check_in,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_agent_with_nothing_does_not_write, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_results_are_matched_to_the_reporting_agent, setup,
