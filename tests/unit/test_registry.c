@@ -17,6 +17,7 @@
 #include <sqlite3.h>
 
 #include "authcert/registry.h"
+#include "authcert/registry_copy.h"
 #include "testlib.h"
 #include "testlib_registry.h"
 
@@ -353,6 +354,43 @@ static void test_malformed_key_pins_are_refused(void **state)
     assert_non_null(strstr(authcert_detail(), "report 1 of 2"));
     assert_int_equal(count(f->reg), 1);
     assert_pin(f->reg, "agent-1", PIN_A);
+}
+
+/*
+ * authcert --migrate-registry keeps the pins, both ways: on SQLite a copy
+ * to another file and back; on PostgreSQL to a SQLite file and from it
+ * into a second database. Either way the copy's row counts hold.
+ */
+static void test_a_copy_keeps_the_key_pins(void **state)
+{
+    fixture *f = *state;
+    authcert_agent_report r[2] = { report("agent-1", TP_A), report("agent-2", TP_B) };
+    authcert_registry_copy_stats st = { 0 };
+    authcert_registry *back = NULL;
+    char mid[4200], *dst;
+
+    r[0].key_pin = PIN_A;
+    assert_ok(authcert_registry_checkin_batch(f->reg, r, 2, T0));
+    snprintf(mid, sizeof mid, "%s/copy.db", f->dir);
+    assert_ok(authcert_registry_copy(f->path, mid, &st));
+    assert_int_equal(st.agents, 2);
+    if (testlib_pg()) {
+        dst = testlib_registry_new(f->dir);
+    } else if (asprintf(&dst, "%s/back.db", f->dir) < 0) {
+        fail();
+    }
+    assert_ok(authcert_registry_copy(mid, dst, &st));
+    assert_int_equal(st.agents, 2);
+    assert_ok(authcert_registry_open(dst, &back));
+    assert_pin(back, "agent-1", PIN_A);
+    assert_pin(back, "agent-2", "");
+    /* Still the first pin there: a new one does not replace it. */
+    r[0].key_pin = PIN_B;
+    assert_ok(authcert_registry_checkin(back, &r[0], T0 + 1));
+    assert_pin(back, "agent-1", PIN_A);
+    authcert_registry_close(back);
+    testlib_registry_drop(dst);
+    free(dst);
 }
 
 /* Collects deliveries (a copy of what the tests look at). */
@@ -838,6 +876,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_count_foreach, setup, teardown),
         cmocka_unit_test_setup_teardown(test_the_first_key_pin_stays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_key_pins_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_copy_keeps_the_key_pins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_enqueue_pending_claim_result, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_queue_survives_reopen, setup, teardown),
