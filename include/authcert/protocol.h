@@ -43,9 +43,11 @@ typedef struct authcert_agent_message {
 } authcert_agent_message;
 
 /*
- * Parse a check-in body (POST /v1/checkin). address: where the request came
- * from (the agent does not say; it goes to report.address). Caller frees
- * *out with authcert_agent_message_free.
+ * Parse a check-in body (POST /v1/checkin): {"agent_id", "hostname",
+ * "port", "thumbprint", optional "version", "key_pin" (the pin of its
+ * listener's TLS key: report.key_pin, NULL when absent) and "results"}.
+ * address: where the request came from (the agent does not say; it goes to
+ * report.address). Caller frees *out with authcert_agent_message_free.
  * Errors: AUTHCERT_E_CORRUPT (too large, not JSON, duplicate keys, not an
  * object: the detail says which), AUTHCERT_E_USAGE (a member missing, of
  * the wrong type or out of bounds: the detail names it), AUTHCERT_E_NOMEM.

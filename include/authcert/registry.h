@@ -46,9 +46,14 @@ typedef struct authcert_registry authcert_registry;
 #define AUTHCERT_AGENT_VERSION_MAX 64 /* bytes, visible ASCII */
 #define AUTHCERT_COMMAND_MAX   64  /* bytes, visible ASCII */
 #define AUTHCERT_JSON_MAX      65536 /* args and results, bytes of JSON */
+/*
+ * A key pin: "sha256//" and the standard base64 (with its one '=') of the
+ * SHA-256 of a DER SubjectPublicKeyInfo (authcert/tls.h: AUTHCERT_PIN_LEN).
+ */
+#define AUTHCERT_KEY_PIN_LEN   52
 
 /* The schema version this library creates and understands. */
-#define AUTHCERT_REGISTRY_SCHEMA_VERSION 2
+#define AUTHCERT_REGISTRY_SCHEMA_VERSION 3
 
 /* What an agent says at check-in. */
 typedef struct authcert_agent_report {
@@ -58,6 +63,12 @@ typedef struct authcert_agent_report {
     uint16_t    port;       /* its listener's port */
     const char *thumbprint; /* 64 lowercase hex, or "" / NULL: holds none */
     const char *version;    /* agent software version; NULL = "" */
+    /*
+     * The pin of the key its listener serves TLS with (AUTHCERT_KEY_PIN_LEN
+     * characters), or NULL / "": it reported none. The registry keeps the
+     * first pin an agent id reports (authcert_agent.key_pin).
+     */
+    const char *key_pin;
 } authcert_agent_report;
 
 /* An agent as the registry knows it (borrowed strings, see above). */
@@ -68,6 +79,12 @@ typedef struct authcert_agent {
     uint16_t    port;
     const char *thumbprint; /* "" when the agent holds none */
     const char *version;
+    /*
+     * The first key pin this agent id reported, "" until one did; a later
+     * report with another pin (or none) does not change it. Pushes to the
+     * agent's listener are pinned to it.
+     */
+    const char *key_pin;
     time_t      first_seen;
     time_t      last_seen;
 } authcert_agent;
@@ -97,6 +114,7 @@ typedef struct authcert_delivery {
     const char *address;     /* the agent's listener, for a push */
     uint16_t    port;
     const char *thumbprint;  /* what the agent last reported ("" for none) */
+    const char *key_pin;     /* the agent's recorded key pin (authcert_agent.key_pin; "" none) */
     bool        broadcast;   /* queued by enqueue_all: its token's "did" is command_id */
     const char *command;
     const char *args_json;   /* NULL: no arguments */
@@ -145,7 +163,8 @@ authcert_registry_validate_report(const authcert_agent_report *r);
 
 /*
  * Record a check-in: insert the agent (first_seen = last_seen = now) or
- * update everything but first_seen. Errors: AUTHCERT_E_USAGE (bad report).
+ * update everything but first_seen, and key_pin once it is set (the first
+ * non-empty pin reported is kept). Errors: AUTHCERT_E_USAGE (bad report).
  */
 AUTHCERT_MUST_CHECK authcert_status
 authcert_registry_checkin(authcert_registry *reg, const authcert_agent_report *r,
@@ -321,11 +340,18 @@ authcert_registry_record_result(authcert_registry *reg, int64_t delivery_id,
  * result_json as for authcert_registry_record_result; status is set by the
  * call: AUTHCERT_OK, or this one delivery's AUTHCERT_E_NOTFOUND /
  * AUTHCERT_E_POLICY (the others are still recorded).
+ *
+ * checkin_only, with state QUEUED: back to the queue for the agent's next
+ * check-in only (authcert_registry_claim_agent takes it), never for a push
+ * (authcert_registry_claim does not), as for an agent without a listener;
+ * authcertd's answer to a listener that shows another key than the agent's
+ * recorded pin. Ignored with DELIVERED and FAILED.
  */
 typedef struct authcert_delivery_outcome {
     int64_t delivery_id;
     authcert_delivery_state state;
     const char *result_json;
+    bool checkin_only;
     authcert_status status;
 } authcert_delivery_outcome;
 

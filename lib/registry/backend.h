@@ -57,8 +57,9 @@ typedef struct authcert_registry_backend {
                                      authcert_delivery_state state,
                                      const char *result_json, time_t now);
     /*
-     * Optional (NULL: registry.c calls record_result for each). All in one
-     * durable transaction; per-item NOTFOUND/POLICY in o[i].status.
+     * All in one durable transaction; per-item NOTFOUND/POLICY in
+     * o[i].status. o[i].checkin_only with QUEUED: next_attempt_at becomes
+     * AUTHCERT_REGISTRY_CHECKIN_ONLY_AT (only claim_agent takes it).
      */
     authcert_status (*record_results)(void *impl, authcert_delivery_outcome *o, size_t n,
                                       time_t now);
@@ -98,8 +99,14 @@ static inline time_t authcert_registry_backoff(unsigned attempts)
  * found it leased and waited a whole interval. The agent's check-in takes
  * it (claim_agent does not look at next_attempt_at); one that gets a
  * listener later is served by its next check-in. 9999-12-31T23:59:59Z.
+ * A push outcome with checkin_only (the listener showed another key than the
+ * agent's pin) puts a delivery back with the same time, whatever the port.
  */
-#define AUTHCERT_REGISTRY_CHECKIN_ONLY "253402300799"
+#define AUTHCERT_REGISTRY_CHECKIN_ONLY_AT 253402300799
+#define AUTHCERT_REGISTRY_STR_(x) #x
+#define AUTHCERT_REGISTRY_STR(x) AUTHCERT_REGISTRY_STR_(x)
+/* The same in SQL text. */
+#define AUTHCERT_REGISTRY_CHECKIN_ONLY AUTHCERT_REGISTRY_STR(AUTHCERT_REGISTRY_CHECKIN_ONLY_AT)
 /* A queued delivery's next_attempt_at once it is leased (to until) or put
  * back (to retry): CHECKIN_ONLY for an agent without a listener. SQL for
  * a row u of deliveries. */

@@ -33,7 +33,7 @@ typedef struct table {
 
 static const table tables[] = {
     { "agents", "id, agent_id, hostname, address, port, thumbprint, version, first_seen, "
-      "last_seen", 9, "true" },
+      "last_seen, key_pin", 10, "true" },
     { "commands", "id, command, args, broadcast, created_at", 5,
       "id IN (SELECT command_id FROM deliveries WHERE state = 'queued')" },
     { "deliveries", "id, command_id, agent, state, attempts, next_attempt_at, lease_until, "

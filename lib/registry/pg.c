@@ -77,8 +77,12 @@ static const char schema_v2[] =
     "CREATE UNIQUE INDEX deliveries_once ON deliveries(agent, once_key)"
     " WHERE state = 'queued' AND once_key IS NOT NULL;";
 
+/* Version 3, as on SQLite: the agent's key pin, '' for none (sqlite.c). */
+static const char schema_v3[] =
+    "ALTER TABLE agents ADD COLUMN key_pin text NOT NULL DEFAULT '';";
+
 /* Index i takes the schema from version i to i + 1. */
-static const char *const migrations[] = { schema_v1, schema_v2 };
+static const char *const migrations[] = { schema_v1, schema_v2, schema_v3 };
 #define KNOWN_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 _Static_assert(KNOWN_VERSION == AUTHCERT_REGISTRY_SCHEMA_VERSION,
                "registry.h and the PostgreSQL migrations disagree");
@@ -429,32 +433,36 @@ static void row_agent(const PGresult *res, int i, authcert_agent *a)
     a->version = PQgetvalue(res, i, 5);
     a->first_seen = (time_t)pg_get_i64(res, i, 6);
     a->last_seen = (time_t)pg_get_i64(res, i, 7);
+    a->key_pin = PQgetvalue(res, i, 8);
 }
 
 /*
  * One statement for the whole batch: the reports go as arrays, unnest()
  * turns them back into rows. A batch that names one agent twice keeps the
- * last report (what n separate upserts would leave), and new agents get
- * their ids in report order.
+ * last report (what n separate upserts would leave) but the first non-empty
+ * key pin in it (likewise: the first pin recorded stays), and new agents
+ * get their ids in report order.
  */
 static authcert_status pgb_checkin(void *impl, const authcert_agent_report *reports,
                                    size_t n, time_t now)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     pg *p = impl;
-    char *arr[6] = { NULL };
-    const char *params[7];
-    const char **tp = NULL, **ver = NULL;
+    char *arr[7] = { NULL };
+    const char *params[8];
+    const char **tp = NULL, **ver = NULL, **pin = NULL;
     char **ports = NULL;
     pg_int t;
     size_t st = sizeof *reports;
 
     GUARD_ALLOC(tp = calloc(n, sizeof *tp));
     GUARD_ALLOC(ver = calloc(n, sizeof *ver));
+    GUARD_ALLOC(pin = calloc(n, sizeof *pin));
     GUARD_ALLOC(ports = calloc(n, sizeof *ports));
     for (size_t i = 0; i < n; i++) {
         tp[i] = reports[i].thumbprint != NULL ? reports[i].thumbprint : "";
         ver[i] = reports[i].version != NULL ? reports[i].version : "";
+        pin[i] = reports[i].key_pin != NULL ? reports[i].key_pin : "";
         GUARD_ALLOC(ports[i] = malloc(8));
         snprintf(ports[i], 8, "%u", (unsigned)reports[i].port);
     }
@@ -464,28 +472,32 @@ static authcert_status pgb_checkin(void *impl, const authcert_agent_report *repo
     GUARD(pg_text_array((const char *const *)ports, n, sizeof *ports, &arr[3]));
     GUARD(pg_text_array(tp, n, sizeof *tp, &arr[4]));
     GUARD(pg_text_array(ver, n, sizeof *ver, &arr[5]));
-    for (int i = 0; i < 6; i++)
+    GUARD(pg_text_array(pin, n, sizeof *pin, &arr[6]));
+    for (int i = 0; i < 7; i++)
         params[i] = arr[i];
-    params[6] = pg_i64(t, now);
+    params[7] = pg_i64(t, now);
     GUARD(pg_run(p,
         "INSERT INTO agents(" PG_AGENT_COLS ") "
-        "SELECT a, h, ad, p::integer, t, v, $7::bigint, $7::bigint FROM ("
-        " SELECT DISTINCT ON (a) a, h, ad, p, t, v, o FROM unnest($1::text[], $2::text[], "
-        " $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY "
-        " AS u(a, h, ad, p, t, v, o) ORDER BY a, o DESC) last ORDER BY o "
+        "SELECT a, h, ad, p::integer, t, v, $8::bigint, $8::bigint, k FROM ("
+        " SELECT DISTINCT ON (a) a, h, ad, p, t, v, o, first_value(k) OVER (PARTITION BY a "
+        " ORDER BY k = '', o) AS k FROM unnest($1::text[], $2::text[], $3::text[], "
+        " $4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY "
+        " AS u(a, h, ad, p, t, v, k, o) ORDER BY a, o DESC) last ORDER BY o "
         "ON CONFLICT (agent_id) DO UPDATE SET hostname = excluded.hostname, "
         "address = excluded.address, port = excluded.port, "
         "thumbprint = excluded.thumbprint, version = excluded.version, "
-        "last_seen = excluded.last_seen", 7, params, NULL));
+        "last_seen = excluded.last_seen, key_pin = CASE WHEN agents.key_pin = '' "
+        "THEN excluded.key_pin ELSE agents.key_pin END", 8, params, NULL));
     rc = AUTHCERT_OK;
 out:
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         free(arr[i]);
     for (size_t i = 0; ports != NULL && i < n; i++)
         free(ports[i]);
     free(ports);
     free(tp);
     free(ver);
+    free(pin);
     return rc;
 }
 
@@ -576,6 +588,7 @@ const authcert_registry_backend authcert_registry_pg = {
     .claim = pg_claim,
     .claim_agent = pg_claim_agent,
     .record_result = pg_record_result,
+    .record_results = pg_record_results,
     .record_agent_result = pg_record_agent_result,
     .update_thumbprint = pgb_update_thumbprint,
     .results = pg_results,

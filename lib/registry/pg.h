@@ -12,7 +12,7 @@
 #include "registry/backend.h"
 
 #define PG_AGENT_COLS "agent_id, hostname, address, port, thumbprint, version, " \
-                      "first_seen, last_seen"
+                      "first_seen, last_seen, key_pin"
 
 typedef struct pg {
     PGconn *conn;
@@ -97,6 +97,8 @@ authcert_status pg_claim_agent(void *impl, const char *agent_id, unsigned limit,
 authcert_status pg_record_result(void *impl, int64_t delivery_id,
                                  authcert_delivery_state state, const char *result_json,
                                  time_t now);
+authcert_status pg_record_results(void *impl, authcert_delivery_outcome *o, size_t n,
+                                  time_t now);
 authcert_status pg_record_agent_result(void *impl, const char *agent_id, int64_t did,
                                        authcert_delivery_state state,
                                        const char *result_json, time_t now,

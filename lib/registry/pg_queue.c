@@ -23,7 +23,8 @@
 #define DELIVERY_COLS                                                       \
     "d.id, d.command_id, a.agent_id, a.address, a.port, c.command, "        \
     "c.args, c.created_at, d.state, d.attempts, d.next_attempt_at, "        \
-    "d.lease_until, d.updated_at, d.result, a.thumbprint, c.broadcast "
+    "d.lease_until, d.updated_at, d.result, a.thumbprint, c.broadcast, "    \
+    "a.key_pin "
 #define DELIVERY_JOIN                                                       \
     "JOIN commands c ON c.id = d.command_id JOIN agents a ON a.id = d.agent "
 #define DELIVERY_SELECT "SELECT " DELIVERY_COLS "FROM deliveries d " DELIVERY_JOIN
@@ -218,6 +219,7 @@ static authcert_status delivery_row(const PGresult *res, int i, void *ctx)
     d.result_json = nullable(res, i, 13);
     d.thumbprint = PQgetvalue(res, i, 14);
     d.broadcast = pg_get_i64(res, i, 15) != 0;
+    d.key_pin = PQgetvalue(res, i, 16);
     return c->cb(c->ctx, &d);
 }
 
@@ -395,9 +397,12 @@ out:
     return rc;
 }
 
-/* Settle the delivery row `row` of res (locked FOR UPDATE by the caller). */
+/*
+ * Settle the delivery in the first row of res (locked FOR UPDATE by the
+ * caller). checkin_only: put back (QUEUED) for claim_agent only.
+ */
 static authcert_status settle(pg *p, const PGresult *res, authcert_delivery_state state,
-                              const char *result_json, time_t now)
+                              const char *result_json, bool checkin_only, time_t now)
 {
     const char *was = PQgetvalue(res, 0, 1);
     unsigned attempts = (unsigned)pg_get_i64(res, 0, 2);
@@ -409,7 +414,8 @@ static authcert_status settle(pg *p, const PGresult *res, authcert_delivery_stat
         return authcert_fail(AUTHCERT_E_POLICY, "registry: delivery %s is already %s "
                              "(result kept)", PQgetvalue(res, 0, 0), was);
     if (state == AUTHCERT_DELIVERY_QUEUED)
-        next = (long long)now + authcert_registry_backoff(attempts);
+        next = checkin_only ? AUTHCERT_REGISTRY_CHECKIN_ONLY_AT
+                            : (long long)now + authcert_registry_backoff(attempts);
     params[0] = PQgetvalue(res, 0, 0);
     params[1] = authcert_delivery_state_name(state);
     params[2] = result_json;
@@ -422,25 +428,60 @@ static authcert_status settle(pg *p, const PGresult *res, authcert_delivery_stat
                   5, params, NULL);
 }
 
+/*
+ * Lock delivery id and settle it (inside the caller's durable transaction).
+ * NOTFOUND and POLICY are found before any write, so the transaction stays
+ * usable for the next one (record_results).
+ */
+static authcert_status record_one(pg *p, int64_t delivery_id, authcert_delivery_state state,
+                                  const char *result_json, bool checkin_only, time_t now)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    PGresult *res = NULL;
+    pg_int id;
+    const char *param = pg_i64(id, delivery_id);
+
+    GUARD(pg_run(p, "SELECT id, state, attempts, next_attempt_at FROM deliveries "
+                 "WHERE id = $1 FOR UPDATE", 1, &param, &res));
+    if (PQntuples(res) == 0)
+        FAIL(AUTHCERT_E_NOTFOUND, "registry: no delivery %lld", (long long)delivery_id);
+    rc = settle(p, res, state, result_json, checkin_only, now);
+out:
+    PQclear(res);
+    return rc;
+}
+
 authcert_status pg_record_result(void *impl, int64_t delivery_id,
                                  authcert_delivery_state state, const char *result_json,
                                  time_t now)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     pg *p = impl;
-    PGresult *res = NULL;
-    pg_int id;
-    const char *param = pg_i64(id, delivery_id);
 
     GUARD(begin_durable(p));
-    GUARD(pg_run(p, "SELECT id, state, attempts, next_attempt_at FROM deliveries "
-                 "WHERE id = $1 FOR UPDATE", 1, &param, &res));
-    if (PQntuples(res) == 0)
-        FAIL(AUTHCERT_E_NOTFOUND, "registry: no delivery %lld", (long long)delivery_id);
-    GUARD(settle(p, res, state, result_json, now));
+    rc = record_one(p, delivery_id, state, result_json, false, now);
+out:
+    return end_durable(p, rc);
+}
+
+authcert_status pg_record_results(void *impl, authcert_delivery_outcome *o, size_t n,
+                                  time_t now)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    pg *p = impl;
+
+    GUARD(begin_durable(p));
+    for (size_t i = 0; i < n; i++) {
+        o[i].status = record_one(p, o[i].delivery_id, o[i].state, o[i].result_json,
+                                 o[i].checkin_only, now);
+        if (o[i].status != AUTHCERT_OK && o[i].status != AUTHCERT_E_NOTFOUND &&
+            o[i].status != AUTHCERT_E_POLICY) {
+            rc = o[i].status; /* the detail is set: none of them is recorded */
+            goto out;
+        }
+    }
     rc = AUTHCERT_OK;
 out:
-    PQclear(res);
     return end_durable(p, rc);
 }
 
@@ -465,7 +506,7 @@ authcert_status pg_record_agent_result(void *impl, const char *agent_id, int64_t
     if (PQntuples(res) == 0)
         FAIL(AUTHCERT_E_NOTFOUND, "registry: agent %s has no delivery %lld", agent_id,
              (long long)did);
-    GUARD(settle(p, res, state, result_json, now));
+    GUARD(settle(p, res, state, result_json, false, now));
     if (delivery_id != NULL)
         *delivery_id = pg_get_i64(res, 0, 0);
     rc = AUTHCERT_OK;

@@ -129,6 +129,33 @@ static int is_thumbprint(const char *s)
     return i == AUTHCERT_THUMBPRINT_LEN;
 }
 
+/*
+ * A well-formed key pin: "sha256//", 43 base64 characters (standard
+ * alphabet) and one '=', i.e. 32 bytes. The same rule as
+ * authcert_pin_valid (lib/keys/tls.c), which this library did not have
+ * yet when the registry learnt pins; once both are in one tree, call that.
+ */
+static int is_key_pin(const char *s)
+{
+    size_t i;
+
+    if (strncmp(s, "sha256//", 8) != 0)
+        return 0;
+    for (i = 8; s[i] != '\0'; i++) {
+        char c = s[i];
+        if (i >= AUTHCERT_KEY_PIN_LEN)
+            return 0;
+        if (i == AUTHCERT_KEY_PIN_LEN - 1) {
+            if (c != '=')
+                return 0;
+        } else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                     (c >= '0' && c <= '9') || c == '+' || c == '/')) {
+            return 0;
+        }
+    }
+    return i == AUTHCERT_KEY_PIN_LEN;
+}
+
 static authcert_status check_agent_id(const char *id)
 {
     if (id == NULL || !visible_ascii(id, 1, AUTHCERT_AGENT_ID_MAX))
@@ -161,6 +188,10 @@ authcert_status authcert_registry_validate_report(const authcert_agent_report *r
         return authcert_fail(AUTHCERT_E_USAGE,
                              "check-in: version must be at most %d visible ASCII "
                              "characters", AUTHCERT_AGENT_VERSION_MAX);
+    if (r->key_pin != NULL && r->key_pin[0] != '\0' && !is_key_pin(r->key_pin))
+        return authcert_fail(AUTHCERT_E_USAGE,
+                             "check-in: key_pin must be \"sha256//\" and 44 base64 "
+                             "characters (%d in all)", AUTHCERT_KEY_PIN_LEN);
     return AUTHCERT_OK;
 }
 
@@ -236,21 +267,22 @@ static size_t slen(const char *s)
 static authcert_status copy_agent(void *ctx, const authcert_agent *a)
 {
     authcert_agent **out = ctx, *c;
-    const char *src[5] = { a->agent_id, a->hostname, a->address, a->thumbprint, a->version };
-    const char **dst[5];
+    const char *src[6] = { a->agent_id, a->hostname, a->address, a->thumbprint, a->version,
+                           a->key_pin };
+    const char **dst[6];
     size_t total = sizeof *c;
     char *p;
 
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         total += slen(src[i]) + (src[i] == NULL);
     c = malloc(total);
     if (c == NULL)
         return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
     *c = *a;
     dst[0] = &c->agent_id; dst[1] = &c->hostname; dst[2] = &c->address;
-    dst[3] = &c->thumbprint; dst[4] = &c->version;
+    dst[3] = &c->thumbprint; dst[4] = &c->version; dst[5] = &c->key_pin;
     p = (char *)(c + 1);
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         size_t l = src[i] != NULL ? strlen(src[i]) : 0;
         if (l > 0)
             memcpy(p, src[i], l);
@@ -539,17 +571,7 @@ authcert_status authcert_registry_record_results(authcert_registry *reg,
     }
     if (n == 0)
         return AUTHCERT_OK;
-    if (reg->be->record_results != NULL)
-        return reg->be->record_results(reg->impl, o, n, now);
-    for (size_t i = 0; i < n; i++) {
-        rc = reg->be->record_result(reg->impl, o[i].delivery_id, o[i].state, o[i].result_json,
-                                    now);
-        if (rc == AUTHCERT_E_NOTFOUND || rc == AUTHCERT_E_POLICY)
-            o[i].status = rc;
-        else if (rc != AUTHCERT_OK)
-            return rc;
-    }
-    return AUTHCERT_OK;
+    return reg->be->record_results(reg->impl, o, n, now);
 }
 
 authcert_status authcert_registry_results(authcert_registry *reg, int64_t command_id,

@@ -1,12 +1,12 @@
 /*
  * The SQLite registry backend: one file, WAL, one connection per handle.
  *
- * Schema version 2 (PRAGMA user_version; PRAGMA application_id marks the
+ * Schema version 3 (PRAGMA user_version; PRAGMA application_id marks the
  * file as ours). docs/registry.md explains each column. The command queue
  * is in sqlite_queue.c.
  *
  *   agents(id INTEGER PRIMARY KEY, agent_id TEXT UNIQUE, hostname, address,
- *          port, thumbprint, version, first_seen, last_seen)
+ *          port, thumbprint, version, first_seen, last_seen, key_pin)
  *   commands(id INTEGER PRIMARY KEY, command, args, broadcast, created_at)
  *   deliveries(id INTEGER PRIMARY KEY, command_id -> commands, agent -> agents,
  *          state queued|delivered|failed, attempts, next_attempt_at,
@@ -88,8 +88,15 @@ static const char schema_v2[] =
     "CREATE UNIQUE INDEX deliveries_once ON deliveries(agent, once_key)"
     " WHERE state = 'queued' AND once_key IS NOT NULL;";
 
+/*
+ * Version 3: the pin of the key each agent's listener serves TLS with, the
+ * first one it reported ('' until then, and for every existing agent).
+ */
+static const char schema_v3[] =
+    "ALTER TABLE agents ADD COLUMN key_pin TEXT NOT NULL DEFAULT '';";
+
 /* Index i takes the schema from version i to i + 1. */
-static const char *const migrations[] = { schema_v1, schema_v2 };
+static const char *const migrations[] = { schema_v1, schema_v2, schema_v3 };
 #define KNOWN_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 _Static_assert(KNOWN_VERSION == AUTHCERT_REGISTRY_SCHEMA_VERSION,
                "registry.h and the migrations disagree");
@@ -285,12 +292,14 @@ static authcert_status sq_open(const char *path, void **impl)
     if (version != KNOWN_VERSION || fresh)
         GUARD(migrate(s));
 
+    /* The first pin an agent id reports stays (docs/registry.md, key_pin). */
     r = sqlite3_prepare_v3(s->db,
-        "INSERT INTO agents(" AGENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) "
+        "INSERT INTO agents(" AGENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8) "
         "ON CONFLICT(agent_id) DO UPDATE SET hostname = excluded.hostname, "
         "address = excluded.address, port = excluded.port, "
         "thumbprint = excluded.thumbprint, version = excluded.version, "
-        "last_seen = excluded.last_seen", -1, SQLITE_PREPARE_PERSISTENT,
+        "last_seen = excluded.last_seen, key_pin = CASE WHEN agents.key_pin = '' "
+        "THEN excluded.key_pin ELSE agents.key_pin END", -1, SQLITE_PREPARE_PERSISTENT,
         &s->stmt[SQ_UPSERT], NULL);
     if (r != SQLITE_OK)
         SQL_FAIL(r, "prepare check-in");
@@ -358,6 +367,7 @@ static void row_agent(sqlite3_stmt *st, authcert_agent *a)
     a->version = sq_txt(st, 5);
     a->first_seen = (time_t)sqlite3_column_int64(st, 6);
     a->last_seen = (time_t)sqlite3_column_int64(st, 7);
+    a->key_pin = sq_txt(st, 8);
 }
 
 static authcert_status sq_checkin(void *impl, const authcert_agent_report *reports,
@@ -385,6 +395,7 @@ static authcert_status sq_checkin(void *impl, const authcert_agent_report *repor
                           SQLITE_STATIC);
         sqlite3_bind_text(st, 6, p->version != NULL ? p->version : "", -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 7, (sqlite3_int64)now);
+        sqlite3_bind_text(st, 8, p->key_pin != NULL ? p->key_pin : "", -1, SQLITE_STATIC);
         r = sqlite3_step(st);
         sqlite3_reset(st);
         if (r != SQLITE_DONE)

@@ -12,7 +12,7 @@
 #include "registry/backend.h"
 
 #define AGENT_COLS "agent_id, hostname, address, port, thumbprint, version, " \
-                   "first_seen, last_seen"
+                   "first_seen, last_seen, key_pin"
 
 /* Statements on the hot paths, prepared once per handle. */
 enum sq_stmt {

@@ -23,8 +23,8 @@
 #define DELIVERY_SELECT                                                     \
     "SELECT d.id, d.command_id, a.agent_id, a.address, a.port, c.command, " \
     "c.args, c.created_at, d.state, d.attempts, d.next_attempt_at, "        \
-    "d.lease_until, d.updated_at, d.result, a.thumbprint, c.broadcast "     \
-    "FROM deliveries d "                                                    \
+    "d.lease_until, d.updated_at, d.result, a.thumbprint, c.broadcast, "    \
+    "a.key_pin FROM deliveries d "                                          \
     "JOIN commands c ON c.id = d.command_id JOIN agents a ON a.id = d.agent "
 
 /* Begin a transaction whose COMMIT fsyncs the WAL (sqlite.c's top). */
@@ -204,6 +204,7 @@ static authcert_status stream_deliveries(sq *s, sqlite3_stmt *st, authcert_deliv
         d.result_json = (const char *)sqlite3_column_text(st, 13);
         d.thumbprint = sq_txt(st, 14);
         d.broadcast = sqlite3_column_int(st, 15) != 0;
+        d.key_pin = sq_txt(st, 16);
         ++*rows;
         if ((rc = cb(ctx, &d)) != AUTHCERT_OK)
             return rc;
@@ -364,12 +365,15 @@ out:
 
 /*
  * Settle delivery id (inside the caller's durable transaction), given its
- * state, attempts and next attempt time as just read.
+ * state, attempts and next attempt time as just read. checkin_only: put
+ * back (QUEUED) for claim_agent only, as for an agent without a listener.
  */
 static authcert_status settle(sq *s, sqlite3_int64 id, const char *was, unsigned attempts,
                               sqlite3_int64 next_attempt, authcert_delivery_state state,
-                              const char *result_json, time_t now)
+                              const char *result_json, bool checkin_only, time_t now)
 {
+    sqlite3_int64 next = next_attempt;
+
     authcert_status rc = AUTHCERT_E_INTERNAL;
     sqlite3_stmt *up = NULL;
     int r;
@@ -377,6 +381,9 @@ static authcert_status settle(sq *s, sqlite3_int64 id, const char *was, unsigned
     if (strcmp(was, "queued") != 0)
         FAIL(AUTHCERT_E_POLICY, "registry: delivery %lld is already %s (result kept)",
              (long long)id, was);
+    if (state == AUTHCERT_DELIVERY_QUEUED)
+        next = checkin_only ? AUTHCERT_REGISTRY_CHECKIN_ONLY_AT
+                            : (sqlite3_int64)(now + authcert_registry_backoff(attempts));
     GUARD(sq_cached(s, SQ_SETTLE, "UPDATE deliveries SET state = ?2, result = ?3, "
                     "updated_at = ?4, next_attempt_at = CASE WHEN ?2 = 'queued' THEN "
                     AUTHCERT_REGISTRY_NEXT_ATTEMPT("deliveries", "?5") " ELSE ?5 END, "
@@ -386,9 +393,7 @@ static authcert_status settle(sq *s, sqlite3_int64 id, const char *was, unsigned
     if (result_json != NULL)
         sqlite3_bind_text(up, 3, result_json, -1, SQLITE_STATIC);
     sqlite3_bind_int64(up, 4, (sqlite3_int64)now);
-    sqlite3_bind_int64(up, 5, state == AUTHCERT_DELIVERY_QUEUED
-                       ? (sqlite3_int64)(now + authcert_registry_backoff(attempts))
-                       : next_attempt);
+    sqlite3_bind_int64(up, 5, next);
     r = sqlite3_step(up);
     sqlite3_reset(up);
     sqlite3_clear_bindings(up);
@@ -401,7 +406,7 @@ out:
 
 /* Read delivery id and settle it (inside the caller's durable transaction). */
 static authcert_status record_one(sq *s, int64_t delivery_id, authcert_delivery_state state,
-                                  const char *result_json, time_t now)
+                                  const char *result_json, bool checkin_only, time_t now)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     sqlite3_stmt *get = NULL;
@@ -424,7 +429,8 @@ static authcert_status record_one(sq *s, int64_t delivery_id, authcert_delivery_
         FAIL(AUTHCERT_E_NOTFOUND, "registry: no delivery %lld", (long long)delivery_id);
     if (r != SQLITE_ROW)
         SQL_FAIL(r, "record result");
-    rc = settle(s, delivery_id, was, attempts, next_attempt, state, result_json, now);
+    rc = settle(s, delivery_id, was, attempts, next_attempt, state, result_json, checkin_only,
+                now);
 out:
     return rc;
 }
@@ -437,7 +443,7 @@ authcert_status sq_record_result(void *impl, int64_t delivery_id,
     sq *s = impl;
 
     GUARD(begin_durable(s));
-    rc = record_one(s, delivery_id, state, result_json, now);
+    rc = record_one(s, delivery_id, state, result_json, false, now);
 out:
     return end_durable(s, rc);
 }
@@ -450,7 +456,8 @@ authcert_status sq_record_results(void *impl, authcert_delivery_outcome *o, size
 
     GUARD(begin_durable(s));
     for (size_t i = 0; i < n; i++) {
-        o[i].status = record_one(s, o[i].delivery_id, o[i].state, o[i].result_json, now);
+        o[i].status = record_one(s, o[i].delivery_id, o[i].state, o[i].result_json,
+                                 o[i].checkin_only, now);
         if (o[i].status != AUTHCERT_OK && o[i].status != AUTHCERT_E_NOTFOUND &&
             o[i].status != AUTHCERT_E_POLICY) {
             rc = o[i].status; /* the detail is set: none of them is recorded */
@@ -494,7 +501,7 @@ authcert_status sq_record_agent_result(void *impl, const char *agent_id, int64_t
         SQL_FAIL(r, "record result");
     id = sqlite3_column_int64(get, 0);
     GUARD(settle(s, id, sq_txt(get, 1), (unsigned)sqlite3_column_int(get, 2),
-                 sqlite3_column_int64(get, 3), state, result_json, now));
+                 sqlite3_column_int64(get, 3), state, result_json, false, now));
     if (delivery_id != NULL)
         *delivery_id = id;
     rc = AUTHCERT_OK;

@@ -12,6 +12,7 @@
 #include "testlib.h"
 
 #define TP "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define PIN "sha256//ypeBEsobvcr6wjGzmiPcTaeG7/gUfE5yuYB3ha/uSLs="
 
 static authcert_status checkin(const char *body, authcert_agent_message **m)
 {
@@ -23,7 +24,7 @@ static void test_a_full_check_in(void **state)
     authcert_agent_message *m = NULL;
     const char *body =
         "{\"agent_id\":\"5f0c\",\"hostname\":\"web-17\",\"port\":7701,\"version\":\"0.1.0\","
-        "\"thumbprint\":\"" TP "\",\"future\":[1,2],"
+        "\"thumbprint\":\"" TP "\",\"future\":[1,2],\"key_pin\":\"" PIN "\","
         "\"results\":[{\"delivery\":42,\"status\":\"ok\",\"exit\":0,\"output\":\"done\"},"
         "{\"delivery\":7,\"status\":\"failed\"}]}";
 
@@ -35,6 +36,7 @@ static void test_a_full_check_in(void **state)
     assert_int_equal(m->report.port, 7701);
     assert_string_equal(m->report.version, "0.1.0");
     assert_string_equal(m->report.thumbprint, TP);
+    assert_string_equal(m->report.key_pin, PIN);
     assert_int_equal(m->nresults, 2);
     assert_int_equal(m->results[0].did, 42);
     assert_true(m->results[0].ok);
@@ -49,6 +51,7 @@ static void test_a_full_check_in(void **state)
     assert_ok(checkin("{\"agent_id\":\"a\",\"hostname\":\"\",\"port\":0,\"thumbprint\":\"\"}",
                       &m));
     assert_null(m->report.version);
+    assert_null(m->report.key_pin); /* an agent without a key of its own */
     assert_int_equal(m->nresults, 0);
     assert_int_equal(m->report.port, 0);
     authcert_agent_message_free(m);
@@ -84,6 +87,21 @@ static void test_bad_check_ins_are_refused(void **state)
           "\"version\":7}", AUTHCERT_E_USAGE, "version" },
         { "{\"agent_id\":\"a\",\"hostname\":\"h\",\"port\":1,\"thumbprint\":\"\","
           "\"results\":{}}", AUTHCERT_E_USAGE, "results" },
+        /* key_pin: a string, and a well-formed pin (or ""). */
+        { "{\"agent_id\":\"a\",\"hostname\":\"h\",\"port\":1,\"thumbprint\":\"\","
+          "\"key_pin\":7}", AUTHCERT_E_USAGE, "key_pin" },
+        { "{\"agent_id\":\"a\",\"hostname\":\"h\",\"port\":1,\"thumbprint\":\"\","
+          "\"key_pin\":null}", AUTHCERT_E_USAGE, "key_pin" },
+        { "{\"agent_id\":\"a\",\"hostname\":\"h\",\"port\":1,\"thumbprint\":\"\","
+          "\"key_pin\":\"" PIN "A\"}", AUTHCERT_E_USAGE, "key_pin" },
+        { "{\"agent_id\":\"a\",\"hostname\":\"h\",\"port\":1,\"thumbprint\":\"\","
+          "\"key_pin\":\"sha256//" TP "\"}", AUTHCERT_E_USAGE, "key_pin" },
+        { "{\"agent_id\":\"a\",\"hostname\":\"h\",\"port\":1,\"thumbprint\":\"\","
+          "\"key_pin\":\"sha256//ypeBEsobvcr6wjGzmiPcTaeG7_gUfE5yuYB3ha-uSLs=\"}",
+          AUTHCERT_E_USAGE, "key_pin" },
+        { "{\"agent_id\":\"a\",\"hostname\":\"h\",\"port\":1,\"thumbprint\":\"\","
+          "\"key_pin\":\"ypeBEsobvcr6wjGzmiPcTaeG7/gUfE5yuYB3ha/uSLs=\"}",
+          AUTHCERT_E_USAGE, "key_pin" },
         { "{\"agent_id\":\"a\",\"hostname\":\"h\",\"port\":1,\"thumbprint\":\"\","
           "\"results\":[{\"delivery\":0,\"status\":\"ok\"}]}", AUTHCERT_E_USAGE, "results[0]" },
         { "{\"agent_id\":\"a\",\"hostname\":\"h\",\"port\":1,\"thumbprint\":\"\","
@@ -104,6 +122,29 @@ static void test_bad_check_ins_are_refused(void **state)
             fail_msg("case %zu: status %d detail \"%s\"", i, st, authcert_detail());
         assert_null(m);
     }
+}
+
+/* key_pin: optional; "" is none; a long one is refused, not cut. */
+static void test_key_pin_member(void **state)
+{
+    authcert_agent_message *m = NULL;
+    char body[4096];
+    char pin[2001];
+
+    (void)state;
+    assert_ok(checkin("{\"agent_id\":\"a\",\"hostname\":\"h\",\"port\":1,"
+                      "\"thumbprint\":\"\",\"key_pin\":\"\"}", &m));
+    assert_string_equal(m->report.key_pin, "");
+    authcert_agent_message_free(m);
+    m = NULL;
+    memcpy(pin, PIN, strlen(PIN));
+    memset(pin + strlen(PIN), 'A', sizeof pin - 1 - strlen(PIN));
+    pin[sizeof pin - 1] = '\0';
+    snprintf(body, sizeof body, "{\"agent_id\":\"a\",\"hostname\":\"h\",\"port\":1,"
+             "\"thumbprint\":\"\",\"key_pin\":\"%s\"}", pin);
+    assert_status(checkin(body, &m), AUTHCERT_E_USAGE);
+    assert_non_null(strstr(authcert_detail(), "key_pin"));
+    assert_null(m);
 }
 
 static void test_size_caps(void **state)
@@ -168,6 +209,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_full_check_in),
         cmocka_unit_test(test_bad_check_ins_are_refused),
+        cmocka_unit_test(test_key_pin_member),
         cmocka_unit_test(test_size_caps),
         cmocka_unit_test(test_result_bodies),
     };

@@ -17,12 +17,16 @@
 #include <sqlite3.h>
 
 #include "authcert/registry.h"
+#include "authcert/registry_copy.h"
 #include "testlib.h"
 #include "testlib_registry.h"
 
 #define TP_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define TP_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 #define T0 1780000000
+/* Key pins: "sha256//" + base64 of a SHA-256 (of "a" and of "b"). */
+#define PIN_A "sha256//ypeBEsobvcr6wjGzmiPcTaeG7/gUfE5yuYB3ha/uSLs="
+#define PIN_B "sha256//PiPoFgA5WUoziU9lZOGxNIu9egCI1CxKy3PurtWcAJ0="
 
 typedef struct fixture {
     char *dir;
@@ -256,6 +260,137 @@ static void test_batch_count_foreach(void **state)
     assert_int_equal(count(f->reg), N);
     free(r);
     free(ids);
+}
+
+static void assert_pin(authcert_registry *reg, const char *agent_id, const char *want)
+{
+    authcert_agent *a = NULL;
+
+    assert_ok(authcert_registry_get_agent(reg, agent_id, &a));
+    assert_string_equal(a->key_pin, want);
+    authcert_agent_free(a);
+}
+
+static authcert_status pins_cb(void *ctx, const authcert_agent *a)
+{
+    char *text = ctx;
+    size_t used = strlen(text);
+
+    snprintf(text + used, 512 - used, "[%s %s]", a->agent_id, a->key_pin);
+    return AUTHCERT_OK;
+}
+
+/*
+ * The first key pin an agent id reports is kept until enrollment binds
+ * keys: whoever checks in later under that id with another key (or none)
+ * does not move it, so authcertd never pushes to that other key.
+ */
+static void test_the_first_key_pin_stays(void **state)
+{
+    fixture *f = *state;
+    authcert_agent_report r = report("agent-1", TP_A), b[3];
+    char pins[512] = "";
+
+    assert_ok(authcert_registry_checkin(f->reg, &r, T0));
+    assert_pin(f->reg, "agent-1", ""); /* none reported yet */
+    r.key_pin = PIN_A;
+    assert_ok(authcert_registry_checkin(f->reg, &r, T0 + 1));
+    assert_pin(f->reg, "agent-1", PIN_A);
+    r.key_pin = PIN_B;
+    r.hostname = "impostor";
+    assert_ok(authcert_registry_checkin(f->reg, &r, T0 + 2));
+    assert_pin(f->reg, "agent-1", PIN_A);
+    r.key_pin = "";
+    assert_ok(authcert_registry_checkin(f->reg, &r, T0 + 3));
+    r.key_pin = NULL;
+    assert_ok(authcert_registry_checkin_batch(f->reg, &r, 1, T0 + 4));
+    assert_pin(f->reg, "agent-1", PIN_A);
+
+    /* In one batch as in separate check-ins: the first non-empty pin. */
+    b[0] = report("agent-2", TP_B);
+    b[1] = report("agent-2", TP_B);
+    b[1].key_pin = PIN_B;
+    b[2] = report("agent-2", TP_B);
+    b[2].key_pin = PIN_A;
+    assert_ok(authcert_registry_checkin_batch(f->reg, b, 3, T0 + 5));
+    b[0] = report("agent-1", TP_B);
+    b[0].key_pin = PIN_B;
+    assert_ok(authcert_registry_checkin_batch(f->reg, b, 1, T0 + 6));
+    assert_ok(authcert_registry_foreach_agent(f->reg, NULL, pins_cb, pins));
+    assert_string_equal(pins, "[agent-1 " PIN_A "][agent-2 " PIN_B "]");
+}
+
+static void test_malformed_key_pins_are_refused(void **state)
+{
+    fixture *f = *state;
+    authcert_agent_report r = report("agent-1", TP_A), b[2];
+    static const char *const bad[] = {
+        "sha256//ypeBEsobvcr6wjGzmiPcTaeG7/gUfE5yuYB3ha/uSLs",   /* no padding */
+        "sha256//ypeBEsobvcr6wjGzmiPcTaeG7/gUfE5yuYB3ha/uSLs==", /* one too many */
+        "sha256//ypeBEsobvcr6wjGzmiPcTaeG7_gUfE5yuYB3ha-uSLs=",  /* base64url */
+        "sha256//ypeBEsobvcr6wjGzmiPcTaeG7/gUfE5yuYB3ha/uS==",   /* 31 bytes */
+        "sha1//ypeBEsobvcr6wjGzmiPcTaeG7/gUfE5yuYB3ha/uSLs=AA",  /* another hash */
+        "SHA256//ypeBEsobvcr6wjGzmiPcTaeG7/gUfE5yuYB3ha/uSLs=",
+        "sha256//ypeBEsobvcr6wjGzmiPcTaeG7/gUfE5yuYB3ha/uSL =",
+        "sha256//", "ypeBEsobvcr6wjGzmiPcTaeG7/gUfE5yuYB3ha/uSLs=", " " PIN_A,
+    };
+
+    r.key_pin = PIN_A;
+    assert_ok(authcert_registry_checkin(f->reg, &r, T0));
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = report(i % 2 ? "agent-1" : "agent-new", TP_A);
+        r.key_pin = bad[i];
+        assert_status(authcert_registry_validate_report(&r), AUTHCERT_E_USAGE);
+        assert_status(authcert_registry_checkin(f->reg, &r, T0 + 1), AUTHCERT_E_USAGE);
+        if (strstr(authcert_detail(), "key_pin") == NULL)
+            fail_msg("case %zu: detail '%s' does not name key_pin", i, authcert_detail());
+    }
+    /* A batch with one bad pin records nothing. */
+    b[0] = report("agent-new", TP_A);
+    b[0].key_pin = PIN_B;
+    b[1] = report("agent-1", TP_A);
+    b[1].key_pin = "sha256//x";
+    assert_status(authcert_registry_checkin_batch(f->reg, b, 2, T0 + 2), AUTHCERT_E_USAGE);
+    assert_non_null(strstr(authcert_detail(), "report 1 of 2"));
+    assert_int_equal(count(f->reg), 1);
+    assert_pin(f->reg, "agent-1", PIN_A);
+}
+
+/*
+ * authcert --migrate-registry keeps the pins, both ways: on SQLite a copy
+ * to another file and back; on PostgreSQL to a SQLite file and from it
+ * into a second database. Either way the copy's row counts hold.
+ */
+static void test_a_copy_keeps_the_key_pins(void **state)
+{
+    fixture *f = *state;
+    authcert_agent_report r[2] = { report("agent-1", TP_A), report("agent-2", TP_B) };
+    authcert_registry_copy_stats st = { 0 };
+    authcert_registry *back = NULL;
+    char mid[4200], *dst;
+
+    r[0].key_pin = PIN_A;
+    assert_ok(authcert_registry_checkin_batch(f->reg, r, 2, T0));
+    snprintf(mid, sizeof mid, "%s/copy.db", f->dir);
+    assert_ok(authcert_registry_copy(f->path, mid, &st));
+    assert_int_equal(st.agents, 2);
+    if (testlib_pg()) {
+        dst = testlib_registry_new(f->dir);
+    } else if (asprintf(&dst, "%s/back.db", f->dir) < 0) {
+        fail();
+    }
+    assert_ok(authcert_registry_copy(mid, dst, &st));
+    assert_int_equal(st.agents, 2);
+    assert_ok(authcert_registry_open(dst, &back));
+    assert_pin(back, "agent-1", PIN_A);
+    assert_pin(back, "agent-2", "");
+    /* Still the first pin there: a new one does not replace it. */
+    r[0].key_pin = PIN_B;
+    assert_ok(authcert_registry_checkin(back, &r[0], T0 + 1));
+    assert_pin(back, "agent-1", PIN_A);
+    authcert_registry_close(back);
+    testlib_registry_drop(dst);
+    free(dst);
 }
 
 /* Collects deliveries (a copy of what the tests look at). */
@@ -548,13 +683,13 @@ static void test_foreign_and_newer_databases_are_refused(void **state)
         free(other);
         authcert_registry_close(f->reg);
         f->reg = NULL;
-        assert_int_equal(testlib_registry_sql(f->path, "UPDATE authcert_meta SET value = '3' "
+        assert_int_equal(testlib_registry_sql(f->path, "UPDATE authcert_meta SET value = '99' "
                                               "WHERE key = 'schema_version'"), 0);
         assert_status(authcert_registry_open(f->path, &r), AUTHCERT_E_POLICY);
-        assert_non_null(strstr(authcert_detail(), "schema version 3 is newer"));
+        assert_non_null(strstr(authcert_detail(), "schema version 99 is newer"));
         assert_int_equal(testlib_registry_sql(f->path, "DO $$ BEGIN IF (SELECT value FROM "
                                               "authcert_meta WHERE key = 'schema_version') "
-                                              "<> '3' THEN RAISE 'changed'; END IF; END $$"),
+                                              "<> '99' THEN RAISE 'changed'; END IF; END $$"),
                          0);
         return;
     }
@@ -572,10 +707,10 @@ static void test_foreign_and_newer_databases_are_refused(void **state)
     authcert_registry_close(f->reg);
     f->reg = NULL;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     assert_status(authcert_registry_open(f->path, &r), AUTHCERT_E_POLICY);
-    assert_non_null(strstr(authcert_detail(), "schema version 3 is newer"));
+    assert_non_null(strstr(authcert_detail(), "schema version 99 is newer"));
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
@@ -583,7 +718,7 @@ static void test_foreign_and_newer_databases_are_refused(void **state)
     v = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     sqlite3_close(db);
-    assert_int_equal(v, 3);
+    assert_int_equal(v, 99);
 }
 
 /*
@@ -739,6 +874,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checkin_inserts_then_updates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_untrusted_reports_are_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_count_foreach, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_first_key_pin_stays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_key_pins_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_copy_keeps_the_key_pins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_enqueue_pending_claim_result, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_queue_survives_reopen, setup, teardown),

@@ -27,6 +27,8 @@
 #define TP_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define TP_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 #define T0 1780000000
+#define PIN_A "sha256//ypeBEsobvcr6wjGzmiPcTaeG7/gUfE5yuYB3ha/uSLs="
+#define PIN_B "sha256//PiPoFgA5WUoziU9lZOGxNIu9egCI1CxKy3PurtWcAJ0="
 
 typedef struct fixture {
     char *dir;
@@ -76,7 +78,7 @@ static void checkin3(authcert_registry *reg)
 typedef struct got {
     size_t n;
     int64_t id[16], command_id[16];
-    char agent[16][64], command[16][32], thumbprint[16][65];
+    char agent[16][64], command[16][32], thumbprint[16][65], key_pin[16][64];
     bool broadcast[16];
     unsigned attempts[16];
     time_t lease[16];
@@ -93,6 +95,7 @@ static authcert_status got_cb(void *ctx, const authcert_delivery *d)
     snprintf(g->agent[i], sizeof g->agent[i], "%s", d->agent_id);
     snprintf(g->command[i], sizeof g->command[i], "%s", d->command);
     snprintf(g->thumbprint[i], sizeof g->thumbprint[i], "%s", d->thumbprint);
+    snprintf(g->key_pin[i], sizeof g->key_pin[i], "%s", d->key_pin);
     g->broadcast[i] = d->broadcast;
     g->attempts[i] = d->attempts;
     g->lease[i] = d->lease_until;
@@ -180,6 +183,33 @@ static void test_check_in_and_push_never_take_the_same_delivery(void **state)
                   AUTHCERT_E_USAGE);
 }
 
+/* What a push is pinned to comes with the delivery, from either claim. */
+static void test_claims_hand_the_recorded_key_pin(void **state)
+{
+    fixture *f = *state;
+    authcert_agent_report r = report("agent-1", TP_A, 7443);
+    size_t claimed = 0;
+    got g = { 0 }, p = { 0 };
+
+    checkin3(f->reg);
+    r.key_pin = PIN_A;
+    assert_ok(authcert_registry_checkin(f->reg, &r, T0));
+    r.key_pin = PIN_B; /* not recorded: the first pin stays */
+    assert_ok(authcert_registry_checkin(f->reg, &r, T0));
+    assert_ok(authcert_registry_enqueue_all(f->reg, "restart", NULL, T0, NULL, NULL));
+    assert_ok(authcert_registry_claim(f->reg, 100, 60, T0 + 1, got_cb, &p, &claimed));
+    assert_int_equal(claimed, 2); /* agent-2 has no listener */
+    assert_string_equal(p.agent[0], "agent-1");
+    assert_string_equal(p.key_pin[0], PIN_A);
+    assert_string_equal(p.agent[1], "agent-3");
+    assert_string_equal(p.key_pin[1], "");
+    assert_ok(authcert_registry_enqueue(f->reg, "agent-1", "run", NULL, T0, NULL));
+    assert_ok(authcert_registry_claim_agent(f->reg, "agent-1", 64, 60, T0 + 2, got_cb, &g,
+                                            &claimed));
+    assert_int_equal(claimed, 1);
+    assert_string_equal(g.key_pin[0], PIN_A);
+}
+
 /*
  * A delivery for an agent without a listener is never due for the push
  * thread (it could only lease it and put it back, and a check-in in that
@@ -235,6 +265,54 @@ static void test_a_listener_less_agent_gets_its_commands_at_check_in_only(void *
                                             &claimed));
     assert_int_equal(claimed, 1);
     assert_int_equal(g.command_id[0], c2);
+}
+
+/*
+ * A push that met another key than the agent's pin puts the delivery back
+ * for the agent's check-in only: the push thread never takes it again, the
+ * agent's next check-in does. Beside it, a plain retry (the control) and a
+ * final outcome, where checkin_only changes nothing.
+ */
+static void test_a_checkin_only_outcome_waits_for_the_check_in(void **state)
+{
+    fixture *f = *state;
+    authcert_delivery_outcome o[3];
+    size_t claimed = 0;
+    got p = { 0 }, g = { 0 };
+
+    checkin3(f->reg);
+    assert_ok(authcert_registry_enqueue(f->reg, "agent-1", "run", NULL, T0, NULL));
+    assert_ok(authcert_registry_enqueue(f->reg, "agent-3", "run", NULL, T0, NULL));
+    assert_ok(authcert_registry_enqueue(f->reg, "agent-3", "ping", NULL, T0, NULL));
+    assert_ok(authcert_registry_claim(f->reg, 100, 60, T0 + 1, got_cb, &p, &claimed));
+    assert_int_equal(claimed, 3);
+    o[0] = (authcert_delivery_outcome){ .delivery_id = p.id[0],
+                                        .state = AUTHCERT_DELIVERY_QUEUED,
+                                        .result_json = "{\"error\":\"key\"}",
+                                        .checkin_only = true };
+    o[1] = (authcert_delivery_outcome){ .delivery_id = p.id[1],
+                                        .state = AUTHCERT_DELIVERY_QUEUED };
+    o[2] = (authcert_delivery_outcome){ .delivery_id = p.id[2],
+                                        .state = AUTHCERT_DELIVERY_DELIVERED,
+                                        .checkin_only = true };
+    assert_ok(authcert_registry_record_results(f->reg, o, 3, T0 + 2));
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(o[i].status, AUTHCERT_OK);
+
+    /* A year on, the push thread has the retry only. */
+    memset(&p, 0, sizeof p);
+    assert_ok(authcert_registry_claim(f->reg, 100, 60, T0 + 86400 * 365, got_cb, &p,
+                                      &claimed));
+    assert_int_equal(claimed, 1);
+    assert_string_equal(p.agent[0], "agent-3");
+    assert_string_equal(p.command[0], "run");
+    assert_int_equal(nqueued(f, "agent-3"), 1); /* the ping was delivered */
+    /* agent-1's check-in brings it at once. */
+    assert_ok(authcert_registry_claim_agent(f->reg, "agent-1", 64, 60, T0 + 3, got_cb, &g,
+                                            &claimed));
+    assert_int_equal(claimed, 1);
+    assert_string_equal(g.command[0], "run");
+    assert_int_equal(g.attempts[0], 2);
 }
 
 /*
@@ -505,9 +583,10 @@ static const char v1[] =
     " VALUES (1, 1, 1, 1780000000, 1780000000);"
     "PRAGMA application_id = 1094931015; PRAGMA user_version = 1;";
 
-/* The same on PostgreSQL, from the version 2 schema the fixture made. */
+/* The same on PostgreSQL, from the current schema the fixture made. */
 static const char v1_pg[] =
     "DROP INDEX deliveries_once; ALTER TABLE deliveries DROP COLUMN once_key;"
+    "ALTER TABLE agents DROP COLUMN key_pin;"
     "UPDATE authcert_meta SET value = '1' WHERE key = 'schema_version';"
     "INSERT INTO agents VALUES (1, 'old-agent', 'h', '192.0.2.1', 7443, '" TP_A "', '0.1.0',"
     " 1780000000, 1780000000);"
@@ -528,7 +607,7 @@ static void test_version_1_is_migrated(void **state)
     got g = { 0 };
 
     if (testlib_pg()) {
-        /* The fixture's version 2 database, taken back to version 1. */
+        /* The fixture's database, taken back to version 1. */
         authcert_registry_close(f->reg);
         f->reg = NULL;
         assert_int_equal(testlib_registry_sql(f->path, v1_pg), 0);
@@ -542,7 +621,7 @@ static void test_version_1_is_migrated(void **state)
 
     assert_ok(authcert_registry_open(path, &r));
     assert_ok(authcert_registry_schema_version(r, &version));
-    assert_int_equal(version, 2);
+    assert_int_equal(version, AUTHCERT_REGISTRY_SCHEMA_VERSION);
     /* The old delivery is intact: a broadcast, claimable, matched by command id. */
     assert_ok(authcert_registry_claim_agent(r, "old-agent", 64, 30, T0, got_cb, &g, NULL));
     assert_int_equal(g.n, 1);
@@ -557,10 +636,81 @@ static void test_version_1_is_migrated(void **state)
                                                  NULL, &n));
     assert_int_equal(n, 0);
     authcert_registry_close(r);
-    /* Reopening a version 2 file changes nothing. */
+    /* Reopening a current file changes nothing. */
     assert_ok(authcert_registry_open(path, &r));
     assert_ok(authcert_registry_schema_version(r, &version));
-    assert_int_equal(version, 2);
+    assert_int_equal(version, AUTHCERT_REGISTRY_SCHEMA_VERSION);
+    authcert_registry_close(r);
+}
+
+/* Version 2 (authcert 0.2): version 1 and the idempotency key. */
+static const char v1_to_v2[] =
+    "ALTER TABLE deliveries ADD COLUMN once_key TEXT;"
+    "CREATE UNIQUE INDEX deliveries_once ON deliveries(agent, once_key)"
+    " WHERE state = 'queued' AND once_key IS NOT NULL;"
+    "PRAGMA user_version = 2;";
+
+/* PostgreSQL: the fixture's database taken back to version 2, with rows. */
+static const char v2_pg[] =
+    "ALTER TABLE agents DROP COLUMN key_pin;"
+    "UPDATE authcert_meta SET value = '2' WHERE key = 'schema_version';"
+    "INSERT INTO agents VALUES (1, 'old-agent', 'h', '192.0.2.1', 7443, '" TP_A "', '0.1.0',"
+    " 1780000000, 1780000000);"
+    "INSERT INTO commands VALUES (1, 'restart', NULL, 1, 1780000000);"
+    "INSERT INTO deliveries(id, command_id, agent, next_attempt_at, updated_at)"
+    " VALUES (2, 1, 1, 1780000000, 1780000000);"
+    "SELECT setval('authcert_ids', 2), setval(pg_get_serial_sequence('agents', 'id'), 1)";
+
+/* Version 3 adds agents.key_pin: existing agents have none ('') until they report one. */
+static void test_version_2_is_migrated(void **state)
+{
+    fixture *f = *state;
+    char path[4200];
+    authcert_registry *r = NULL;
+    authcert_agent_report rep = report("old-agent", TP_A, 7443);
+    authcert_agent *a = NULL;
+    sqlite3 *db = NULL;
+    int version = 0;
+    got g = { 0 };
+
+    if (testlib_pg()) {
+        authcert_registry_close(f->reg);
+        f->reg = NULL;
+        assert_int_equal(testlib_registry_sql(f->path, v2_pg), 0);
+        snprintf(path, sizeof path, "%s", f->path);
+    } else {
+        snprintf(path, sizeof path, "%s/v2.db", f->dir);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, v1_to_v2, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+    }
+
+    assert_ok(authcert_registry_open(path, &r));
+    assert_ok(authcert_registry_schema_version(r, &version));
+    assert_int_equal(version, 3);
+    assert_ok(authcert_registry_get_agent(r, "old-agent", &a));
+    assert_string_equal(a->key_pin, "");
+    assert_string_equal(a->thumbprint, TP_A);
+    assert_int_equal(a->first_seen, 1780000000);
+    authcert_agent_free(a);
+    assert_ok(authcert_registry_claim_agent(r, "old-agent", 64, 30, T0, got_cb, &g, NULL));
+    assert_int_equal(g.n, 1);
+    assert_string_equal(g.command[0], "restart");
+    assert_string_equal(g.key_pin[0], "");
+    /* The old agent's first pin is recorded, and kept. */
+    rep.key_pin = PIN_A;
+    assert_ok(authcert_registry_checkin(r, &rep, T0 + 1));
+    rep.key_pin = PIN_B;
+    assert_ok(authcert_registry_checkin(r, &rep, T0 + 2));
+    authcert_registry_close(r);
+    assert_ok(authcert_registry_open(path, &r));
+    assert_ok(authcert_registry_schema_version(r, &version));
+    assert_int_equal(version, 3);
+    assert_ok(authcert_registry_get_agent(r, "old-agent", &a));
+    assert_string_equal(a->key_pin, PIN_A);
+    assert_int_equal(a->last_seen, T0 + 2);
+    authcert_agent_free(a);
     authcert_registry_close(r);
 }
 
@@ -569,8 +719,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_check_in_and_push_never_take_the_same_delivery,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claims_hand_the_recorded_key_pin, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             test_a_listener_less_agent_gets_its_commands_at_check_in_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_checkin_only_outcome_waits_for_the_check_in,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_agent_with_nothing_does_not_write, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_results_are_matched_to_the_reporting_agent, setup,
@@ -580,6 +734,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_update_thumbprint_only_from_the_expected_one,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_1_is_migrated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_2_is_migrated, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

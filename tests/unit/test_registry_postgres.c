@@ -124,11 +124,12 @@ static void test_version_1_is_migrated(void **state)
     uint64_t n = 99;
     size_t claimed = 0, seen = 0;
 
-    /* Make a version 2 database, then take it back to what version 1 was. */
+    /* Make a current database, then take it back to what version 1 was. */
     assert_ok(authcert_registry_open(f->uri, &reg));
     authcert_registry_close(reg);
     c = connect_to(f->uri);
     sql_ok(c, "DROP INDEX deliveries_once; ALTER TABLE deliveries DROP COLUMN once_key; "
+              "ALTER TABLE agents DROP COLUMN key_pin; "
               "UPDATE authcert_meta SET value = '1' WHERE key = 'schema_version'; "
               "INSERT INTO agents(agent_id, hostname, address, port, thumbprint, version, "
               "first_seen, last_seen) VALUES ('old-agent', 'h', 'a', 7443, '', '', 1, 1); "
