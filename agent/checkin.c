@@ -24,6 +24,7 @@ struct agent_checkin {
     struct curl_slist *headers;
     char *url_checkin;
     char *url_result;
+    char *pins;     /* --server-pin list for libcurl: "sha256//A;sha256//B" */
     char *buf;      /* the answer */
     size_t len;
     bool overflow;
@@ -60,6 +61,68 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+/*
+ * The server's TLS: TLS 1.2 or 1.3 with forward-secret AEAD suites, and
+ * trust from --ca-file or the system's store, or only the --server-pin
+ * list (then the pin is the whole trust: a self-signed certificate with
+ * the pinned key, under any name, is the server). With a CA and pins both
+ * must hold. libcurl keeps the TLS session of the one easy handle, so a
+ * reconnection resumes it.
+ */
+static void tls_client_setup(agent_checkin *c)
+{
+    agent *a = c->a;
+
+    curl_easy_setopt(c->curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    curl_easy_setopt(c->curl, CURLOPT_SSL_CIPHER_LIST, AUTHCERT_TLS_OPENSSL_CIPHERS);
+    if (a->cfg.ca_file != NULL)
+        curl_easy_setopt(c->curl, CURLOPT_CAINFO, a->cfg.ca_file);
+    if (a->cfg.npins > 0) {
+        curl_easy_setopt(c->curl, CURLOPT_PINNEDPUBLICKEY, c->pins);
+        if (a->cfg.ca_file == NULL) {
+            curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 0L);
+            curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 0L);
+        }
+    }
+}
+
+/*
+ * After a TLS refusal: what the server presented, for the one line that
+ * says what was expected and what was seen. A second connection that
+ * trusts anything and sends nothing (CONNECT_ONLY), only to read the
+ * certificate; what it learns is never used for anything else.
+ */
+static void seen_key(const agent_checkin *c, const char *url, char *out, size_t size)
+{
+    CURL *h = curl_easy_init();
+    struct curl_certinfo *ci = NULL;
+    char pin[AUTHCERT_PIN_LEN + 1];
+
+    snprintf(out, size, "a key it could not read");
+    if (h == NULL)
+        return;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
+    curl_easy_setopt(h, CURLOPT_CERTINFO, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+    (void)c;
+    if (curl_easy_perform(h) == CURLE_OK &&
+        curl_easy_getinfo(h, CURLINFO_CERTINFO, &ci) == CURLE_OK && ci != NULL &&
+        ci->num_of_certs > 0) {
+        for (const struct curl_slist *l = ci->certinfo[0]; l != NULL; l = l->next)
+            if (strncmp(l->data, "Cert:", 5) == 0 &&
+                authcert_cert_pin(l->data + 5, strlen(l->data + 5), pin) == AUTHCERT_OK) {
+                snprintf(out, size, "%s", pin);
+                break;
+            }
+    }
+    curl_easy_cleanup(h);
+}
+
 authcert_status agent_checkin_new(agent *a, agent_checkin **out)
 {
     agent_checkin *c = calloc(1, sizeof *c);
@@ -69,6 +132,15 @@ authcert_status agent_checkin_new(agent *a, agent_checkin **out)
     c->a = a;
     c->url_checkin = join_url(a->cfg.server, "/v1/checkin");
     c->url_result = join_url(a->cfg.server, "/v1/result");
+    if (a->cfg.npins > 0) {
+        size_t n = 0;
+        if ((c->pins = malloc(a->cfg.npins * (AUTHCERT_PIN_LEN + 1) + 1)) == NULL) {
+            agent_checkin_free(c);
+            return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < a->cfg.npins; i++)
+            n += (size_t)sprintf(c->pins + n, "%s%s", i > 0 ? ";" : "", a->cfg.pins[i]);
+    }
     c->curl = curl_easy_init();
     c->headers = curl_slist_append(NULL, "Content-Type: application/json");
     if (c->url_checkin == NULL || c->url_result == NULL || c->curl == NULL || c->headers == NULL) {
@@ -84,6 +156,8 @@ authcert_status agent_checkin_new(agent *a, agent_checkin **out)
     curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c->curl, CURLOPT_USERAGENT, AGENT_NAME "/" AUTHCERT_VERSION);
+    if (!a->cfg.insecure_http)
+        tls_client_setup(c);
     *out = c;
     return AUTHCERT_OK;
 }
@@ -97,6 +171,7 @@ void agent_checkin_free(agent_checkin *c)
     curl_slist_free_all(c->headers);
     free(c->url_checkin);
     free(c->url_result);
+    free(c->pins);
     free(c->buf);
     free(c);
 }
@@ -119,6 +194,19 @@ static authcert_status post(agent_checkin *c, const char *url, const char *body,
     if (c->overflow)
         return authcert_fail(AUTHCERT_E_CORRUPT, "%s: answer larger than %zu bytes", url,
                              AGENT_ANSWER_MAX);
+    if (cc == CURLE_SSL_PINNEDPUBKEYNOTMATCH || cc == CURLE_PEER_FAILED_VERIFICATION) {
+        char seen[AUTHCERT_PIN_LEN + 64];
+        seen_key(c, url, seen, sizeof seen);
+        if (cc == CURLE_SSL_PINNEDPUBKEYNOTMATCH)
+            return authcert_fail(AUTHCERT_E_CRYPTO,
+                                 "%s: refused: the server's key is %s, not %s%s (--server-pin)",
+                                 url, seen, c->a->cfg.npins > 1 ? "one of " : "", c->pins);
+        return authcert_fail(AUTHCERT_E_CRYPTO,
+                             "%s: refused: its certificate (key %s) is not trusted by %s: %s",
+                             url, seen, c->a->cfg.ca_file != NULL ? c->a->cfg.ca_file
+                                                                  : "the system's CA store",
+                             err[0] ? err : curl_easy_strerror(cc));
+    }
     if (cc != CURLE_OK)
         return authcert_fail(AUTHCERT_E_IO, "%s: %s", url, err[0] ? err : curl_easy_strerror(cc));
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, http);
@@ -142,9 +230,9 @@ static char *checkin_body(agent_checkin *c, size_t *taken)
     agent *a = c->a;
     char thumb[65];
     authcert_agent_trust_thumbprint(a->trust, thumb);
-    json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:s}", "agent_id", a->id, "hostname",
+    json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "agent_id", a->id, "hostname",
                           a->hostname, "port", (int)a->port, "version", authcert_version(),
-                          "thumbprint", thumb);
+                          "thumbprint", thumb, "key_pin", a->key_pin);
     char *text = NULL;
     *taken = 0;
     if (j == NULL)

@@ -11,9 +11,11 @@
 #include <stdint.h>
 
 #include <jansson.h>
+#include <openssl/types.h>
 
 #include "authcert/agent.h"
 #include "authcert/authcert.h"
+#include "authcert/tls.h"
 
 #define AGENT_NAME "authcert-agent"
 #define AGENT_OUTPUT_MAX ((size_t)64 * 1024)    /* handler stdout kept */
@@ -37,6 +39,11 @@ typedef struct agent_config {
     int handler_timeout;  /* seconds before SIGKILL */
     int log_level;
     bool once;
+    char *ca_file;        /* trust for the server's certificate, NULL: the system's */
+    char **pins;          /* --server-pin, NULL-terminated; none: npins 0 */
+    size_t npins;
+    authcert_key_type key_type; /* of a key made at first start */
+    bool insecure_http;   /* --server http:// allowed */
 } agent_config;
 
 /* 0, or 2 after printing a usage error; exits 0 for --help/--version. */
@@ -55,6 +62,9 @@ typedef struct agent {
     char id[129];
     char hostname[256];
     authcert_agent_trust *trust;
+    EVP_PKEY *key;                 /* the agent's own key (STATE_DIR/agent.key) */
+    char key_pin[AUTHCERT_PIN_LEN + 1]; /* its pin, reported at check-in */
+    char *listen_cert_pem;         /* a self-signed certificate of key, for the listener */
     uint16_t port;                 /* bound listener port, 0: none */
     struct MHD_Daemon *mhd;
     pthread_mutex_t pending_lock;
@@ -64,6 +74,12 @@ typedef struct agent {
 /* ---- identity.c ---- */
 /* Make the state directory, read or create the agent id. */
 authcert_status agent_identity_load(agent *a);
+/*
+ * The agent's key: STATE_DIR/agent.key, made at first start (--key-type,
+ * P-256 by default), 0600, never sent anywhere; and a self-signed
+ * certificate of it for the listener's TLS.
+ */
+authcert_status agent_key_load(agent *a);
 /* Write STATE_DIR/listen-port with the bound port. */
 authcert_status agent_write_listen_port(agent *a);
 

@@ -26,8 +26,8 @@ authcert_status agent_identity_load(agent *a)
     size_t len = 0;
     authcert_status rc;
 
-    /* The state holds only public things (id, certificate), but nobody else writes it. */
-    if (mkdir(a->cfg.state_dir, 0755) != 0 && errno != EEXIST)
+    /* It holds the agent's private key (0600) as well: 0700 when we make it. */
+    if (mkdir(a->cfg.state_dir, 0700) != 0 && errno != EEXIST)
         return authcert_fail(AUTHCERT_E_IO, "%s: %s", a->cfg.state_dir, strerror(errno));
     if (!authcert_is_dir(a->cfg.state_dir))
         return authcert_fail(AUTHCERT_E_IO, "%s: not a directory", a->cfg.state_dir);
@@ -87,4 +87,31 @@ authcert_status agent_write_listen_port(agent *a)
         return rc;
     snprintf(line, sizeof line, "%u\n", (unsigned)a->port);
     return authcert_write_atomic(path, line, strlen(line), 0644);
+}
+
+authcert_status agent_key_load(agent *a)
+{
+    authcert_cert_params cp = { .subject = "CN=authcert-agent", .days = 3650, .tls = true };
+    authcert_cert *c = NULL;
+    char path[4096];
+    size_t len = 0;
+    bool created = false;
+    authcert_status rc = path_in_state(a, "agent.key", path, sizeof path);
+
+    if (rc != AUTHCERT_OK)
+        return rc;
+    if ((rc = authcert_key_file_load_or_create(path, a->cfg.key_type, &a->key, &created)) !=
+        AUTHCERT_OK)
+        return rc;
+    if ((rc = authcert_key_pin(a->key, a->key_pin)) != AUTHCERT_OK)
+        return rc;
+    if (created)
+        agent_log(LOG_INFO, "new agent key %s written to %s", a->key_pin, path);
+    /* The listener's certificate is made at each start: only its key is
+     * pinned (by authcertd), so nothing of it needs keeping. */
+    if ((rc = authcert_cert_generate_for(&cp, a->key, &c)) != AUTHCERT_OK)
+        return rc;
+    rc = authcert_cert_to_pem(c, &a->listen_cert_pem, &len);
+    authcert_cert_free(c);
+    return rc;
 }

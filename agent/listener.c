@@ -18,6 +18,9 @@
 #include <sys/socket.h>
 
 #include <microhttpd.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
 
 #include "daemon.h"
 
@@ -241,11 +244,30 @@ authcert_status agent_listener_start(agent *a)
     authcert_status rc = parse_listen(a->cfg.listen, &ss, &v6);
     if (rc != AUTHCERT_OK)
         return rc;
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_INTERNALLY;
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_INTERNALLY | MHD_USE_TLS;
     if (v6)
         flags |= MHD_USE_IPv6;
+    /*
+     * HTTPS with a self-signed certificate of the agent's own key: authcertd
+     * pins the key the agent reported (its pin in each check-in), so a
+     * listener with another key gets no command. The key goes to GnuTLS as
+     * PEM for the start only, then is wiped (GnuTLS keeps its own copy).
+     */
+    char *key_pem = NULL;
+    size_t key_len = 0;
+    BIO *bio = BIO_new(BIO_s_secmem());
+    if (bio == NULL || PEM_write_bio_PrivateKey(bio, a->key, NULL, NULL, 0, NULL, NULL) != 1 ||
+        (key_len = (size_t)BIO_get_mem_data(bio, &key_pem)) == 0 ||
+        (key_pem = strndup(key_pem, key_len)) == NULL) {
+        BIO_free(bio);
+        return authcert_fail(AUTHCERT_E_CRYPTO, "cannot encode the agent key for the listener");
+    }
+    BIO_free(bio);
     a->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, &on_request, a,
+        MHD_OPTION_HTTPS_MEM_KEY, key_pem,
+        MHD_OPTION_HTTPS_MEM_CERT, a->listen_cert_pem,
+        MHD_OPTION_HTTPS_PRIORITIES, AUTHCERT_TLS_GNUTLS_PRIORITIES,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)LISTEN_THREADS,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)LISTEN_MAX_CONNECTIONS,
@@ -254,12 +276,15 @@ authcert_status agent_listener_start(agent *a)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
         MHD_OPTION_NOTIFY_COMPLETED, &on_completed, NULL,
         MHD_OPTION_END);
+    OPENSSL_cleanse(key_pem, key_len);
+    free(key_pem);
     if (a->mhd == NULL)
         return authcert_fail(AUTHCERT_E_IO, "cannot listen on %s (address in use or not ours?)",
                              a->cfg.listen);
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_BIND_PORT);
     a->port = di != NULL ? di->port : 0;
-    agent_log(LOG_INFO, "listening on %s (port %u)", a->cfg.listen, (unsigned)a->port);
+    agent_log(LOG_INFO, "listening on %s (port %u, HTTPS, key %s)", a->cfg.listen,
+              (unsigned)a->port, a->key_pin);
     return agent_write_listen_port(a);
 }
 

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "daemon.h"
@@ -166,6 +167,13 @@ int main(int argc, char **argv)
         ret = fail(st, "state");
         goto out;
     }
+    if ((st = agent_key_load(&a)) != AUTHCERT_OK) {
+        ret = fail(st, "agent key");
+        goto out;
+    }
+    if (a.cfg.insecure_http)
+        agent_log(LOG_WARN, "--insecure-http: check-ins and results cross the network in "
+                  "clear, and any machine on the way can answer as the server");
     authcert_agent_trust_opts topts = {.leeway = a.cfg.leeway};
     if ((st = authcert_agent_trust_open(a.cfg.cert, &topts, &a.trust)) != AUTHCERT_OK) {
         ret = fail(st, st == AUTHCERT_E_NOTFOUND
@@ -194,6 +202,8 @@ out:
     agent_listener_stop(&a);
     agent_checkin_free(ci);
     authcert_agent_trust_free(a.trust);
+    EVP_PKEY_free(a.key);
+    free(a.listen_cert_pem);
     json_decref(a.pending);
     agent_done_clear();
     pthread_mutex_destroy(&a.pending_lock);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "authcert/config.h"
+#include "authcert/tls.h"
 #include "daemon.h"
 
 #define DEFAULT_INTERVAL 60
@@ -17,7 +18,8 @@
 #define DEFAULT_HANDLER_TIMEOUT 30
 
 enum { O_SERVER = 1, O_STATE, O_LISTEN, O_CERT, O_INTERVAL, O_HANDLER, O_ONCE, O_IDFILE,
-       O_LEEWAY, O_CONFIG, O_LOGLEVEL, O_HTIMEOUT, O_HELP, O_VERSION };
+       O_LEEWAY, O_CONFIG, O_LOGLEVEL, O_HTIMEOUT, O_CAFILE, O_PIN, O_KEYTYPE, O_INSECURE,
+       O_HELP, O_VERSION };
 
 static const struct option longopts[] = {
     {"server", required_argument, NULL, O_SERVER},
@@ -32,6 +34,10 @@ static const struct option longopts[] = {
     {"leeway", required_argument, NULL, O_LEEWAY},
     {"config", required_argument, NULL, O_CONFIG},
     {"log-level", required_argument, NULL, O_LOGLEVEL},
+    {"ca-file", required_argument, NULL, O_CAFILE},
+    {"server-pin", required_argument, NULL, O_PIN},
+    {"key-type", required_argument, NULL, O_KEYTYPE},
+    {"insecure-http", no_argument, NULL, O_INSECURE},
     {"help", no_argument, NULL, O_HELP},
     {"version", no_argument, NULL, O_VERSION},
     {NULL, 0, NULL, 0},
@@ -43,7 +49,9 @@ static void usage(FILE *f)
             "usage: " AGENT_NAME " --state-dir DIR [--server URL] [--listen ADDR:PORT]\n"
             "           [--cert FILE] [--interval SECONDS] [--handler PROGRAM]\n"
             "           [--handler-timeout SECONDS] [--id-file FILE] [--leeway SECONDS]\n"
-            "           [--log-level error|warn|info|debug] [--config FILE] [--once]\n"
+            "           [--ca-file FILE] [--server-pin sha256//BASE64]... [--key-type p256|ed25519]\n"
+            "           [--insecure-http] [--log-level error|warn|info|debug] [--config FILE]\n"
+            "           [--once]\n"
             "       " AGENT_NAME " --help | --version\n"
             "See authcert-agent(8).\n");
 }
@@ -96,6 +104,26 @@ static int apply(agent_config *cfg, int opt, const char *v, const char *where)
             return bad(where, "--log-level must be error, warn, info or debug, not ", v);
         return 0;
     case O_ONCE: cfg->once = true; return 0;
+    case O_INSECURE: cfg->insecure_http = true; return 0;
+    case O_CAFILE: return set_str(&cfg->ca_file, v);
+    case O_PIN: {
+        if (!authcert_pin_valid(v))
+            return bad(where, "--server-pin must be sha256// and the base64 of a SHA-256 "
+                       "(authcert --tls-cert pins), not ", v);
+        char **n = realloc(cfg->pins, (cfg->npins + 2) * sizeof *n);
+        if (n == NULL)
+            return 1;
+        cfg->pins = n;
+        if ((n[cfg->npins] = strdup(v)) == NULL)
+            return 1;
+        n[++cfg->npins] = NULL;
+        return 0;
+    }
+    case O_KEYTYPE:
+        cfg->key_type = authcert_key_type_parse(v);
+        if (cfg->key_type != AUTHCERT_KEY_P256 && cfg->key_type != AUTHCERT_KEY_ED25519)
+            return bad(where, "--key-type must be p256 or ed25519, not ", v);
+        return 0;
     }
     return 2;
 }
@@ -119,9 +147,9 @@ static authcert_status config_setting(void *ctx, const char *key, const char *va
         bad(prefix, "unknown setting ", key);
         return AUTHCERT_E_USAGE;
     }
-    if (opt == O_ONCE) {
+    if (opt == O_ONCE || opt == O_INSECURE) {
         if (strcmp(val, "true") == 0 || strcmp(val, "yes") == 0 || strcmp(val, "1") == 0)
-            cfg->once = true;
+            *(opt == O_ONCE ? &cfg->once : &cfg->insecure_http) = true;
         return AUTHCERT_OK;
     }
     return apply(cfg, opt, val, prefix) == 0 ? AUTHCERT_OK : AUTHCERT_E_USAGE;
@@ -146,6 +174,7 @@ int agent_config_parse(agent_config *cfg, int argc, char **argv)
     cfg->leeway = DEFAULT_LEEWAY;
     cfg->handler_timeout = DEFAULT_HANDLER_TIMEOUT;
     cfg->log_level = LOG_INFO;
+    cfg->key_type = AUTHCERT_KEY_P256;
 
     /* First pass: only --config, so that flags override the file. */
     opterr = 0;
@@ -177,7 +206,14 @@ int agent_config_parse(agent_config *cfg, int argc, char **argv)
         return bad("", "nothing to do: give --server URL, --listen ADDR:PORT or both", "");
     if (cfg->server != NULL && strncmp(cfg->server, "http://", 7) != 0 &&
         strncmp(cfg->server, "https://", 8) != 0)
-        return bad("", "--server must be an http:// or https:// URL, not ", cfg->server);
+        return bad("", "--server must be an https:// URL, not ", cfg->server);
+    if (cfg->server != NULL && strncmp(cfg->server, "http://", 7) == 0 && !cfg->insecure_http)
+        return bad("", "--server is plain HTTP: anyone on the way reads and changes what "
+                   "passes; use https://, or say --insecure-http: ", cfg->server);
+    if (cfg->insecure_http && cfg->server != NULL && strncmp(cfg->server, "https://", 8) == 0)
+        return bad("", "--insecure-http with an https:// server: choose one, not ", cfg->server);
+    if ((cfg->ca_file != NULL || cfg->npins > 0) && cfg->insecure_http)
+        return bad("", "--ca-file and --server-pin are for https://", "");
     if (cfg->handler != NULL && cfg->handler[0] != '/')
         return bad("", "--handler must be an absolute path, not ", cfg->handler);
     return 0;
@@ -192,5 +228,9 @@ void agent_config_free(agent_config *cfg)
     free(cfg->handler);
     free(cfg->id_file);
     free(cfg->config);
+    free(cfg->ca_file);
+    for (size_t i = 0; i < cfg->npins; i++)
+        free(cfg->pins[i]);
+    free(cfg->pins);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -8,6 +8,7 @@
  *   checkin.c  POST /v1/checkin and /v1/result
  *   push.c     the push thread (libcurl multi) and the proactive roll-over
  *   metrics.c  counters and GET /metrics
+ *   tls.c      the TLS certificate served, re-read on a change; tickets
  *   writer.c   the batching writer of check-ins to the registry
  *   nodes.c    one certificate across the nodes of one registry
  *   refresh.c  re-reading the store; tells d->store_changed of a change
@@ -51,6 +52,9 @@ typedef struct daemon_config {
     long max_connections;
     long connection_timeout; /* seconds idle before MHD closes */
     long batch_ms;        /* writer flush period */
+    char *tls_cert;       /* PEM chain, leaf first (default STORE/tls/server.crt) */
+    char *tls_key;        /* PEM key, 0600 (default STORE/tls/server.key) */
+    long insecure_http;   /* 1: plain HTTP (--insecure-http), warned at every start */
 } daemon_config;
 
 struct writer;
@@ -103,6 +107,21 @@ void dreg_close_all(void);
  */
 void daemon_refresh(daemon_ctx *d);
 
+/* ---- tls.c ---- */
+struct MHD_Connection;
+struct MHD_OptionItem;
+/* Load and check cfg.tls_cert and cfg.tls_key; make the ticket key. */
+authcert_status tls_open(daemon_ctx *d);
+/* Re-read the files when they changed (force: SIGHUP); a bad set is logged, the old kept. */
+void tls_maybe_reload(daemon_ctx *d, bool force);
+void tls_close(void);
+/* libmicrohttpd options for TLS into o (room for 2); returns how many. */
+size_t tls_mhd_options(struct MHD_OptionItem *o);
+/* A connection started (before its handshake) or ended. */
+void tls_connection_event(struct MHD_Connection *c, bool started);
+/* Handshakes so far: full, and resumed from a session ticket. */
+void tls_sessions(unsigned long long *full, unsigned long long *resumed);
+
 /* ---- writer.c ---- */
 authcert_status writer_start(daemon_ctx *d, struct writer **out);
 /* Queue a check-in (copied); blocks only when the queue is full. */
@@ -118,6 +137,8 @@ enum refusal {
 };
 enum push_result {
     PUSH_OK, PUSH_FAILED, PUSH_RETRY, PUSH_MISMATCHED, PUSH_NO_LISTENER, PUSH_NOT_NEEDED,
+    PUSH_NO_KEY,     /* no key recorded for the agent: nothing to pin, check-in only */
+    PUSH_WRONG_KEY,  /* its listener answered with another key: check-in only */
     PUSH_MAX
 };
 /* ---- checkin.c ---- */

@@ -249,10 +249,31 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     dlog("http: %s", line);
 }
 
+/* Every connection's start and end: TLS wants both (tls.c). */
+static void connection_event(void *cls, struct MHD_Connection *c, void **socket_context,
+                             enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    (void)socket_context;
+    tls_connection_event(c, toe == MHD_CONNECTION_NOTIFY_STARTED);
+}
+
 authcert_status http_start(daemon_ctx *d, int fd, struct MHD_Daemon **out)
 {
-    struct MHD_Daemon *mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+    struct MHD_OptionItem tls[4] = { { MHD_OPTION_END, 0, NULL } };
+    unsigned int flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    struct MHD_Daemon *mhd;
+
+    if (!d->cfg.insecure_http) {
+        size_t n = tls_mhd_options(tls);
+        flags |= MHD_USE_TLS;
+        tls[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
+                                            (intptr_t)connection_event, NULL };
+        tls[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+    }
+    mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL,
         handler, d,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
@@ -260,8 +281,8 @@ authcert_status http_start(daemon_ctx *d, int fd, struct MHD_Daemon **out)
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)d->cfg.max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)d->cfg.connection_timeout,
         MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+        MHD_OPTION_ARRAY, tls,
         MHD_OPTION_END);
-
     if (mhd == NULL)
         return authcert_fail(AUTHCERT_E_IO, "cannot start the HTTP server");
     *out = mhd;

@@ -27,7 +27,7 @@
 enum { EXIT_USAGE = 2, EXIT_START = 1 };
 
 /* Every option, on the command line as --NAME and in the file as NAME. */
-enum opt_kind { O_STR, O_NUM };
+enum opt_kind { O_STR, O_NUM, O_BOOL };
 struct opt {
     const char *name;
     enum opt_kind kind;
@@ -36,6 +36,7 @@ struct opt {
 };
 #define S(n, f) { n, O_STR, offsetof(daemon_config, f), 0, 0 }
 #define N(n, f, lo, hi) { n, O_NUM, offsetof(daemon_config, f), lo, hi }
+#define B(n, f) { n, O_BOOL, offsetof(daemon_config, f), 0, 1 }
 static const struct opt opts[] = {
     S("store", store_dir), S("registry", registry), S("listen", listen),
     S("port-file", port_file), S("server-id", server_id),
@@ -44,6 +45,7 @@ static const struct opt opts[] = {
     N("push-timeout", push_timeout, 1, 300), N("threads", threads, 1, 256),
     N("max-connections", max_connections, 1, 1000000),
     N("connection-timeout", connection_timeout, 1, 3600), N("batch-ms", batch_ms, 1, 1000),
+    S("tls-cert", tls_cert), S("tls-key", tls_key), B("insecure-http", insecure_http),
 };
 #define NOPTS (sizeof opts / sizeof *opts)
 
@@ -54,7 +56,7 @@ static void usage(FILE *f)
         "                 [--port-file FILE] [--server-id ID] [--token-ttl S] [--interval S]\n"
         "                 [--push-concurrency N] [--push-rate N] [--push-timeout S]\n"
         "                 [--threads N] [--max-connections N] [--connection-timeout S]\n"
-        "                 [--batch-ms MS]\n"
+        "                 [--batch-ms MS] [--tls-cert FILE --tls-key FILE | --insecure-http]\n"
         "       authcertd --help | --version\n");
 }
 
@@ -63,7 +65,18 @@ static int set_opt(daemon_config *c, const char *name, const char *value, const 
     for (size_t i = 0; i < NOPTS; i++) {
         if (strcmp(opts[i].name, name) != 0)
             continue;
-        if (opts[i].kind == O_STR) {
+        if (opts[i].kind == O_BOOL) {
+            long *slot = (long *)(void *)((char *)c + opts[i].off);
+            if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "1") == 0)
+                *slot = 1;
+            else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 ||
+                     strcmp(value, "0") == 0)
+                *slot = 0;
+            else {
+                fprintf(stderr, "authcertd: %s: %s must be true or false\n", where, name);
+                return -1;
+            }
+        } else if (opts[i].kind == O_STR) {
             char **slot = (char **)(void *)((char *)c + opts[i].off);
             free(*slot);
             if ((*slot = strdup(value)) == NULL)
@@ -118,7 +131,9 @@ static int parse_args(int argc, char **argv, daemon_config *c)
     int ch, idx;
 
     for (size_t i = 0; i < NOPTS; i++)
-        lo[k++] = (struct option){ opts[i].name, required_argument, NULL, 1000 + (int)i };
+        lo[k++] = (struct option){ opts[i].name,
+                                   opts[i].kind == O_BOOL ? no_argument : required_argument,
+                                   NULL, 1000 + (int)i };
     lo[k++] = (struct option){ "config", required_argument, NULL, 'c' };
     lo[k++] = (struct option){ "help", no_argument, NULL, 'h' };
     lo[k++] = (struct option){ "version", no_argument, NULL, 'V' };
@@ -145,12 +160,27 @@ static int parse_args(int argc, char **argv, daemon_config *c)
     }
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", lo, &idx)) != -1)
-        if (ch >= 1000 && set_opt(c, opts[ch - 1000].name, optarg, "command line") != 0)
+        if (ch >= 1000 && set_opt(c, opts[ch - 1000].name,
+                                  opts[ch - 1000].kind == O_BOOL ? "true" : optarg,
+                                  "command line") != 0)
             return -1;
     if (c->store_dir == NULL || c->registry == NULL || c->listen == NULL) {
         fprintf(stderr, "authcertd: --store, --registry and --listen are required\n");
         return -1;
     }
+    if (c->insecure_http && (c->tls_cert != NULL || c->tls_key != NULL)) {
+        fprintf(stderr, "authcertd: --insecure-http and --tls-cert/--tls-key: choose one\n");
+        return -1;
+    }
+    if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
+        fprintf(stderr, "authcertd: --tls-cert and --tls-key go together\n");
+        return -1;
+    }
+    /* What authcert --tls-cert new makes, in the store. */
+    if (!c->insecure_http && c->tls_cert == NULL &&
+        (asprintf(&c->tls_cert, "%s/tls/server.crt", c->store_dir) < 0 ||
+         asprintf(&c->tls_key, "%s/tls/server.key", c->store_dir) < 0))
+        return -1;
     return 0;
 }
 
@@ -270,6 +300,20 @@ int main(int argc, char **argv)
                 authcert_strerror(rc), authcert_detail());
         goto out;
     }
+    if (d.cfg.insecure_http) {
+        dlog("WARNING: --insecure-http: check-ins, results and pushed commands (their "
+             "arguments too) cross the network in clear, and agents cannot tell this "
+             "server from another");
+    } else if ((rc = tls_open(&d)) != AUTHCERT_OK) {
+        /* The status is the exit code (authcertd(8), EXIT STATUS). */
+        fprintf(stderr, "authcertd: TLS: %s%s\n", authcert_detail(),
+                rc == AUTHCERT_E_NOTFOUND
+                    ? " (make one with authcert --tls-cert new --dns NAME, give --tls-cert "
+                      "FILE --tls-key FILE, or run with --insecure-http)"
+                    : "");
+        status = (int)rc;
+        goto out;
+    }
     if ((fd = listen_on(d.cfg.listen, &port)) < 0)
         goto out;
     if ((rc = writer_start(&d, &d.writer)) != AUTHCERT_OK ||
@@ -282,22 +326,30 @@ int main(int argc, char **argv)
     if (d.cfg.port_file != NULL && write_port_file(d.cfg.port_file, port) != 0)
         goto out;
     authcert_server_current(d.srv, cur, NULL);
-    dlog("listening on %s (port %u), server id %s, current certificate %s, "
+    dlog("listening on %s (port %u, %s), server id %s, current certificate %s, "
          "store generation %llu, %ld HTTP threads", d.cfg.listen, port,
-         authcert_server_id(d.srv), cur, authcert_server_generation(d.srv), d.cfg.threads);
+         d.cfg.insecure_http ? "plain HTTP" : "HTTPS", authcert_server_id(d.srv), cur,
+         authcert_server_generation(d.srv), d.cfg.threads);
 
     nodes_tick(&d);
-    for (;;) {
-        /* Between signals the main thread has one chore: the nodes check. */
-        struct timespec tick = { .tv_sec = NODES_TICK_SECONDS };
+    for (unsigned ticks = 1;; ticks++) {
+        /* Between signals the main thread has two chores: a look at the TLS
+         * files every second, and the nodes check. */
+        struct timespec tick = { .tv_sec = 1 };
         sig = sigtimedwait(&sigs, NULL, &tick);
         if (sig < 0) {
-            if (errno == EAGAIN)
+            if (errno != EAGAIN)
+                continue;
+            if (!d.cfg.insecure_http)
+                tls_maybe_reload(&d, false);
+            if (ticks % NODES_TICK_SECONDS == 0)
                 nodes_tick(&d);
             continue;
         }
-        if (sig == SIGHUP) { /* re-read the store now */
+        if (sig == SIGHUP) { /* re-read the store and the TLS files now */
             daemon_refresh(&d);
+            if (!d.cfg.insecure_http)
+                tls_maybe_reload(&d, true);
             continue;
         }
         break;
@@ -307,6 +359,7 @@ int main(int argc, char **argv)
 out:
     atomic_store(&d.stopping, true);
     http_stop(mhd);
+    tls_close();
     checkin_summary();
     pusher_stop(d.pusher);
     writer_stop(d.writer);

@@ -17,7 +17,7 @@ static atomic_ullong checkins, signatures, rollovers, pushes[PUSH_MAX], refusals
 static const char *const push_names[PUSH_MAX] = {
     [PUSH_OK] = "ok", [PUSH_FAILED] = "failed", [PUSH_RETRY] = "retry",
     [PUSH_MISMATCHED] = "mismatched", [PUSH_NO_LISTENER] = "no_listener",
-    [PUSH_NOT_NEEDED] = "not_needed",
+    [PUSH_NOT_NEEDED] = "not_needed", [PUSH_NO_KEY] = "no_key", [PUSH_WRONG_KEY] = "wrong_key",
 };
 static const char *const refusal_names[REFUSE_MAX] = {
     [REFUSE_BAD_JSON] = "bad_json", [REFUSE_BAD_FIELD] = "bad_field",
@@ -127,6 +127,15 @@ char *metrics_render(daemon_ctx *d)
             "# TYPE authcert_checkin_backlog gauge\n"
             "authcert_checkin_backlog %llu\n",
             (unsigned long long)writer_backlog(d->writer));
+    if (!d->cfg.insecure_http) {
+        unsigned long long full = 0, resumed = 0;
+        tls_sessions(&full, &resumed);
+        fprintf(f, "# HELP authcert_tls_handshakes_total TLS connections ended, by how their "
+                "handshake went: full, or resumed from a session ticket.\n"
+                "# TYPE authcert_tls_handshakes_total counter\n"
+                "authcert_tls_handshakes_total{kind=\"full\"} %llu\n"
+                "authcert_tls_handshakes_total{kind=\"resumed\"} %llu\n", full, resumed);
+    }
     fprintf(f, "# HELP authcert_store_generation The certificate store's generation in use.\n"
             "# TYPE authcert_store_generation gauge\n"
             "authcert_store_generation %llu\n", authcert_server_generation(d->srv));

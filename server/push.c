@@ -11,6 +11,11 @@
  * broadcast or a replacement does not stampede the fleet), short timeouts
  * so that an agent that does not answer stalls only its own delivery.
  *
+ * Over HTTPS, pinned to the key the agent reported at check-in (its
+ * listener's certificate is self-signed with that key): a listener with
+ * another key, or an agent with none recorded, is sent nothing; the command
+ * waits for the agent's next check-in, on the connection it opens to us.
+ *
  * Outcomes: the agent's 200 answer is recorded as DELIVERED with its result;
  * anything else goes back to the queue (the registry backs off, 30 s
  * doubling to 1 h) until MAX_ATTEMPTS, then FAILED. The registry's leases
@@ -38,6 +43,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "authcert/tls.h"
 #include "daemon.h"
 
 #define MAX_ATTEMPTS 8
@@ -60,6 +66,7 @@ struct job {
     char agent_id[AUTHCERT_AGENT_ID_MAX + 1];
     char address[AUTHCERT_ADDRESS_MAX + 1];
     char thumbprint[AUTHCERT_THUMBPRINT_LEN + 1];
+    char key_pin[AUTHCERT_PIN_LEN + 1]; /* the agent's key as recorded: pushes are pinned to it */
     uint16_t port;
     char *command, *args;
     authcert_server_batch *batch;
@@ -76,6 +83,7 @@ struct pusher {
     daemon_ctx *d;
     pthread_t thread;
     CURLM *multi;
+    CURLSH *share;  /* TLS sessions across pushes to the same agent */
     atomic_bool stop;
     size_t inflight;
     struct job *flying;
@@ -92,6 +100,8 @@ struct pusher {
      */
     authcert_delivery_outcome *out;
     size_t nout, capout;
+    /* (agent, cause) pairs already logged: once each, not at every retry. */
+    uint64_t said[4096];
     /* Since the last summary line (one a second, not one per delivery). */
     uint64_t delivered, with_update_key, rolled;
     struct timespec summarised;
@@ -135,8 +145,8 @@ static void flush_outcomes(struct pusher *p, authcert_registry *reg)
 }
 
 /* Queue an outcome for flush_outcomes (copied). */
-static void record(struct pusher *p, authcert_registry *reg, struct job *j,
-                   authcert_delivery_state st, const char *result_json)
+static void record_as(struct pusher *p, authcert_registry *reg, struct job *j,
+                      authcert_delivery_state st, const char *result_json, bool checkin_only)
 {
     char *copy = NULL;
 
@@ -158,7 +168,44 @@ static void record(struct pusher *p, authcert_registry *reg, struct job *j,
         return;
     }
     p->out[p->nout++] = (authcert_delivery_outcome){ .delivery_id = j->id, .state = st,
-                                                     .result_json = copy };
+                                                     .result_json = copy,
+                                                     .checkin_only = checkin_only };
+}
+
+static void record(struct pusher *p, authcert_registry *reg, struct job *j,
+                   authcert_delivery_state st, const char *result_json)
+{
+    record_as(p, reg, j, st, result_json, false);
+}
+
+/*
+ * Log a push problem once per agent and cause (FNV-1a of both in a small
+ * table, emptied when full): an agent that keeps failing in the same way
+ * is one line, not one line per retry.
+ */
+static bool first_time(struct pusher *p, const char *agent_id, const char *cause)
+{
+    uint64_t h = 14695981039346656037ULL;
+    size_t n = sizeof p->said / sizeof *p->said, i;
+
+    for (const char *s = agent_id; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    h = (h ^ 0xff) * 1099511628211ULL;
+    for (const char *s = cause; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    h |= 1; /* 0 marks an empty slot */
+    for (i = 0; i < n; i++) {
+        uint64_t *slot = &p->said[(h + i) % n];
+        if (*slot == h)
+            return false;
+        if (*slot == 0) {
+            *slot = h;
+            return true;
+        }
+    }
+    memset(p->said, 0, sizeof p->said);
+    p->said[h % n] = h;
+    return true;
 }
 
 /* One line a second at most for the routine outcomes. */
@@ -228,9 +275,9 @@ static bool send_next(struct pusher *p, struct job *j)
         if (j->hdrs == NULL)
             return false;
         if (strchr(j->address, ':') != NULL)
-            snprintf(j->url, sizeof j->url, "http://[%s]:%u/v1/command", j->address, j->port);
+            snprintf(j->url, sizeof j->url, "https://[%s]:%u/v1/command", j->address, j->port);
         else
-            snprintf(j->url, sizeof j->url, "http://%s:%u/v1/command", j->address, j->port);
+            snprintf(j->url, sizeof j->url, "https://%s:%u/v1/command", j->address, j->port);
     } else {
         curl_easy_reset(j->easy);
     }
@@ -238,7 +285,19 @@ static bool send_next(struct pusher *p, struct job *j)
     j->answer = NULL;
     j->alen = 0;
     curl_easy_setopt(j->easy, CURLOPT_URL, j->url);
-    curl_easy_setopt(j->easy, CURLOPT_PROTOCOLS_STR, "http");
+    curl_easy_setopt(j->easy, CURLOPT_PROTOCOLS_STR, "https");
+    /*
+     * The agent's listener presents a self-signed certificate of its own
+     * key: the trust is the pin of the key it reported, nothing else (no
+     * CA, no name), and libcurl refuses any other key before a byte of the
+     * command is sent.
+     */
+    curl_easy_setopt(j->easy, CURLOPT_PINNEDPUBLICKEY, j->key_pin);
+    curl_easy_setopt(j->easy, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(j->easy, CURLOPT_SSL_VERIFYHOST, 0L);
+    curl_easy_setopt(j->easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    curl_easy_setopt(j->easy, CURLOPT_SSL_CIPHER_LIST, AUTHCERT_TLS_OPENSSL_CIPHERS);
+    curl_easy_setopt(j->easy, CURLOPT_SHARE, p->share);
     curl_easy_setopt(j->easy, CURLOPT_HTTPHEADER, j->hdrs);
     curl_easy_setopt(j->easy, CURLOPT_POSTFIELDS, tok);
     curl_easy_setopt(j->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(tok));
@@ -272,6 +331,7 @@ static authcert_status claim_cb(void *ctx, const authcert_delivery *dl)
     snprintf(j->agent_id, sizeof j->agent_id, "%s", dl->agent_id);
     snprintf(j->address, sizeof j->address, "%s", dl->address);
     snprintf(j->thumbprint, sizeof j->thumbprint, "%s", dl->thumbprint);
+    snprintf(j->key_pin, sizeof j->key_pin, "%s", dl->key_pin != NULL ? dl->key_pin : "");
     j->port = dl->port;
     j->command = strdup(dl->command);
     j->args = dl->args_json != NULL ? strdup(dl->args_json) : NULL;
@@ -306,6 +366,17 @@ static void start(struct pusher *p, authcert_registry *reg, struct job *j)
     if (j->port == 0 || j->address[0] == '\0') {
         metric_push(PUSH_NO_LISTENER);
         record(p, reg, j, AUTHCERT_DELIVERY_QUEUED, NULL); /* its check-in will take it */
+        job_free(j);
+        return;
+    }
+    if (j->key_pin[0] == '\0') {
+        /* Nothing to pin (an agent that never reported a key): never pushed in clear
+         * or to whoever answers; its check-in takes it. */
+        metric_push(PUSH_NO_KEY);
+        if (first_time(p, j->agent_id, "no key"))
+            dlog("push: agent %s has reported no key: its commands wait for its check-ins",
+                 j->agent_id);
+        record_as(p, reg, j, AUTHCERT_DELIVERY_QUEUED, NULL, true);
         job_free(j);
         return;
     }
@@ -378,6 +449,17 @@ static void done(struct pusher *p, authcert_registry *reg, struct job *j, CURLco
 
     curl_multi_remove_handle(p->multi, j->easy);
     curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (cc == CURLE_SSL_PINNEDPUBKEYNOTMATCH) {
+        /* Not the agent's key: whoever answered got nothing. The check-in, on
+         * the connection the agent opened to us, takes the command. */
+        metric_push(PUSH_WRONG_KEY);
+        if (first_time(p, j->agent_id, "wrong key"))
+            dlog("push: agent %s: the listener at %s:%u answered with another key than "
+                 "the agent's %s: nothing sent; its commands wait for its check-ins",
+                 j->agent_id, j->address, j->port, j->key_pin);
+        record_as(p, reg, j, AUTHCERT_DELIVERY_QUEUED, NULL, true);
+        goto finished;
+    }
     if (cc != CURLE_OK || status != 200) {
         if (cc != CURLE_OK)
             snprintf(why, sizeof why, "%s", j->overflow ? "answer too large"
@@ -631,10 +713,14 @@ authcert_status pusher_start(daemon_ctx *d, struct pusher **out)
         return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
     p->d = d;
     atomic_init(&p->rollover, true); /* a replacement may have happened while we were down */
-    if ((p->multi = curl_multi_init()) == NULL) {
+    if ((p->multi = curl_multi_init()) == NULL || (p->share = curl_share_init()) == NULL) {
+        if (p->multi != NULL)
+            curl_multi_cleanup(p->multi);
         free(p);
         return authcert_fail(AUTHCERT_E_INTERNAL, "curl_multi_init failed");
     }
+    /* One thread uses it: no lock functions needed. */
+    curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     curl_multi_setopt(p->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, d->cfg.push_concurrency);
     d->store_changed = store_changed;
     d->store_changed_cookie = p;
@@ -642,6 +728,7 @@ authcert_status pusher_start(daemon_ctx *d, struct pusher **out)
         d->store_changed = NULL;
         d->store_changed_cookie = NULL;
         curl_multi_cleanup(p->multi);
+        curl_share_cleanup(p->share);
         free(p);
         return authcert_fail(AUTHCERT_E_INTERNAL, "cannot start the push thread");
     }
@@ -667,6 +754,7 @@ void pusher_stop(struct pusher *p)
         job_free(j);
     }
     curl_multi_cleanup(p->multi);
+    curl_share_cleanup(p->share);
     for (size_t i = 0; i < p->nout; i++)
         free((char *)p->out[i].result_json);
     free(p->out);

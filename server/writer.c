@@ -23,6 +23,7 @@ struct item {
     char address[AUTHCERT_ADDRESS_MAX + 1];
     char version[AUTHCERT_AGENT_VERSION_MAX + 1];
     char thumbprint[AUTHCERT_THUMBPRINT_LEN + 1];
+    char key_pin[AUTHCERT_KEY_PIN_LEN + 1];
     uint16_t port;
 };
 
@@ -74,6 +75,7 @@ void writer_submit(struct writer *w, const authcert_agent_report *r)
     copy(it->address, r->address, sizeof it->address);
     copy(it->version, r->version, sizeof it->version);
     copy(it->thumbprint, r->thumbprint, sizeof it->thumbprint);
+    copy(it->key_pin, r->key_pin, sizeof it->key_pin);
     it->port = r->port;
     atomic_store(&w->backlog, w->in.n);
     if (w->in.n >= BATCH_MAX)
@@ -97,7 +99,8 @@ static void flush(struct writer *w, authcert_registry *reg)
             w->reports[i] = (authcert_agent_report){
                 .agent_id = it->agent_id, .hostname = it->hostname,
                 .address = it->address, .port = it->port,
-                .thumbprint = it->thumbprint, .version = it->version };
+                .thumbprint = it->thumbprint, .version = it->version,
+                .key_pin = it->key_pin };
         }
         rc = authcert_registry_checkin_batch(reg, w->reports, n, time(NULL));
         if (rc == AUTHCERT_E_BUSY) /* another writer held it: once more */

@@ -47,6 +47,15 @@ typedef struct authcert_cert_params {
     authcert_key_type type;  /* AUTHCERT_KEY_UNKNOWN means the default */
     int days;                /* validity from now; 0 means the default */
     const char *subject;     /* "CN=...,O=..." (OpenSSL oneline or comma form); NULL: default */
+    /*
+     * A TLS certificate (authcert --tls-cert new, an agent's listener):
+     * extended key usage serverAuth and clientAuth, and these names as
+     * subjectAltName (DNS names, IPv4/IPv6 addresses; NULL-terminated
+     * lists, NULL for none). Not for the authentication certificate.
+     */
+    bool tls;
+    const char *const *dns_names;
+    const char *const *ip_addresses;
 } authcert_cert_params;
 /*
  * Subject forms: "/O=y/CN=x" lists RDNs in encoding order (as `openssl req
@@ -79,6 +88,15 @@ authcert_key_type authcert_key_type_parse(const char *name);
  */
 AUTHCERT_MUST_CHECK authcert_status
 authcert_cert_generate(const authcert_cert_params *params, authcert_cert **out);
+
+/*
+ * A self-signed certificate for a key the caller already has (an agent's
+ * own key, for its listener's TLS): as authcert_cert_generate otherwise,
+ * params->type ignored. *out holds a reference to key. Errors as above.
+ */
+AUTHCERT_MUST_CHECK authcert_status
+authcert_cert_generate_for(const authcert_cert_params *params, EVP_PKEY *key,
+                           authcert_cert **out);
 
 /*
  * A certificate without key from DER (the agent certificate file format).

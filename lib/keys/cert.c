@@ -3,6 +3,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ctype.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <strings.h>
 #include <time.h>
 
@@ -545,7 +548,63 @@ out:
     return rc;
 }
 
-authcert_status authcert_cert_generate(const authcert_cert_params *params, authcert_cert **out)
+/* A DNS name of a certificate: letters, digits, '-', '.', a leading "*.". */
+static bool dns_name_ok(const char *v)
+{
+    size_t n = strlen(v);
+
+    if (n == 0 || n > 253)
+        return false;
+    if (strncmp(v, "*.", 2) == 0)
+        v += 2;
+    for (; *v != '\0'; v++)
+        if (!isalnum((unsigned char)*v) && *v != '-' && *v != '.')
+            return false;
+    return true;
+}
+
+static bool address_ok(const char *v)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+
+    return inet_pton(AF_INET, v, buf) == 1 || inet_pton(AF_INET6, v, buf) == 1;
+}
+
+/* subjectAltName from the params' DNS names and addresses ("" when none). */
+static authcert_status alt_names(const authcert_cert_params *p, char **out)
+{
+    size_t cap = 1, n = 0;
+    char *s;
+
+    *out = NULL;
+    for (size_t i = 0; p->dns_names != NULL && p->dns_names[i] != NULL; i++) {
+        if (!dns_name_ok(p->dns_names[i]))
+            return authcert_fail(AUTHCERT_E_USAGE, "not a DNS name: \"%.80s\"", p->dns_names[i]);
+        cap += strlen(p->dns_names[i]) + 6;
+    }
+    for (size_t i = 0; p->ip_addresses != NULL && p->ip_addresses[i] != NULL; i++) {
+        if (!address_ok(p->ip_addresses[i]))
+            return authcert_fail(AUTHCERT_E_USAGE, "not an IP address: \"%.80s\"",
+                                 p->ip_addresses[i]);
+        cap += strlen(p->ip_addresses[i]) + 6;
+    }
+    if ((s = malloc(cap)) == NULL)
+        return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
+    s[0] = '\0';
+    for (size_t i = 0; p->dns_names != NULL && p->dns_names[i] != NULL; i++)
+        n += (size_t)snprintf(s + n, cap - n, "%sDNS:%s", n > 0 ? "," : "", p->dns_names[i]);
+    for (size_t i = 0; p->ip_addresses != NULL && p->ip_addresses[i] != NULL; i++)
+        n += (size_t)snprintf(s + n, cap - n, "%sIP:%s", n > 0 ? "," : "", p->ip_addresses[i]);
+    *out = s;
+    return AUTHCERT_OK;
+}
+
+/*
+ * The certificate of authcert_cert_generate(_for): pk is the key (the
+ * caller's reference stays the caller's).
+ */
+static authcert_status generate(const authcert_cert_params *params, EVP_PKEY *given,
+                                authcert_cert **out)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     authcert_key_type type = AUTHCERT_KEY_DEFAULT;
@@ -556,12 +615,18 @@ authcert_status authcert_cert_generate(const authcert_cert_params *params, authc
     X509_NAME *name = NULL;
     X509V3_CTX ctx;
     time_t now = time(NULL);
+    char *san = NULL;
 
     if (out == NULL)
         FAIL(AUTHCERT_E_USAGE, "generate: no output");
     *out = NULL;
+    if (given != NULL) {
+        type = key_type_of(given);
+        if (type == AUTHCERT_KEY_UNKNOWN)
+            FAIL(AUTHCERT_E_USAGE, "generate: unsupported key type");
+    }
     if (params != NULL) {
-        if (params->type != AUTHCERT_KEY_UNKNOWN)
+        if (params->type != AUTHCERT_KEY_UNKNOWN && given == NULL)
             type = params->type;
         if (params->days != 0)
             days = params->days;
@@ -573,7 +638,14 @@ authcert_status authcert_cert_generate(const authcert_cert_params *params, authc
     if (strcmp(authcert_key_type_name(type), "unknown") == 0)
         FAIL(AUTHCERT_E_USAGE, "unknown key type %d", (int)type);
     GUARD(parse_subject(subject, &name));
-    GUARD(new_key(type, &pk));
+    if (params != NULL && params->tls)
+        GUARD(alt_names(params, &san));
+    if (given != NULL) {
+        GUARD_OSSL(EVP_PKEY_up_ref(given), "key reference");
+        pk = given;
+    } else {
+        GUARD(new_key(type, &pk));
+    }
 
     GUARD_OSSL_PTR(x = X509_new(), "X509_new");
     GUARD_OSSL(X509_set_version(x, X509_VERSION_3), "set version");
@@ -592,6 +664,13 @@ authcert_status authcert_cert_generate(const authcert_cert_params *params, authc
     GUARD(add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"));
     GUARD(add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature"));
     GUARD(add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE"));
+    if (params != NULL && params->tls) {
+        /* RSA in TLS 1.2 with static RSA needs keyEncipherment; we only
+         * offer ECDHE suites, where digitalSignature is what is used. */
+        GUARD(add_ext(x, &ctx, NID_ext_key_usage, "serverAuth,clientAuth"));
+        if (san != NULL && san[0] != '\0')
+            GUARD(add_ext(x, &ctx, NID_subject_alt_name, san));
+    }
 
     /* EdDSA hashes internally: no separate digest. */
     if (X509_sign(x, pk, type == AUTHCERT_KEY_ED25519 ? NULL : EVP_sha256()) <= 0)
@@ -601,8 +680,22 @@ authcert_status authcert_cert_generate(const authcert_cert_params *params, authc
     x = NULL;
     pk = NULL;
 out:
+    free(san);
     X509_NAME_free(name);
     X509_free(x);
     EVP_PKEY_free(pk);
     return rc;
+}
+
+authcert_status authcert_cert_generate(const authcert_cert_params *params, authcert_cert **out)
+{
+    return generate(params, NULL, out);
+}
+
+authcert_status authcert_cert_generate_for(const authcert_cert_params *params, EVP_PKEY *key,
+                                           authcert_cert **out)
+{
+    if (key == NULL)
+        return authcert_fail(AUTHCERT_E_USAGE, "generate: no key");
+    return generate(params, key, out);
 }

@@ -9,8 +9,11 @@
 #include <jansson.h>
 
 #include "authcert/registry.h"
+#include "authcert/tls.h"
 #include "internal.h"
 #include "registry/backend.h"
+
+_Static_assert(AUTHCERT_KEY_PIN_LEN == AUTHCERT_PIN_LEN, "registry.h and tls.h disagree on a pin");
 
 struct authcert_registry {
     const authcert_registry_backend *be;
@@ -129,33 +132,6 @@ static int is_thumbprint(const char *s)
     return i == AUTHCERT_THUMBPRINT_LEN;
 }
 
-/*
- * A well-formed key pin: "sha256//", 43 base64 characters (standard
- * alphabet) and one '=', i.e. 32 bytes. The same rule as
- * authcert_pin_valid (lib/keys/tls.c), which this library did not have
- * yet when the registry learnt pins; once both are in one tree, call that.
- */
-static int is_key_pin(const char *s)
-{
-    size_t i;
-
-    if (strncmp(s, "sha256//", 8) != 0)
-        return 0;
-    for (i = 8; s[i] != '\0'; i++) {
-        char c = s[i];
-        if (i >= AUTHCERT_KEY_PIN_LEN)
-            return 0;
-        if (i == AUTHCERT_KEY_PIN_LEN - 1) {
-            if (c != '=')
-                return 0;
-        } else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                     (c >= '0' && c <= '9') || c == '+' || c == '/')) {
-            return 0;
-        }
-    }
-    return i == AUTHCERT_KEY_PIN_LEN;
-}
-
 static authcert_status check_agent_id(const char *id)
 {
     if (id == NULL || !visible_ascii(id, 1, AUTHCERT_AGENT_ID_MAX))
@@ -188,7 +164,7 @@ authcert_status authcert_registry_validate_report(const authcert_agent_report *r
         return authcert_fail(AUTHCERT_E_USAGE,
                              "check-in: version must be at most %d visible ASCII "
                              "characters", AUTHCERT_AGENT_VERSION_MAX);
-    if (r->key_pin != NULL && r->key_pin[0] != '\0' && !is_key_pin(r->key_pin))
+    if (r->key_pin != NULL && r->key_pin[0] != '\0' && !authcert_pin_valid(r->key_pin))
         return authcert_fail(AUTHCERT_E_USAGE,
                              "check-in: key_pin must be \"sha256//\" and 44 base64 "
                              "characters (%d in all)", AUTHCERT_KEY_PIN_LEN);

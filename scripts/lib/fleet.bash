@@ -3,7 +3,8 @@
 # and tests/e2e/fleet.bats so that both drive the system the same way.
 #
 # Needs: BIN (the folder with authcert, authcertd, authcert-agent) and
-# FLEET (an empty folder). Sets: URL (the server), AUTHCERT_STORE and
+# FLEET (an empty folder). Sets: URL (the server, https://), FLEET_CA and
+# FLEET_PIN (its certificate and key pin), AUTHCERT_STORE and
 # AUTHCERT_REGISTRY (so `authcert` finds both), PW (password options).
 
 fleet_init() {
@@ -28,16 +29,26 @@ wait_for() {
     done
 }
 
-# fleet_server [authcertd options...]: start authcertd, wait until it answers.
+# fleet_tls: the TLS certificate authcertd serves (made once, in the store,
+# for 127.0.0.1 and localhost) and its pin, which agents are given.
+fleet_tls() {
+    [ -s "$AUTHCERT_STORE/tls/server.crt" ] ||
+        "$BIN/authcert" -q --tls-cert new --dns localhost --ip 127.0.0.1 || return 1
+    FLEET_CA=$AUTHCERT_STORE/tls/server.crt
+    FLEET_PIN=$("$BIN/authcert" --tls-cert pins | awk '$2 == "current" { print $1 }')
+}
+
+# fleet_server [authcertd options...]: start authcertd (HTTPS), wait until it answers.
 fleet_server() {
     rm -f "$FLEET/server.port"
+    fleet_tls || { echo "no TLS certificate for authcertd" >&2; return 1; }
     "$BIN/authcertd" --store "$AUTHCERT_STORE" --registry "$AUTHCERT_REGISTRY" \
         --listen 127.0.0.1:0 --port-file "$FLEET/server.port" --server-id fleet-server \
         "$@" 2>>"$FLEET/authcertd.log" &
     echo $! > "$FLEET/authcertd.pid"
     wait_for 10 test -s "$FLEET/server.port" || { echo "authcertd did not start" >&2; return 1; }
-    URL=http://127.0.0.1:$(cat "$FLEET/server.port")
-    wait_for 10 curl -sf -o /dev/null "$URL/healthz"
+    URL=https://127.0.0.1:$(cat "$FLEET/server.port")
+    wait_for 10 curl -sf --cacert "$FLEET_CA" -o /dev/null "$URL/healthz"
 }
 
 # fleet_agent NAME [authcert-agent options...]: start an agent whose state
@@ -47,7 +58,8 @@ fleet_agent() {
     shift
     mkdir -p "$dir"
     rm -f "$dir/listen-port"
-    "$BIN/authcert-agent" --server "$URL" --state-dir "$dir" --listen 127.0.0.1:0 \
+    "$BIN/authcert-agent" --server "$URL" --server-pin "$FLEET_PIN" --state-dir "$dir" \
+        --listen 127.0.0.1:0 \
         --interval "${FLEET_INTERVAL:-1}" "$@" 2>>"$dir/agent.log" &
     echo $! > "$dir/pid"
     wait_for 10 test -s "$dir/listen-port" || { echo "agent $name did not start" >&2; return 1; }

@@ -118,9 +118,10 @@ state_of_s() { ac --store "$S" --status --json | jq -r --arg t "$1" '.certificat
     OLD="$(store_current "$S")"
     start_authcertd "$S" "$T/reg.db" "$T/d.log"
     # Four agents check in as fast as they can, each answer logged with its time.
-    /usr/bin/env python3 - "$URL" "$OLD" "$T/answers" "$T/stop" <<'PY' &
-import json, os, sys, threading, time, urllib.request
-url, thumb, out, stop = sys.argv[1:]
+    /usr/bin/env python3 - "$URL" "$OLD" "$T/answers" "$T/stop" "$CA" <<'PY' &
+import json, os, ssl, sys, threading, time, urllib.request
+url, thumb, out, stop, ca = sys.argv[1:]
+tls = ssl.create_default_context(cafile=ca)
 lock = threading.Lock()
 def agent(n):
     with open(out + str(n), "w") as f:
@@ -130,7 +131,7 @@ def agent(n):
             req = urllib.request.Request(url + "/v1/checkin", body,
                                          {"Content-Type": "application/json"})
             try:
-                with urllib.request.urlopen(req, timeout=5) as r:
+                with urllib.request.urlopen(req, timeout=5, context=tls) as r:
                     a = json.load(r)
                     f.write("%d %s %s\n" % (r.status, a["state"], a["current_thumbprint"]))
             except Exception as e:
@@ -141,12 +142,20 @@ ts = [threading.Thread(target=agent, args=(n,)) for n in range(4)]
 [t.start() for t in ts]; [t.join() for t in ts]
 PY
     PIDS+=("$!")
-    sleep 1
+    # Until a dozen check-ins were answered on the old certificate ...
+    answered() { cat "$T"/answers? 2>/dev/null | grep -c "^200 $1" || true; }
+    for _ in $(seq $((200 * ${AUTHCERT_TEST_SLOWER:-1}))); do
+        [ "$(answered "current $OLD")" -gt 10 ] && break
+        sleep 0.05
+    done
     ac --store "$S" -q -c --password-file "$PWF"
     NEW="$(store_current "$S")"
     [ "$NEW" != "$OLD" ]
-    # the store is looked at once a second: give it two
-    sleep 2.5
+    # ... and a dozen on the new one (the store is looked at once a second).
+    for _ in $(seq $((200 * ${AUTHCERT_TEST_SLOWER:-1}))); do
+        [ "$(answered "expired $NEW")" -gt 10 ] && break
+        sleep 0.05
+    done
     touch "$T/stop"
     wait "${PIDS[-1]}"
     cat "$T"/answers* >"$T/all"

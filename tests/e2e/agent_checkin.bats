@@ -17,11 +17,21 @@ setup() {
     echo test-agent-1 >"$S/agent-id"
     printf '#!/bin/sh\ncat >"%s/ran.$1"\necho "ran $1"\n' "$D" >"$D/handler.sh"
     chmod +x "$D/handler.sh"
-    python3 "$AUTHCERT_SRC/tests/e2e/fake_authcertd.py" "$D" &
+    # The stand-in speaks TLS with a key of its own (openssl), which the
+    # agent is told to pin.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=fake-authcertd -addext subjectAltName=IP:127.0.0.1 \
+        -keyout "$D/tls.key" -out "$D/tls.crt" 2>/dev/null
+    PIN="sha256//$(openssl x509 -in "$D/tls.crt" -pubkey -noout | openssl pkey -pubin -outform DER |
+        openssl dgst -sha256 -binary | base64)"
+    python3 "$AUTHCERT_SRC/tests/e2e/fake_authcertd.py" "$D" "$D/tls.crt" "$D/tls.key" &
     echo $! >"$D/fake.pid"
     for _ in $(seq 100); do [ -s "$D/port" ] && break; sleep 0.05; done
-    SERVER="http://127.0.0.1:$(cat "$D/port")"
+    SERVER="https://127.0.0.1:$(cat "$D/port")"
 }
+
+# The agent, told to trust the stand-in's key (exec: `AG ... &` is the agent's pid).
+AG() { exec "$AG" --server-pin "$PIN" "$@"; }
 
 teardown() {
     for p in "$D"/*.pid; do kill "$(cat "$p")" 2>/dev/null || true; done
@@ -42,12 +52,13 @@ pyjson() { python3 -c "import json, sys; $1" ; }
         "$MK" --cert-pem "$D/new.pem" --aud test-agent-1 --cmd restart --did 4
     } >"$D/queue"
     echo expired >"$D/answer-state"
-    run "$AG" --once --server "$SERVER" --state-dir "$S" --handler "$D/handler.sh"
+    run AG --once --server "$SERVER" --state-dir "$S" --handler "$D/handler.sh"
     echo "$output"
     [ "$status" -eq 0 ]
     requests /v1/checkin | pyjson '
 b = json.loads(sys.stdin.readline())
 assert b["agent_id"] == "test-agent-1" and b["port"] == 0 and b["version"]
+assert b["key_pin"].startswith("sha256//") and len(b["key_pin"]) == 52, b
 assert b["thumbprint"] == open("'"$D/old.thumb"'").read().strip(), b
 assert b["hostname"]'
     # The certificate file is the new one.
@@ -68,7 +79,7 @@ assert got[2]["output"] == "ran deploy\n"'
 
 @test "the loop reports results with the next check-in, and the new thumbprint" {
     "$MK" --cert-pem "$D/old.pem" --aud test-agent-1 --cmd update-key --update-cert "$D/new.der" --did 7 >"$D/queue"
-    "$AG" --server "$SERVER" --state-dir "$S" --interval 1 2>"$D/agent.log" &
+    AG --server "$SERVER" --state-dir "$S" --interval 1 2>"$D/agent.log" &
     echo $! >"$D/agent.pid"
     for _ in $(seq 100); do
         [ "$(requests /v1/checkin | wc -l)" -ge 2 ] && break
@@ -85,7 +96,7 @@ assert b["results"][0]["status"] == "ok"'
 
 @test "mismatched: --once exits 10 and says how to repair" {
     echo mismatched >"$D/answer-state"
-    run "$AG" --once --server "$SERVER" --state-dir "$S"
+    run AG --once --server "$SERVER" --state-dir "$S"
     echo "$output"
     [ "$status" -eq 10 ]
     [[ "$output" == *"does not accept our certificate"*"authcert -e"* ]]
@@ -93,7 +104,7 @@ assert b["results"][0]["status"] == "ok"'
 
 @test "a command of the answer that is not a valid token is refused, nothing run" {
     printf '%s\n' 'garbage.token.here' >"$D/queue"
-    run "$AG" --once --server "$SERVER" --state-dir "$S" --handler "$D/handler.sh"
+    run AG --once --server "$SERVER" --state-dir "$S" --handler "$D/handler.sh"
     echo "$output"
     [ "$status" -eq 0 ]
     [[ "$output" == *"refused command 0"*"401 unauthenticated"* ]]
@@ -103,7 +114,7 @@ assert b["results"][0]["status"] == "ok"'
 @test "a server that is down: the failure is logged, the agent keeps running" {
     kill "$(cat "$D/fake.pid")"; rm -f "$D/fake.pid" "$D/port"
     wait 2>/dev/null || true
-    "$AG" --server "$SERVER" --state-dir "$S" --interval 1 2>"$D/agent.log" &
+    AG --server "$SERVER" --state-dir "$S" --interval 1 2>"$D/agent.log" &
     echo $! >"$D/agent.pid"
     # the first check-in is at once (seconds under valgrind: AUTHCERT_TEST_SLOWER)
     for _ in $(seq $((30 * ${AUTHCERT_TEST_SLOWER:-1}))); do

@@ -36,8 +36,17 @@ teardown_file() {
     rm -rf "$D"
 }
 
+# The listener is HTTPS with a self-signed certificate of the agent's key:
+# curl trusts exactly that key (its pin, computed with openssl).
+curl() { command curl -k ${APIN:+--pinnedpubkey "$APIN"} "$@"; }
+pin_of() { # STATE_DIR
+    echo "sha256//$(openssl pkey -in "$1/agent.key" -pubout -outform DER |
+        openssl dgst -sha256 -binary | base64)"
+}
+
 setup() {
-    URL="http://127.0.0.1:$(cat "$S/listen-port")/v1/command"
+    URL="https://127.0.0.1:$(cat "$S/listen-port")/v1/command"
+    APIN="$(pin_of "$S")"
     ID="$(cat "$S/agent-id")"
     rm -f "$MARKER"
     LOG_BEFORE=$(wc -l <"$LOG")
@@ -133,7 +142,8 @@ our_x5t() {
 @test "keep-alive: two pushes on one connection" {
     t1="$(tok --aud "$ID" --cmd ping)" t2="$(tok --aud "$ID" --cmd ping)"
     curl -sv -H 'Content-Type: application/jwt' --data-binary "$t1" "$URL" \
-        --next -H 'Content-Type: application/jwt' --data-binary "$t2" "$URL" 2>"$D/curl.err"
+        --next -k --pinnedpubkey "$APIN" -H 'Content-Type: application/jwt' \
+        --data-binary "$t2" "$URL" 2>"$D/curl.err"
     grep -qi 're-using existing connection' "$D/curl.err"
     ! grep -qi 'connection: close' "$D/curl.err"
 }
@@ -253,7 +263,7 @@ our_x5t() {
 }
 
 @test "--once against no server fails with a clear message and a non-zero exit" {
-    run "$AG" --once --server http://127.0.0.1:1 --state-dir "$S"
+    run "$AG" --once --server https://127.0.0.1:1 --state-dir "$S"
     echo "$output"
     [ "$status" -eq 6 ]
     [[ "$output" == *"check-in failed"*"127.0.0.1:1/v1/checkin"* ]]
@@ -281,7 +291,7 @@ our_x5t() {
 @test "a certificate file with a key type we do not support (P-384): exit 5, says which" {
     mkdir -p "$D/p384"
     cp "$AUTHCERT_SRC/tests/data/p384.der" "$D/p384/authcert-server.der"
-    for mode in "--once --server http://127.0.0.1:9" "--listen 127.0.0.1:0"; do
+    for mode in "--once --server https://127.0.0.1:9" "--listen 127.0.0.1:0"; do
         # shellcheck disable=SC2086
         run "$AG" --state-dir "$D/p384" $mode
         [ "$status" -eq 5 ]
@@ -307,7 +317,8 @@ EOF
     for _ in $(seq $((100 * ${AUTHCERT_TEST_SLOWER:-1}))); do [ -s "$S2/listen-port" ] && break; sleep 0.05; done
     id2="$(cat "$S2/agent-id")"
     [ "$id2" != "$ID" ]
-    URL="http://127.0.0.1:$(cat "$S2/listen-port")/v1/command"
+    URL="https://127.0.0.1:$(cat "$S2/listen-port")/v1/command"
+    APIN="$(pin_of "$S2")"
     start=$(date +%s)
     [ "$(push "$("$MK" --cert-pem "$D/new2.pem" --aud "$id2" --cmd slow)")" = 200 ]
     [ $(( $(date +%s) - start )) -le 5 ]
@@ -331,7 +342,8 @@ EOF
     "$AG" --state-dir "$S3" --listen 127.0.0.1:0 2>"$D/agent3.log" &
     pid=$!
     for _ in $(seq $((100 * ${AUTHCERT_TEST_SLOWER:-1}))); do [ -s "$S3/listen-port" ] && break; sleep 0.05; done
-    URL="http://127.0.0.1:$(cat "$S3/listen-port")/v1/command"
+    URL="https://127.0.0.1:$(cat "$S3/listen-port")/v1/command"
+    APIN="$(pin_of "$S3")"
     id3="$(cat "$S3/agent-id")"
     [ "$(push "$("$MK" --cert-pem "$ST/keys/$old.pem" --aud "$id3" --cmd ping)")" = 200 ]
     # Rotation: the new current certificate goes to the agent in an update-key signed with the old key.

@@ -14,8 +14,9 @@
 # gone, and a following -c succeeds and removes the temporaries the crash
 # left (a killed writer cannot; they may hold part of a key).
 #
-# Under valgrind (make valgrind-full) the killed runs, and the runs that
-# time and count them, are the program itself (AUTHCERT_REAL_BIN): valgrind
+# Under valgrind (make valgrind-full), and in make check's ASan lane, the
+# killed runs, and the runs that time and count them, are the plain build's
+# program (AUTHCERT_REAL_BIN): valgrind
 # makes hundreds of system calls of its own, which strace would count and
 # kill at, and a killed process gets no leak check. What a killed run
 # executes is a prefix of an uninterrupted one, and those (the setup, the

@@ -30,12 +30,13 @@ agent_up() {
     # to start on an idle machine.
     for _ in $(seq $((100 * ${AUTHCERT_TEST_SLOWER:-1}))); do [ -s "$S/listen-port" ] && break; sleep 0.02; done
     [ -s "$S/listen-port" ]
-    CURL_URL="http://127.0.0.1:$(cat "$S/listen-port")/v1/command"
+    CURL_URL="https://127.0.0.1:$(cat "$S/listen-port")/v1/command"
+    APIN="$(agent_pin "$S")"
 }
 
 push() { # TOKEN: prints the HTTP code
-    curl -s -m 5 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/jwt' \
-        --data-binary "$1" "$CURL_URL"
+    curl -s -m 5 -k --pinnedpubkey "$APIN" -o /dev/null -w '%{http_code}' \
+        -H 'Content-Type: application/jwt' --data-binary "$1" "$CURL_URL"
 }
 
 thumb_of_file() {

@@ -14,7 +14,10 @@ setup() {
     ac --store "$T/store" -q -c --password-file "$PWF"
     reg_setup "$T"
     PORT="$(free_port)"
-    URL="http://127.0.0.1:$PORT"
+    URL="https://127.0.0.1:$PORT"
+    "$BIN/authcert" --store "$T/store" -q --tls-cert new --dns localhost --ip 127.0.0.1
+    CA="$T/store/tls/server.crt"
+    PIN="$("$BIN/authcert" --store "$T/store" --tls-cert pins | awk '$2 == "current" { print $1 }')"
     # The handler logs each command it is given: COMMAND AGENT DELIVERY.
     cat >"$T/handler.sh" <<EOF
 #!/bin/sh
@@ -46,7 +49,8 @@ daemon_up() {
         mkdir -p "$T/a$n"
         cp "$T/agent.der" "$T/a$n/authcert-server.der"
         echo "agent-$n" >"$T/a$n/agent-id"
-        "$BIN/authcert-agent" --state-dir "$T/a$n" --server "$URL" --listen 127.0.0.1:0 \
+        "$BIN/authcert-agent" --state-dir "$T/a$n" --server "$URL" --server-pin "$PIN" \
+            --listen 127.0.0.1:0 \
             --interval 1 --handler "$T/handler.sh" 2>>"$T/a$n.log" &
         PIDS+=("$!")
     done

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """A stand-in for authcertd's check-in side, for tests/e2e/agent_checkin.bats.
 
-   fake_authcertd.py DIR
-Listens on 127.0.0.1 (a free port, written to DIR/port), appends every
+   fake_authcertd.py DIR [CERT KEY]
+Listens on 127.0.0.1 (a free port, written to DIR/port), over TLS with CERT
+and KEY (PEM) when given (Python's ssl module: OpenSSL, TLS 1.2+), appends every
 request to DIR/requests.log ("PATH BODY" a line), answers /v1/checkin with
 {"state": DIR/answer-state or "current", "interval": 1, "commands": the lines of
 DIR/queue, which is then removed}, and /v1/result with {}.
@@ -10,6 +11,7 @@ DIR/queue, which is then removed}, and /v1/result with {}.
 import http.server
 import json
 import os
+import ssl
 import sys
 
 D = sys.argv[1]
@@ -56,6 +58,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+if len(sys.argv) > 3:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
 with open(os.path.join(D, "port.tmp"), "w") as f:
     f.write(str(server.server_address[1]))
 os.rename(os.path.join(D, "port.tmp"), os.path.join(D, "port"))

@@ -9,9 +9,12 @@ hold the others). Each request is appended to DIR/PORT.log as
 {"status": "ok", ...}. While DIR/stall exists a request is held (no answer)
 until the file goes or the client gives up; held requests are logged with
 the prefix "held ". DIR/answered counts the 200 answers (one line each).
+Over TLS (Python's ssl module) with FAKE_TLS_CERT and FAKE_TLS_KEY (PEM)
+from the environment, as an agent's listener is: the server pins that key.
 """
 import http.server
 import os
+import ssl
 import sys
 import threading
 import time
@@ -48,7 +51,13 @@ def make(port):
         def log_message(self, *a):
             pass
 
-    return http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+    if os.environ.get("FAKE_TLS_CERT"):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(os.environ["FAKE_TLS_CERT"], os.environ["FAKE_TLS_KEY"])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    return srv
 
 
 servers = [make(int(p)) for p in sys.argv[2:]]

@@ -72,9 +72,27 @@ leftover_tmp() { # DIR
     find "$1" -name '*.tmp' 2>/dev/null
 }
 
-# authcertd on a random port; sets DPID, DPORT, URL. Extra arguments go to it.
+# curl trusts authcertd's TLS certificate ($CA, set by start_authcertd);
+# give -k and --pinnedpubkey to reach an agent's listener instead.
+curl() { command curl ${CA:+--cacert "$CA"} "$@"; }
+
+# The pin of an agent's key (STATE_DIR/agent.key), computed with openssl.
+agent_pin() { # STATE_DIR
+    echo "sha256//$(openssl pkey -in "$1/agent.key" -pubout -outform DER |
+        openssl dgst -sha256 -binary | base64)"
+}
+
+# authcertd on a random port over HTTPS (a TLS certificate for 127.0.0.1
+# made in STORE/tls when there is none); sets DPID, DPORT, URL, CA and PIN.
+# Extra arguments go to it.
 start_authcertd() { # STORE REGISTRY LOG [ARGS...]
     local store="$1" reg="$2" log="$3"; shift 3
+    if [ ! -s "$store/tls/server.crt" ]; then
+        "$BIN/authcert" --store "$store" -q --tls-cert new --dns localhost --ip 127.0.0.1 ||
+            return 1
+    fi
+    CA="$store/tls/server.crt"
+    PIN="$("$BIN/authcert" --store "$store" --tls-cert pins | awk '$2 == "current" { print $1 }')"
     rm -f "$T/port"
     "$BIN/authcertd" --store "$store" --registry "$reg" --listen 127.0.0.1:0 \
         --port-file "$T/port" --server-id harden "$@" 2>>"$log" &
@@ -83,7 +101,7 @@ start_authcertd() { # STORE REGISTRY LOG [ARGS...]
     for _ in $(seq $((200 * ${AUTHCERT_TEST_SLOWER:-1}))); do [ -s "$T/port" ] && break; sleep 0.025; done
     [ -s "$T/port" ] || { echo "authcertd did not start:" >&2; cat "$log" >&2; return 1; }
     DPORT="$(cat "$T/port")"
-    URL="http://127.0.0.1:$DPORT"
+    URL="https://127.0.0.1:$DPORT"
 }
 
 # One well-behaved check-in; prints the answer. Extra arguments go to curl;
@@ -91,7 +109,7 @@ start_authcertd() { # STORE REGISTRY LOG [ARGS...]
 checkin_once() { # AGENT THUMBPRINT [CURL_ARGS...]
     local a="$1" t="$2"; shift 2
     curl -sf "$@" -H 'Content-Type: application/json' -X POST "$URL/v1/checkin" \
-        -d "{\"agent_id\":\"$a\",\"hostname\":\"h-$a\",\"port\":${CHECKIN_PORT:-0},\"version\":\"0.1.0\",\"thumbprint\":\"$t\"}"
+        -d "{\"agent_id\":\"$a\",\"hostname\":\"h-$a\",\"port\":${CHECKIN_PORT:-0},\"version\":\"0.1.0\",\"thumbprint\":\"$t\"${CHECKIN_PIN:+,\"key_pin\":\"$CHECKIN_PIN\"}}"
 }
 
 # Resident memory (kB) and threads of a process.

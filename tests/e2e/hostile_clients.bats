@@ -20,10 +20,10 @@ teardown() {
     reg_teardown
 }
 
-# attack HOST PORT PATH CTYPE SRC SECONDS IDLE: runs in the background
+# attack HOST PORT PATH CTYPE SRC SECONDS IDLE [tls]: runs in the background
 attack() {
     rm -f "$T/ready"
-    python3 "$AUTHCERT_SRC/tests/e2e/hostile_clients.py" "$@" "$T/ready" &
+    python3 "$AUTHCERT_SRC/tests/e2e/hostile_clients.py" "${@:1:7}" "$T/ready" "${@:8}" &
     PIDS+=("$!")
     ATTACKER=$!
     for _ in $(seq 200); do [ -s "$T/ready" ] && break; sleep 0.05; done
@@ -40,7 +40,7 @@ sample() { echo "$(vmrss_kb "$1") $(threads_of "$1")" >>"$T/samples"; }
     start_authcertd "$T/store" "$REG" "$T/d.log" --connection-timeout 5
     checkin_once warmup "$CUR" -m 2 >/dev/null
     base_rss="$(vmrss_kb "$DPID")" base_thr="$(threads_of "$DPID")"
-    attack 127.0.0.1 "$DPORT" /v1/checkin application/json 127.0.0.2 8 2000
+    attack 127.0.0.1 "$DPORT" /v1/checkin application/json 127.0.0.2 8 2000 tls
     served=0
     for i in $(seq 12); do
         sample "$DPID"
@@ -78,13 +78,14 @@ sample() { echo "$(vmrss_kb "$1") $(threads_of "$1")" >>"$T/samples"; }
     base_rss="$(vmrss_kb "$APID")" base_thr="$(threads_of "$APID")"
     # The listener takes 64 connections, 16 per address: the attack comes
     # from 127.0.0.2 and the operator's server from 127.0.0.1.
-    attack 127.0.0.1 "$APORT" /v1/command application/jwt 127.0.0.2 8 300
+    attack 127.0.0.1 "$APORT" /v1/command application/jwt 127.0.0.2 8 300 tls
     ran=0
     for i in $(seq 12); do
         sample "$APID"
         tok="$("$BIN/mktoken" --cert-pem "$T/a.pem" --aud agent-1 --cmd ping)"
-        code="$(curl -s -m 2 -o "$T/body" -w '%{http_code}' -H 'Content-Type: application/jwt' \
-            --data-binary "$tok" "http://127.0.0.1:$APORT/v1/command")" || true
+        code="$(curl -s -m 2 -k --pinnedpubkey "$(agent_pin "$S")" -o "$T/body" \
+            -w '%{http_code}' -H 'Content-Type: application/jwt' \
+            --data-binary "$tok" "https://127.0.0.1:$APORT/v1/command")" || true
         if [ "$code" = 200 ]; then ran=$((ran + 1)); else echo "push $i: $code" >&2; fi
         sleep 0.4
     done

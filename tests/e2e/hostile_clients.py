@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Hostile HTTP clients for tests/e2e/hostile_clients.bats.
 
-hostile_clients.py HOST PORT PATH CTYPE SRC_ADDR SECONDS IDLE READY_FILE
+hostile_clients.py HOST PORT PATH CTYPE SRC_ADDR SECONDS IDLE READY_FILE [tls]
 
 Opens, from SRC_ADDR, and keeps open for SECONDS:
   - IDLE connections that send nothing;
@@ -11,16 +11,24 @@ Opens, from SRC_ADDR, and keeps open for SECONDS:
   - 3 sending a chunked body that never ends.
 Writes READY_FILE with how many connections were opened (refusals by the
 server are counted, not errors), then keeps pushing bytes until SECONDS.
+With "tls", every connection but the idle ones completes a TLS handshake
+first (trusting anything), so that the slow and huge requests reach the
+HTTP layer as a client of a TLS server would send them; the idle ones stay
+bare TCP, which the server must time out before any handshake.
 """
-import os, socket, sys, time
+import os, socket, ssl, sys, time
 
-host, port, path, ctype, src, seconds, idle, ready = sys.argv[1:]
+host, port, path, ctype, src, seconds, idle, ready = sys.argv[1:9]
+use_tls = sys.argv[9:] == ["tls"]
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+tls.check_hostname = False
+tls.verify_mode = ssl.CERT_NONE
 port, seconds, idle = int(port), float(seconds), int(idle)
 end = time.time() + seconds
 socks, refused = [], 0
 
 
-def connect():
+def connect(handshake=True):
     global refused
     s = socket.socket()
     s.setblocking(True)
@@ -28,6 +36,8 @@ def connect():
     try:
         s.bind((src, 0))
         s.connect((host, port))
+        if use_tls and handshake:
+            s = tls.wrap_socket(s)
     except OSError:
         refused += 1
         s.close()
@@ -41,7 +51,7 @@ def send(s, data):
     try:
         s.send(data)
         return True
-    except (BlockingIOError, InterruptedError):
+    except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
         return True
     except OSError:
         return False
@@ -49,7 +59,7 @@ def send(s, data):
 
 head = ("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\n" % (path, ctype)).encode()
 for _ in range(idle):
-    connect()
+    connect(handshake=False)
 slow = [s for s in (connect() for _ in range(5)) if s]
 for s in slow:
     send(s, head + b"Content-Length: 1000\r\n\r\n")

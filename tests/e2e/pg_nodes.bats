@@ -71,28 +71,37 @@ wait_for() {
 }
 
 ac() { "$BIN/authcert" "$@"; }
+curl() { command curl --cacert "$T/ca.pem" "$@"; }
 
 # node N: start authcertd N on store T/storeN, the shared registry.
 node() {
     local n=$1
     shift
     rm -f "$T/node$n.port"
+    # Each node serves HTTPS with a TLS key of its own; the agents pin their
+    # node's, and curl trusts both certificates ($T/ca.pem).
+    if [ ! -s "$T/store$n/tls/server.crt" ]; then
+        ac -q --store "$T/store$n" --tls-cert new --dns localhost --ip 127.0.0.1
+        cat "$T/store$n/tls/server.crt" >>"$T/ca.pem"
+    fi
+    eval "PIN$n=$(ac --store "$T/store$n" --tls-cert pins | awk '$2 == "current" { print $1 }')"
     "$BIN/authcertd" --store "$T/store$n" --registry "$REG" --listen 127.0.0.1:0 \
         --port-file "$T/node$n.port" --server-id "node-$n" --interval 1 "$@" \
         2>>"$T/node$n.log" &
     echo $! > "$T/node$n.pid"
     wait_for 10 test -s "$T/node$n.port"
-    eval "URL$n=http://127.0.0.1:$(cat "$T/node$n.port")"
-    wait_for 10 curl -sf -o /dev/null "http://127.0.0.1:$(cat "$T/node$n.port")/healthz"
+    eval "URL$n=https://127.0.0.1:$(cat "$T/node$n.port")"
+    wait_for 10 curl -sf -o /dev/null "https://127.0.0.1:$(cat "$T/node$n.port")/healthz"
 }
 
 # agent NAME N: an agent checking in at node N, given node N's agent file.
 agent() {
-    local name=$1 n=$2 dir=$T/agents/$1 url
+    local name=$1 n=$2 dir=$T/agents/$1 url pin
     mkdir -p "$dir"
     ac -q --store "$T/store$n" -e "$dir"
-    url=URL$n
-    "$BIN/authcert-agent" --server "${!url}" --state-dir "$dir" --listen 127.0.0.1:0 \
+    url=URL$n pin=PIN$n
+    "$BIN/authcert-agent" --server "${!url}" --server-pin "${!pin}" --state-dir "$dir" \
+        --listen 127.0.0.1:0 \
         --interval 1 --handler "$T/handler" 2>>"$dir/agent.log" &
     echo $! > "$dir/pid"
     wait_for 10 test -s "$dir/agent-id"

@@ -18,7 +18,25 @@ setup() {
     "$BIN/mkstore" "$T/store" der "$OLD" "$T/old.der"
     "$BIN/mkstore" "$T/store" der "$CUR" "$T/cur.der"
     AGENT=5f0c2a1e-aaaa-4000-8000-000000000001
+    # authcertd's TLS certificate, in the store (curl trusts it: $CA), and
+    # the fake agents' listener key (fake_listeners.py), whose pin their
+    # check-ins report ($FPIN).
+    "$BIN/authcert" --store "$T/store" -q --tls-cert new --dns localhost --ip 127.0.0.1
+    CA="$T/store/tls/server.crt"
+    fake_key "$T/fake-tls" FPIN
+    export FAKE_TLS_CERT="$T/fake-tls.crt" FAKE_TLS_KEY="$T/fake-tls.key"
 }
+
+# fake_key PREFIX VAR: a P-256 key and self-signed certificate (openssl) in
+# PREFIX.key and PREFIX.crt; VAR gets the key's pin.
+fake_key() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=fake-agent -keyout "$1.key" -out "$1.crt" 2>/dev/null
+    printf -v "$2" 'sha256//%s' "$(openssl x509 -in "$1.crt" -pubkey -noout |
+        openssl pkey -pubin -outform DER | openssl dgst -sha256 -binary | base64)"
+}
+
+curl() { command curl --cacert "$CA" "$@"; }
 
 teardown() {
     if [ -n "${PID:-}" ] && kill -0 "$PID" 2>/dev/null; then kill -KILL "$PID"; fi
@@ -34,12 +52,12 @@ start() {
     PID=$!
     for _ in $(seq $((100 * ${AUTHCERT_TEST_SLOWER:-1}))); do [ -s "$T/port" ] && break; sleep 0.05; done
     PORT="$(cat "$T/port")"
-    URL="http://127.0.0.1:$PORT"
+    URL="https://127.0.0.1:$PORT"
 }
 
 checkin() { # THUMBPRINT [RESULTS_JSON]
     curl -s -H 'Content-Type: application/json' -X POST "$URL/v1/checkin" \
-        -d "{\"agent_id\":\"$AGENT\",\"hostname\":\"web-17\",\"port\":${APORT:-0},\"version\":\"0.1.0\",\"thumbprint\":\"$1\"${2:+,\"results\":$2}}"
+        -d "{\"agent_id\":\"$AGENT\",\"hostname\":\"web-17\",\"port\":${APORT:-0},\"version\":\"0.1.0\",\"thumbprint\":\"$1\",\"key_pin\":\"${KEY_PIN-$FPIN}\"${2:+,\"results\":$2}}"
 }
 
 code() { # METHOD PATH [curl args...]
@@ -78,7 +96,7 @@ registered() {
 
 checkin_as() { # AGENT_ID PORT THUMBPRINT [RESULTS_JSON]
     curl -s -H 'Content-Type: application/json' -X POST "$URL/v1/checkin" \
-        -d "{\"agent_id\":\"$1\",\"hostname\":\"h\",\"port\":$2,\"thumbprint\":\"$3\"${4:+,\"results\":$4}}"
+        -d "{\"agent_id\":\"$1\",\"hostname\":\"h\",\"port\":$2,\"thumbprint\":\"$3\",\"key_pin\":\"${KEY_PIN-$FPIN}\"${4:+,\"results\":$4}}"
 }
 
 q() { reg_q "$1"; }
@@ -262,7 +280,7 @@ import base64,sys; s=sys.stdin.read().strip(); sys.stdout.buffer.write(base64.ur
 @test "commands are pushed to the agent's listener, update-key first when expired" {
     APORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
     python3 - "$APORT" "$T/pushed" <<'PY' &
-import http.server, sys
+import http.server, os, ssl, sys
 port, out = int(sys.argv[1]), sys.argv[2]
 class H(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
@@ -273,7 +291,11 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_response(200); self.send_header("Content-Length", str(len(ans))); self.end_headers()
         self.wfile.write(ans)
     def log_message(self, *a): pass
-http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+srv = http.server.HTTPServer(("127.0.0.1", port), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(os.environ["FAKE_TLS_CERT"], os.environ["FAKE_TLS_KEY"])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
 PY
     FAKE=$!
     # The fake agent must listen before the daemon pushes (it rolls over
@@ -451,16 +473,20 @@ PY
     ST="$T/admin-store"
     "$BIN/authcert" -c --store "$ST" --password-file "$T/pw" -q
     "$BIN/authcert" -e "$T/first.der" --store "$ST" -q
+    "$BIN/authcert" --store "$ST" -q --tls-cert new --ip 127.0.0.1
+    CA="$ST/tls/server.crt"
+    SPIN="$("$BIN/authcert" --store "$ST" --tls-cert pins | awk '$2 == "current" { print $1 }')"
     "$BIN/authcertd" --store "$ST" --registry "$REG" --listen 127.0.0.1:0 \
         --port-file "$T/port" --server-id test-server --interval 3600 --push-rate 2 2>"$T/log" &
     PID=$!
     for _ in $(seq $((100 * ${AUTHCERT_TEST_SLOWER:-1}))); do [ -s "$T/port" ] && break; sleep 0.05; done
-    URL="http://127.0.0.1:$(cat "$T/port")"
+    URL="https://127.0.0.1:$(cat "$T/port")"
     AGENTS=""
     for i in 1 2 3; do
         mkdir -p "$T/a$i"
         cp "$T/first.der" "$T/a$i/authcert-server.der"
-        "$BIN/authcert-agent" --server "$URL" --state-dir "$T/a$i" --listen 127.0.0.1:0 2>"$T/a$i.log" &
+        "$BIN/authcert-agent" --server "$URL" --server-pin "$SPIN" --state-dir "$T/a$i" \
+            --listen 127.0.0.1:0 2>"$T/a$i.log" &
         AGENTS="$AGENTS $!"
     done
     wait_for 10 "SELECT count(*) FROM agents WHERE port != 0" 3
@@ -480,4 +506,44 @@ PY
     # idempotent: a SIGHUP (the store looked at again) or a restart queue no second one
     kill -HUP "$PID"; sleep 1
     [ "$(q "SELECT count(*) FROM deliveries d JOIN commands c ON c.id = d.command_id WHERE c.command = 'update-key'")" = 3 ]
+}
+
+@test "a listener that answers with another key than the agent reported gets nothing; the check-in takes the command" {
+    fakes 1
+    APORT="${FPORTS# }"
+    start
+    fake_key "$T/other" OTHER
+    KEY_PIN="$OTHER" checkin "$CUR" >/dev/null # the agent's key is OTHER; the listener has FPIN's
+    registered
+    [ "$(q "SELECT key_pin FROM agents")" = "$OTHER" ]
+    cid="$("$BIN/regenqueue" "$REG" "$AGENT" ping)"
+    wait_for 10 "SELECT CAST(next_attempt_at > $REG_NOW + 86400 AS INTEGER) FROM deliveries WHERE command_id = $cid" 1
+    [ ! -s "$T/fake/$APORT.log" ] # not one byte of the command reached it
+    run curl -s "$URL/metrics"
+    [[ "$output" == *'authcert_pushes_total{result="wrong_key"} 1'* ]]
+    [[ "$output" == *'authcert_pushes_total{result="ok"} 0'* ]]
+    # a second command: not pushed either, and not logged a second time
+    cid2="$("$BIN/regenqueue" "$REG" "$AGENT" ping)"
+    [ "$(grep -c "answered with another key" "$T/log")" = 1 ]
+    # the agent's own check-in (TLS to authcertd) takes both
+    KEY_PIN="$OTHER" run checkin "$CUR"
+    [ "$(echo "$output" | jget 'len(d["commands"])')" = 2 ]
+    [ ! -s "$T/fake/$APORT.log" ]
+    [ -n "$cid2" ]
+}
+
+@test "an agent that reported no key is never pushed to: its commands wait for its check-in" {
+    fakes 1
+    APORT="${FPORTS# }"
+    start
+    KEY_PIN="" checkin "$CUR" >/dev/null
+    registered
+    [ "$(q "SELECT key_pin FROM agents")" = "" ]
+    cid="$("$BIN/regenqueue" "$REG" "$AGENT" ping)"
+    wait_for 10 "SELECT CAST(next_attempt_at > $REG_NOW + 86400 AS INTEGER) FROM deliveries WHERE command_id = $cid" 1
+    [ ! -s "$T/fake/$APORT.log" ]
+    run curl -s "$URL/metrics"
+    [[ "$output" == *'authcert_pushes_total{result="no_key"} 1'* ]]
+    KEY_PIN="" run checkin "$CUR"
+    [ "$(echo "$output" | jget 'len(d["commands"])')" = 1 ]
 }

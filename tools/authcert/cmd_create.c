@@ -48,7 +48,7 @@ static authcert_status auto_backup(const struct tool_opts *o, authcert_store *s,
 int cmd_create(const struct tool_opts *o)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
-    authcert_cert_params params = { o->key_type, o->days, o->subject };
+    authcert_cert_params params = { .type = o->key_type, .days = o->days, .subject = o->subject };
     authcert_store *s = NULL;
     authcert_cert *cert = NULL;
     char *pw = NULL, *backup = NULL;

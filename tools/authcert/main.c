@@ -52,6 +52,9 @@ static const struct tool_mode modes[] = {
     { "--migrate-registry", "migrate registry", 2, 2, 0, true,
       cmd_migrate, "--migrate-registry FROM TO",
       "copy agents and queued commands to another registry (SQLite, postgresql://)" },
+    { "--tls-cert", "tls certificate", 1, 1, OPT_KEY_TYPE | OPT_DAYS | OPT_SUBJECT | OPT_TLS_NAMES,
+      true, cmd_tls, "--tls-cert new|renew|prepare|pins [--dns NAME]... [--ip ADDRESS]...",
+      "the TLS certificate authcertd serves (STORE/tls/); pins for the agents" },
 };
 #define NMODES (sizeof modes / sizeof modes[0])
 
@@ -80,6 +83,7 @@ static void help(void)
         "  --days N               -c: validity in days (default %d)\n"
         "  --subject DN           -c: subject, e.g. \"CN=server,O=Example\"\n"
         "  --compromised          -c: the replaced certificate is revoked, not expired\n"
+        "  --dns NAME, --ip ADDR  --tls-cert new|renew: a name of the server (repeat)\n"
         "  --as-expired           -i: add the certificate as expired, not current\n"
         "  --skip-unexportable    -b: leave out keys that may not be exported\n"
         "  --json                 --status, --agents, --push --wait: JSON output\n"
@@ -232,6 +236,12 @@ static int parse(int argc, char **argv, struct tool_opts *o)
         } else if ((v = long_value(a, "--agent", argc, argv, &i, &missing)) != NULL) {
             o->agents[o->nagents++] = (char *)v;
             o->given |= OPT_PUSH;
+        } else if ((v = long_value(a, "--dns", argc, argv, &i, &missing)) != NULL) {
+            o->dns_names[o->ndns++] = (char *)v;
+            o->given |= OPT_TLS_NAMES;
+        } else if ((v = long_value(a, "--ip", argc, argv, &i, &missing)) != NULL) {
+            o->ip_addresses[o->nips++] = (char *)v;
+            o->given |= OPT_TLS_NAMES;
         } else if (strcmp(a, "--all") == 0) {
             o->push_all = true;
             o->given |= OPT_PUSH;
@@ -273,9 +283,13 @@ int main(int argc, char **argv)
 
     o.pos = calloc((size_t)argc + 1, sizeof *o.pos);
     o.agents = calloc((size_t)argc + 1, sizeof *o.agents);
-    if (o.pos == NULL || o.agents == NULL) {
+    o.dns_names = calloc((size_t)argc + 1, sizeof *o.dns_names);
+    o.ip_addresses = calloc((size_t)argc + 1, sizeof *o.ip_addresses);
+    if (o.pos == NULL || o.agents == NULL || o.dns_names == NULL || o.ip_addresses == NULL) {
         free(o.pos);
         free(o.agents);
+        free(o.dns_names);
+        free(o.ip_addresses);
         fputs("authcert: out of memory\n", stderr);
         return AUTHCERT_E_NOMEM;
     }
@@ -283,6 +297,8 @@ int main(int argc, char **argv)
     if (code >= 0) {
         free(o.pos);
         free(o.agents);
+        free(o.dns_names);
+        free(o.ip_addresses);
         return code;
     }
     if (o.store_dir == NULL)
@@ -301,5 +317,7 @@ int main(int argc, char **argv)
     authcert_cleanup();
     free(o.pos);
     free(o.agents);
+    free(o.dns_names);
+    free(o.ip_addresses);
     return code;
 }

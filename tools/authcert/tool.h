@@ -24,6 +24,7 @@ enum {
     OPT_PASSWORD          = 1 << 7, /* --password-file, --password-fd */
     OPT_REGISTRY          = 1 << 8,
     OPT_PUSH              = 1 << 9, /* --agent, --all, --args, --wait, --timeout */
+    OPT_TLS_NAMES         = 1 << 10, /* --dns, --ip */
 };
 
 /* The agent registry authcertd keeps: $AUTHCERT_REGISTRY or this. */
@@ -52,6 +53,10 @@ struct tool_opts {
     const char *push_args;        /* --push: --args JSON (an object) */
     bool wait;                    /* --push: follow the deliveries */
     int timeout;                  /* --push --wait: seconds */
+    char **dns_names;             /* --tls-cert: --dns NAME, repeated (NULL-terminated) */
+    size_t ndns;
+    char **ip_addresses;          /* --tls-cert: --ip ADDRESS, repeated (NULL-terminated) */
+    size_t nips;
     unsigned given;               /* OPT_* seen, to refuse them in other modes */
     int npos;
     char **pos;                   /* positional arguments, in order */
@@ -80,6 +85,7 @@ int cmd_list(const struct tool_opts *o);   /* -l: the mismatch list */
 int cmd_agents(const struct tool_opts *o); /* --agents */
 int cmd_push(const struct tool_opts *o);   /* --push */
 int cmd_migrate(const struct tool_opts *o); /* --migrate-registry (cmd_migrate.c) */
+int cmd_tls(const struct tool_opts *o);     /* --tls-cert (cmd_tls.c) */
 
 /*
  * --status's view of the fleet when a registry is there: agents by state
