@@ -53,7 +53,7 @@ typedef struct authcert_registry authcert_registry;
 #define AUTHCERT_KEY_PIN_LEN   52
 
 /* The schema version this library creates and understands. */
-#define AUTHCERT_REGISTRY_SCHEMA_VERSION 3
+#define AUTHCERT_REGISTRY_SCHEMA_VERSION 4
 
 /* What an agent says at check-in. */
 typedef struct authcert_agent_report {
@@ -69,6 +69,13 @@ typedef struct authcert_agent_report {
      * first pin an agent id reports (authcert_agent.key_pin).
      */
     const char *key_pin;
+    /*
+     * The counter of the authenticated request that carried this report
+     * (authcert/auth.h), 0 for none: the registry's counter for the agent
+     * (authcert/identity.h) becomes the highest it has seen, never lower.
+     * At most INT64_MAX.
+     */
+    uint64_t mac_counter;
 } authcert_agent_report;
 
 /* An agent as the registry knows it (borrowed strings, see above). */
@@ -87,6 +94,13 @@ typedef struct authcert_agent {
     const char *key_pin;
     time_t      first_seen;
     time_t      last_seen;
+    /*
+     * Its identity (authcert/identity.h): the epoch of the key bound to its
+     * id, 0 when none is (never enrolled, or forgotten); the last other key
+     * refused for its id (a clone), "" for none.
+     */
+    uint64_t    key_epoch;
+    const char *clone_pin;
 } authcert_agent;
 
 /* Which agents an iteration visits; every set field must match. */

@@ -18,10 +18,13 @@ typedef struct authcert_registry_copy_stats {
     uint64_t agents;     /* every agent, ids and first/last seen kept */
     uint64_t commands;   /* the commands that still have queued deliveries */
     uint64_t deliveries; /* the queued deliveries (attempts, leases kept) */
+    uint64_t tokens;     /* enrollment tokens, used and revoked ones too */
+    uint64_t pending;    /* enrollment requests waiting for an operator */
 } authcert_registry_copy_stats;
 
 /*
- * Copy every agent and every queued command from the registry at from_uri
+ * Copy every agent (with its identity: authcert/identity.h), every
+ * enrollment token and pending request, and every queued command from the registry at from_uri
  * to the one at to_uri (URIs as for authcert_registry_open; both are
  * created or migrated to the current schema version first). Delivered and
  * failed history stays behind. Ids are kept, so a token an agent holds

@@ -12,6 +12,23 @@
 
 #include "authcert/registry.h"
 
+/*
+ * A parameter of the portable SQL identity.c runs on either backend: text,
+ * or (text NULL) an integer.
+ */
+typedef struct reg_value {
+    const char *text;
+    long long num;
+} reg_value;
+#define REG_TEXT(s) ((reg_value){ .text = (s) })
+#define REG_NUM(n) ((reg_value){ .text = NULL, .num = (long long)(n) })
+
+/* One row of a portable query: its columns as text ("" for NULL). */
+typedef authcert_status (*reg_row_cb)(void *ctx, const char *const *cols, int ncols);
+
+/* What reg->be->tx does. */
+enum reg_tx { REG_BEGIN, REG_COMMIT, REG_ROLLBACK };
+
 typedef struct authcert_registry_backend {
     const char *name; /* "sqlite" */
 
@@ -75,7 +92,32 @@ typedef struct authcert_registry_backend {
     authcert_status (*node_report)(void *impl, const char *node_id, const char *thumbprint,
                                    time_t now);
     authcert_status (*foreach_node)(void *impl, time_t since, authcert_node_cb cb, void *ctx);
+
+    /*
+     * Portable SQL for identity.c: parameters written ?1 .. ?n (PostgreSQL
+     * gets $1 .. $n), rows to cb (may be NULL), *changes (may be NULL) the
+     * rows an INSERT, UPDATE or DELETE touched. sql is a string constant:
+     * a backend may cache its prepared form by the pointer.
+     */
+    authcert_status (*sql)(void *impl, const char *sql, const reg_value *p, int n,
+                           reg_row_cb cb, void *ctx, uint64_t *changes);
+    /* A durable write transaction (its COMMIT survives a crash), one writer
+     * per row at a time: REG_BEGIN, then REG_COMMIT or REG_ROLLBACK. */
+    authcert_status (*tx)(void *impl, enum reg_tx what);
+    /* A SELECT inside tx takes FOR UPDATE to lock the rows it reads against
+     * other nodes (PostgreSQL); false on SQLite, where BEGIN IMMEDIATE
+     * locks the whole file and FOR UPDATE is not SQL it knows. */
+    bool row_locks;
 } authcert_registry_backend;
+
+/* A registry handle (registry.c opens it; identity.c uses it too). */
+struct authcert_registry {
+    const authcert_registry_backend *be;
+    void *impl;
+};
+
+/* Agent id bounds (registry.c): 1 to AUTHCERT_AGENT_ID_MAX visible ASCII. */
+authcert_status authcert_registry_check_agent_id(const char *id);
 
 /*
  * The retry policy every backend applies when a delivery goes back to the

@@ -22,22 +22,28 @@
 #include "authcert/registry_copy.h"
 #include "internal.h"
 
-#define MAXCOLS 11
+#define MAXCOLS 17
 
 typedef struct table {
     const char *name;
     const char *cols;
     int ncols;
     const char *where; /* which rows travel */
+    const char *order; /* in which order */
 } table;
 
 static const table tables[] = {
     { "agents", "id, agent_id, hostname, address, port, thumbprint, version, first_seen, "
-      "last_seen, key_pin", 10, "true" },
+      "last_seen, key_pin, key_spki, key_epoch, mac_counter, enrolled_at, clone_pin, "
+      "clone_seen_at, known_before", 17, "true", "id" },
+    { "enroll_tokens", "id, hash, agent_id, uses_left, uses, created_at, expires_at, "
+      "last_used_at, revoked", 9, "true", "id" },
+    { "enroll_pending", "agent_id, key_pin, key_spki, hostname, address, port, version, "
+      "requested_at, last_seen, approved", 10, "true", "agent_id, key_pin" },
     { "commands", "id, command, args, broadcast, created_at", 5,
-      "id IN (SELECT command_id FROM deliveries WHERE state = 'queued')" },
+      "id IN (SELECT command_id FROM deliveries WHERE state = 'queued')", "id" },
     { "deliveries", "id, command_id, agent, state, attempts, next_attempt_at, lease_until, "
-      "lease_token, updated_at, result, once_key", 11, "state = 'queued'" },
+      "lease_token, updated_at, result, once_key", 11, "state = 'queued'", "id" },
 };
 #define NTABLES (sizeof tables / sizeof tables[0])
 
@@ -273,8 +279,8 @@ static authcert_status read_rows(end *e, const table *t, row_fn fn, void *ctx)
     PGresult *r = NULL;
     int s;
 
-    snprintf(sql, sizeof sql, "SELECT %s FROM %s WHERE %s ORDER BY id", t->cols, t->name,
-             t->where);
+    snprintf(sql, sizeof sql, "SELECT %s FROM %s WHERE %s ORDER BY %s", t->cols, t->name,
+             t->where, t->order);
     if (!e->is_pg) {
         if (sqlite3_prepare_v2(e->db, sql, -1, &st, NULL) != SQLITE_OK)
             GUARD(sq_err(e, "prepare"));
@@ -382,8 +388,10 @@ authcert_status authcert_registry_copy(const char *from_uri, const char *to_uri,
     (void)exec(&src, "COMMIT");
     if (stats != NULL) {
         stats->agents = got[0];
-        stats->commands = got[1];
-        stats->deliveries = got[2];
+        stats->tokens = got[1];
+        stats->pending = got[2];
+        stats->commands = got[3];
+        stats->deliveries = got[4];
     }
     rc = AUTHCERT_OK;
 out:

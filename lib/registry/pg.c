@@ -81,8 +81,40 @@ static const char schema_v2[] =
 static const char schema_v3[] =
     "ALTER TABLE agents ADD COLUMN key_pin text NOT NULL DEFAULT '';";
 
+/* Version 4, as on SQLite: who each agent is (sqlite.c). */
+static const char schema_v4[] =
+    "ALTER TABLE agents ADD COLUMN key_spki text NOT NULL DEFAULT '',"
+    " ADD COLUMN key_epoch bigint NOT NULL DEFAULT 0,"
+    " ADD COLUMN mac_counter bigint NOT NULL DEFAULT 0,"
+    " ADD COLUMN enrolled_at bigint NOT NULL DEFAULT 0,"
+    " ADD COLUMN clone_pin text NOT NULL DEFAULT '',"
+    " ADD COLUMN clone_seen_at bigint NOT NULL DEFAULT 0,"
+    " ADD COLUMN known_before integer NOT NULL DEFAULT 1;"
+    "CREATE TABLE enroll_tokens ("
+    " id text PRIMARY KEY,"
+    " hash text NOT NULL,"
+    " agent_id text,"
+    " uses_left bigint NOT NULL,"
+    " uses bigint NOT NULL DEFAULT 0,"
+    " created_at bigint NOT NULL,"
+    " expires_at bigint NOT NULL,"
+    " last_used_at bigint NOT NULL DEFAULT 0,"
+    " revoked integer NOT NULL DEFAULT 0);"
+    "CREATE TABLE enroll_pending ("
+    " agent_id text NOT NULL,"
+    " key_pin text NOT NULL,"
+    " key_spki text NOT NULL,"
+    " hostname text NOT NULL,"
+    " address text NOT NULL,"
+    " port integer NOT NULL,"
+    " version text NOT NULL,"
+    " requested_at bigint NOT NULL,"
+    " last_seen bigint NOT NULL,"
+    " approved integer NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (agent_id, key_pin));";
+
 /* Index i takes the schema from version i to i + 1. */
-static const char *const migrations[] = { schema_v1, schema_v2, schema_v3 };
+static const char *const migrations[] = { schema_v1, schema_v2, schema_v3, schema_v4 };
 #define KNOWN_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 _Static_assert(KNOWN_VERSION == AUTHCERT_REGISTRY_SCHEMA_VERSION,
                "registry.h and the PostgreSQL migrations disagree");
@@ -434,6 +466,8 @@ static void row_agent(const PGresult *res, int i, authcert_agent *a)
     a->first_seen = (time_t)pg_get_i64(res, i, 6);
     a->last_seen = (time_t)pg_get_i64(res, i, 7);
     a->key_pin = PQgetvalue(res, i, 8);
+    a->key_epoch = (uint64_t)pg_get_i64(res, i, 9);
+    a->clone_pin = PQgetvalue(res, i, 10);
 }
 
 /*
@@ -448,10 +482,10 @@ static authcert_status pgb_checkin(void *impl, const authcert_agent_report *repo
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     pg *p = impl;
-    char *arr[7] = { NULL };
-    const char *params[8];
+    char *arr[8] = { NULL };
+    const char *params[9];
     const char **tp = NULL, **ver = NULL, **pin = NULL;
-    char **ports = NULL;
+    char **ports = NULL, **ctr = NULL;
     pg_int t;
     size_t st = sizeof *reports;
 
@@ -459,12 +493,15 @@ static authcert_status pgb_checkin(void *impl, const authcert_agent_report *repo
     GUARD_ALLOC(ver = calloc(n, sizeof *ver));
     GUARD_ALLOC(pin = calloc(n, sizeof *pin));
     GUARD_ALLOC(ports = calloc(n, sizeof *ports));
+    GUARD_ALLOC(ctr = calloc(n, sizeof *ctr));
     for (size_t i = 0; i < n; i++) {
         tp[i] = reports[i].thumbprint != NULL ? reports[i].thumbprint : "";
         ver[i] = reports[i].version != NULL ? reports[i].version : "";
         pin[i] = reports[i].key_pin != NULL ? reports[i].key_pin : "";
         GUARD_ALLOC(ports[i] = malloc(8));
         snprintf(ports[i], 8, "%u", (unsigned)reports[i].port);
+        GUARD_ALLOC(ctr[i] = malloc(24));
+        snprintf(ctr[i], 24, "%llu", (unsigned long long)reports[i].mac_counter);
     }
     GUARD(pg_text_array((const char *const *)&reports[0].agent_id, n, st, &arr[0]));
     GUARD(pg_text_array((const char *const *)&reports[0].hostname, n, st, &arr[1]));
@@ -473,28 +510,34 @@ static authcert_status pgb_checkin(void *impl, const authcert_agent_report *repo
     GUARD(pg_text_array(tp, n, sizeof *tp, &arr[4]));
     GUARD(pg_text_array(ver, n, sizeof *ver, &arr[5]));
     GUARD(pg_text_array(pin, n, sizeof *pin, &arr[6]));
-    for (int i = 0; i < 7; i++)
+    GUARD(pg_text_array((const char *const *)ctr, n, sizeof *ctr, &arr[7]));
+    for (int i = 0; i < 8; i++)
         params[i] = arr[i];
-    params[7] = pg_i64(t, now);
+    params[8] = pg_i64(t, now);
     GUARD(pg_run(p,
-        "INSERT INTO agents(" PG_AGENT_COLS ") "
-        "SELECT a, h, ad, p::integer, t, v, $8::bigint, $8::bigint, k FROM ("
+        "INSERT INTO agents(" PG_AGENT_COLS ", mac_counter) "
+        "SELECT a, h, ad, p::integer, t, v, $9::bigint, $9::bigint, k, c FROM ("
         " SELECT DISTINCT ON (a) a, h, ad, p, t, v, o, first_value(k) OVER (PARTITION BY a "
-        " ORDER BY k = '', o) AS k FROM unnest($1::text[], $2::text[], $3::text[], "
-        " $4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY "
-        " AS u(a, h, ad, p, t, v, k, o) ORDER BY a, o DESC) last ORDER BY o "
+        " ORDER BY k = '', o) AS k, max(c::bigint) OVER (PARTITION BY a) AS c "
+        " FROM unnest($1::text[], $2::text[], $3::text[], "
+        " $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY "
+        " AS u(a, h, ad, p, t, v, k, c, o) ORDER BY a, o DESC) last ORDER BY o "
         "ON CONFLICT (agent_id) DO UPDATE SET hostname = excluded.hostname, "
         "address = excluded.address, port = excluded.port, "
         "thumbprint = excluded.thumbprint, version = excluded.version, "
         "last_seen = excluded.last_seen, key_pin = CASE WHEN agents.key_pin = '' "
-        "THEN excluded.key_pin ELSE agents.key_pin END", 8, params, NULL));
+        "THEN excluded.key_pin ELSE agents.key_pin END, "
+        "mac_counter = greatest(agents.mac_counter, excluded.mac_counter)", 9, params, NULL));
     rc = AUTHCERT_OK;
 out:
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 8; i++)
         free(arr[i]);
     for (size_t i = 0; ports != NULL && i < n; i++)
         free(ports[i]);
+    for (size_t i = 0; ctr != NULL && i < n; i++)
+        free(ctr[i]);
     free(ports);
+    free(ctr);
     free(tp);
     free(ver);
     free(pin);
@@ -509,7 +552,8 @@ static authcert_status pgb_get_agent(void *impl, const char *agent_id,
     PGresult *res = NULL;
     authcert_agent a;
 
-    GUARD(pg_run(p, "SELECT " PG_AGENT_COLS " FROM agents WHERE agent_id = $1", 1,
+    GUARD(pg_run(p, "SELECT " PG_AGENT_COLS ", CASE WHEN key_spki <> '' THEN key_epoch "
+                 "ELSE 0 END, clone_pin FROM agents WHERE agent_id = $1", 1,
                  &agent_id, &res));
     if (PQntuples(res) == 0)
         FAIL(AUTHCERT_E_NOTFOUND, "registry: no agent %s", agent_id);
@@ -572,6 +616,70 @@ out:
     return rc;
 }
 
+/* ---- portable SQL (identity.c) ----------------------------------------- */
+
+static authcert_status pgb_sql(void *impl, const char *sql, const reg_value *v, int n,
+                               reg_row_cb cb, void *ctx, uint64_t *changes)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    pg *p = impl;
+    PGresult *res = NULL;
+    const char *params[16], *cols[16];
+    pg_int nums[16];
+    char *text = NULL;
+    int nc;
+
+    if (n > 16)
+        return authcert_fail(AUTHCERT_E_INTERNAL, "registry: %d parameters", n);
+    /* ?N is $N here; no string constant of identity.c holds a '?'. */
+    GUARD_ALLOC(text = strdup(sql));
+    for (char *c = text; *c != '\0'; c++)
+        if (*c == '?')
+            *c = '$';
+    for (int i = 0; i < n; i++)
+        params[i] = v[i].text != NULL ? v[i].text : pg_i64(nums[i], v[i].num);
+    GUARD(pg_run(p, text, n, params, &res));
+    nc = PQnfields(res);
+    if (nc > 16)
+        FAIL(AUTHCERT_E_INTERNAL, "registry: a query of %d columns", nc);
+    for (int r = 0; cb != NULL && r < PQntuples(res); r++) {
+        for (int i = 0; i < nc; i++)
+            cols[i] = PQgetvalue(res, r, i);
+        GUARD(cb(ctx, cols, nc));
+    }
+    if (changes != NULL)
+        *changes = strtoull(PQcmdTuples(res), NULL, 10);
+    rc = AUTHCERT_OK;
+out:
+    PQclear(res);
+    free(text);
+    return rc;
+}
+
+/* Durable like an enqueue (pg_queue.c): synchronous_commit on for it. */
+static authcert_status pgb_tx(void *impl, enum reg_tx what)
+{
+    pg *p = impl;
+    authcert_status rc;
+
+    switch (what) {
+    case REG_BEGIN:
+        if ((rc = pg_cmd(p, "BEGIN")) != AUTHCERT_OK)
+            return rc;
+        if ((rc = pg_cmd(p, "SET LOCAL synchronous_commit = on")) != AUTHCERT_OK)
+            pg_rollback(p);
+        return rc;
+    case REG_COMMIT:
+        if ((rc = pg_cmd(p, "COMMIT")) != AUTHCERT_OK)
+            pg_rollback(p);
+        return rc;
+    case REG_ROLLBACK:
+        pg_rollback(p);
+        return AUTHCERT_OK;
+    }
+    return AUTHCERT_E_INTERNAL;
+}
+
 const authcert_registry_backend authcert_registry_pg = {
     .name = "postgresql",
     .open = pgb_open,
@@ -594,4 +702,7 @@ const authcert_registry_backend authcert_registry_pg = {
     .results = pg_results,
     .node_report = pg_node_report,
     .foreach_node = pg_foreach_node,
+    .sql = pgb_sql,
+    .tx = pgb_tx,
+    .row_locks = true,
 };

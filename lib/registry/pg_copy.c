@@ -25,7 +25,7 @@
 
 #include "registry/pg.h"
 
-#define NFIELDS 9
+#define NFIELDS 11
 #define SIGNATURE "PGCOPY\n\377\r\n"
 #define SIGNATURE_LEN 11
 
@@ -75,7 +75,9 @@ static authcert_status copy_sql(pg *p, const authcert_agent_filter *f, char **ou
     *out = NULL;
     /* Every text column before an integer one: copy_message ends them in place. */
     GUARD(append(&b, "COPY (SELECT agent_id, hostname, address, port::int4, thumbprint, "
-                 "version, key_pin, first_seen::int8, last_seen::int8 FROM agents WHERE true",
+                 "version, key_pin, clone_pin, first_seen::int8, last_seen::int8, "
+                 "(CASE WHEN key_spki <> '' THEN key_epoch ELSE 0 END)::int8 FROM agents "
+                 "WHERE true",
                  NULL, ""));
     if (f != NULL && f->thumbprint != NULL)
         GUARD(append_text(p, &b, " AND thumbprint = ", f->thumbprint));
@@ -172,19 +174,21 @@ static authcert_status copy_message(copy_state *s, unsigned char *m, size_t n,
             f[i] = m + at;
             at += len[i];
         }
-        if (len[3] != 4 || len[7] != 8 || len[8] != 8)
+        if (len[3] != 4 || len[8] != 8 || len[9] != 8 || len[10] != 8)
             return corrupt(s, "integer width");
         a.port = (uint16_t)be32(f[3]);
-        a.first_seen = (time_t)(int64_t)be64(f[7]);
-        a.last_seen = (time_t)(int64_t)be64(f[8]);
+        a.first_seen = (time_t)(int64_t)be64(f[8]);
+        a.last_seen = (time_t)(int64_t)be64(f[9]);
+        a.key_epoch = be64(f[10]);
         f[0][len[0]] = f[1][len[1]] = f[2][len[2]] = '\0';
-        f[4][len[4]] = f[5][len[5]] = f[6][len[6]] = '\0';
+        f[4][len[4]] = f[5][len[5]] = f[6][len[6]] = f[7][len[7]] = '\0';
         a.agent_id = (const char *)f[0];
         a.hostname = (const char *)f[1];
         a.address = (const char *)f[2];
         a.thumbprint = (const char *)f[4];
         a.version = (const char *)f[5];
         a.key_pin = (const char *)f[6];
+        a.clone_pin = (const char *)f[7];
         if ((rc = cb(ctx, &a)) != AUTHCERT_OK)
             return rc;
     }

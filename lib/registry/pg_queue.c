@@ -506,6 +506,10 @@ authcert_status pg_record_agent_result(void *impl, const char *agent_id, int64_t
     if (PQntuples(res) == 0)
         FAIL(AUTHCERT_E_NOTFOUND, "registry: agent %s has no delivery %lld", agent_id,
              (long long)did);
+    /* Never handed out (no lease, no push): the agent cannot have run it. */
+    if (strcmp(PQgetvalue(res, 0, 1), "queued") == 0 && pg_get_i64(res, 0, 2) == 0)
+        FAIL(AUTHCERT_E_POLICY, "registry: delivery %lld was not leased to agent %s yet",
+             pg_get_i64(res, 0, 0), agent_id);
     GUARD(settle(p, res, state, result_json, false, now));
     if (delivery_id != NULL)
         *delivery_id = pg_get_i64(res, 0, 0);

@@ -3,6 +3,7 @@
  * every argument once, so that backends only ever see valid input. Agent
  * reports are untrusted (any machine can check in), hence the bounds.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,11 +15,6 @@
 #include "registry/backend.h"
 
 _Static_assert(AUTHCERT_KEY_PIN_LEN == AUTHCERT_PIN_LEN, "registry.h and tls.h disagree on a pin");
-
-struct authcert_registry {
-    const authcert_registry_backend *be;
-    void *impl;
-};
 
 const char *authcert_delivery_state_name(authcert_delivery_state s)
 {
@@ -132,7 +128,7 @@ static int is_thumbprint(const char *s)
     return i == AUTHCERT_THUMBPRINT_LEN;
 }
 
-static authcert_status check_agent_id(const char *id)
+authcert_status authcert_registry_check_agent_id(const char *id)
 {
     if (id == NULL || !visible_ascii(id, 1, AUTHCERT_AGENT_ID_MAX))
         return authcert_fail(AUTHCERT_E_USAGE,
@@ -147,7 +143,7 @@ authcert_status authcert_registry_validate_report(const authcert_agent_report *r
 
     if (r == NULL)
         return authcert_fail(AUTHCERT_E_USAGE, "check-in: no report");
-    if ((rc = check_agent_id(r->agent_id)) != AUTHCERT_OK)
+    if ((rc = authcert_registry_check_agent_id(r->agent_id)) != AUTHCERT_OK)
         return rc;
     if (r->hostname == NULL || !clean_utf8(r->hostname, AUTHCERT_HOSTNAME_MAX))
         return authcert_fail(AUTHCERT_E_USAGE,
@@ -168,6 +164,8 @@ authcert_status authcert_registry_validate_report(const authcert_agent_report *r
         return authcert_fail(AUTHCERT_E_USAGE,
                              "check-in: key_pin must be \"sha256//\" and 44 base64 "
                              "characters (%d in all)", AUTHCERT_KEY_PIN_LEN);
+    if (r->mac_counter > INT64_MAX)
+        return authcert_fail(AUTHCERT_E_USAGE, "check-in: counter above 2^63 - 1");
     return AUTHCERT_OK;
 }
 
@@ -243,13 +241,13 @@ static size_t slen(const char *s)
 static authcert_status copy_agent(void *ctx, const authcert_agent *a)
 {
     authcert_agent **out = ctx, *c;
-    const char *src[6] = { a->agent_id, a->hostname, a->address, a->thumbprint, a->version,
-                           a->key_pin };
-    const char **dst[6];
+    const char *src[7] = { a->agent_id, a->hostname, a->address, a->thumbprint, a->version,
+                           a->key_pin, a->clone_pin };
+    const char **dst[7];
     size_t total = sizeof *c;
     char *p;
 
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         total += slen(src[i]) + (src[i] == NULL);
     c = malloc(total);
     if (c == NULL)
@@ -257,8 +255,9 @@ static authcert_status copy_agent(void *ctx, const authcert_agent *a)
     *c = *a;
     dst[0] = &c->agent_id; dst[1] = &c->hostname; dst[2] = &c->address;
     dst[3] = &c->thumbprint; dst[4] = &c->version; dst[5] = &c->key_pin;
+    dst[6] = &c->clone_pin;
     p = (char *)(c + 1);
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 7; i++) {
         size_t l = src[i] != NULL ? strlen(src[i]) : 0;
         if (l > 0)
             memcpy(p, src[i], l);
@@ -278,7 +277,7 @@ authcert_status authcert_registry_get_agent(authcert_registry *reg, const char *
     if (reg == NULL || out == NULL)
         return authcert_fail(AUTHCERT_E_USAGE, "get agent: missing argument");
     *out = NULL;
-    if ((rc = check_agent_id(agent_id)) != AUTHCERT_OK)
+    if ((rc = authcert_registry_check_agent_id(agent_id)) != AUTHCERT_OK)
         return rc;
     return reg->be->get_agent(reg->impl, agent_id, copy_agent, out);
 }
@@ -334,7 +333,7 @@ authcert_status authcert_registry_enqueue_list(authcert_registry *reg,
     if (reg == NULL || agent_ids == NULL || n == 0)
         return authcert_fail(AUTHCERT_E_USAGE, "enqueue: no agent given");
     for (size_t i = 0; i < n; i++)
-        if ((rc = check_agent_id(agent_ids[i])) != AUTHCERT_OK)
+        if ((rc = authcert_registry_check_agent_id(agent_ids[i])) != AUTHCERT_OK)
             return rc;
     if ((rc = check_command(command, args_json)) != AUTHCERT_OK)
         return rc;
@@ -373,7 +372,7 @@ authcert_status authcert_registry_pending(authcert_registry *reg, const char *ag
 
     if (reg == NULL || cb == NULL)
         return authcert_fail(AUTHCERT_E_USAGE, "pending: missing argument");
-    if ((rc = check_agent_id(agent_id)) != AUTHCERT_OK)
+    if ((rc = authcert_registry_check_agent_id(agent_id)) != AUTHCERT_OK)
         return rc;
     return reg->be->pending(reg->impl, agent_id, cb, ctx);
 }
@@ -415,7 +414,7 @@ authcert_status authcert_registry_claim_agent(authcert_registry *reg, const char
     *claimed = 0;
     if (reg == NULL || cb == NULL)
         return authcert_fail(AUTHCERT_E_USAGE, "claim: missing argument");
-    if ((rc = check_agent_id(agent_id)) != AUTHCERT_OK)
+    if ((rc = authcert_registry_check_agent_id(agent_id)) != AUTHCERT_OK)
         return rc;
     if (limit == 0 || limit > CLAIM_LIMIT_MAX)
         return authcert_fail(AUTHCERT_E_USAGE, "claim: limit must be 1 to %d",
@@ -446,7 +445,7 @@ authcert_status authcert_registry_record_agent_result(authcert_registry *reg,
 
     if (reg == NULL || did <= 0)
         return authcert_fail(AUTHCERT_E_USAGE, "record result: missing argument");
-    if ((rc = check_agent_id(agent_id)) != AUTHCERT_OK ||
+    if ((rc = authcert_registry_check_agent_id(agent_id)) != AUTHCERT_OK ||
         (rc = check_state(state)) != AUTHCERT_OK ||
         (rc = check_json("delivery result", result_json, 0)) != AUTHCERT_OK)
         return rc;
@@ -507,7 +506,7 @@ authcert_status authcert_registry_update_thumbprint(authcert_registry *reg,
     *changed = false;
     if (reg == NULL || from == NULL || to == NULL)
         return authcert_fail(AUTHCERT_E_USAGE, "update thumbprint: missing argument");
-    if ((rc = check_agent_id(agent_id)) != AUTHCERT_OK)
+    if ((rc = authcert_registry_check_agent_id(agent_id)) != AUTHCERT_OK)
         return rc;
     if (!is_thumbprint(from) || !is_thumbprint(to))
         return authcert_fail(AUTHCERT_E_USAGE,
@@ -565,7 +564,7 @@ authcert_status authcert_registry_node_report(authcert_registry *reg, const char
 
     if (reg == NULL || thumbprint == NULL)
         return authcert_fail(AUTHCERT_E_USAGE, "node report: missing argument");
-    if ((rc = check_agent_id(node_id)) != AUTHCERT_OK) /* same rules as an agent id */
+    if ((rc = authcert_registry_check_agent_id(node_id)) != AUTHCERT_OK) /* same rules as an agent id */
         return authcert_fail(AUTHCERT_E_USAGE, "node id: 1..%d visible ASCII characters",
                              AUTHCERT_AGENT_ID_MAX);
     if (!is_thumbprint(thumbprint))

@@ -1,7 +1,7 @@
 /*
  * The SQLite registry backend: one file, WAL, one connection per handle.
  *
- * Schema version 3 (PRAGMA user_version; PRAGMA application_id marks the
+ * Schema version 4 (PRAGMA user_version; PRAGMA application_id marks the
  * file as ours). docs/registry.md explains each column. The command queue
  * is in sqlite_queue.c.
  *
@@ -95,8 +95,47 @@ static const char schema_v2[] =
 static const char schema_v3[] =
     "ALTER TABLE agents ADD COLUMN key_pin TEXT NOT NULL DEFAULT '';";
 
+/*
+ * Version 4: who each agent is (authcert/identity.h, docs/registry.md): the
+ * key bound to its id, the epoch of that key, the highest request counter
+ * accepted, the last other key that asked for a bound id; the enrollment
+ * tokens (the SHA-256 of their secrets, never the secrets) and the requests
+ * waiting for an operator. Every existing agent checked in before it could
+ * enroll: known_before = 1 (so is any row a check-in creates).
+ */
+static const char schema_v4[] =
+    "ALTER TABLE agents ADD COLUMN key_spki TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE agents ADD COLUMN key_epoch INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN mac_counter INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN enrolled_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN clone_pin TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE agents ADD COLUMN clone_seen_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN known_before INTEGER NOT NULL DEFAULT 1;"
+    "CREATE TABLE enroll_tokens ("
+    " id TEXT PRIMARY KEY,"
+    " hash TEXT NOT NULL,"
+    " agent_id TEXT,"
+    " uses_left INTEGER NOT NULL,"
+    " uses INTEGER NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL,"
+    " last_used_at INTEGER NOT NULL DEFAULT 0,"
+    " revoked INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE enroll_pending ("
+    " agent_id TEXT NOT NULL,"
+    " key_pin TEXT NOT NULL,"
+    " key_spki TEXT NOT NULL,"
+    " hostname TEXT NOT NULL,"
+    " address TEXT NOT NULL,"
+    " port INTEGER NOT NULL,"
+    " version TEXT NOT NULL,"
+    " requested_at INTEGER NOT NULL,"
+    " last_seen INTEGER NOT NULL,"
+    " approved INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (agent_id, key_pin));";
+
 /* Index i takes the schema from version i to i + 1. */
-static const char *const migrations[] = { schema_v1, schema_v2, schema_v3 };
+static const char *const migrations[] = { schema_v1, schema_v2, schema_v3, schema_v4 };
 #define KNOWN_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 _Static_assert(KNOWN_VERSION == AUTHCERT_REGISTRY_SCHEMA_VERSION,
                "registry.h and the migrations disagree");
@@ -235,6 +274,8 @@ static void sq_close(void *impl)
         return;
     for (int i = 0; i < SQ_STMT_MAX; i++)
         sqlite3_finalize(s->stmt[i]);
+    for (int i = 0; i < SQ_SQL_CACHE; i++)
+        sqlite3_finalize(s->cache[i].st);
     sqlite3_close_v2(s->db);
     free(s->path);
     free(s);
@@ -294,12 +335,15 @@ static authcert_status sq_open(const char *path, void **impl)
 
     /* The first pin an agent id reports stays (docs/registry.md, key_pin). */
     r = sqlite3_prepare_v3(s->db,
-        "INSERT INTO agents(" AGENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8) "
+        "INSERT INTO agents(" AGENT_COLS ", mac_counter) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9) "
         "ON CONFLICT(agent_id) DO UPDATE SET hostname = excluded.hostname, "
         "address = excluded.address, port = excluded.port, "
         "thumbprint = excluded.thumbprint, version = excluded.version, "
         "last_seen = excluded.last_seen, key_pin = CASE WHEN agents.key_pin = '' "
-        "THEN excluded.key_pin ELSE agents.key_pin END", -1, SQLITE_PREPARE_PERSISTENT,
+        "THEN excluded.key_pin ELSE agents.key_pin END, "
+        "mac_counter = max(agents.mac_counter, excluded.mac_counter)", -1,
+        SQLITE_PREPARE_PERSISTENT,
         &s->stmt[SQ_UPSERT], NULL);
     if (r != SQLITE_OK)
         SQL_FAIL(r, "prepare check-in");
@@ -368,6 +412,8 @@ static void row_agent(sqlite3_stmt *st, authcert_agent *a)
     a->first_seen = (time_t)sqlite3_column_int64(st, 6);
     a->last_seen = (time_t)sqlite3_column_int64(st, 7);
     a->key_pin = sq_txt(st, 8);
+    a->key_epoch = (uint64_t)sqlite3_column_int64(st, 9);
+    a->clone_pin = sq_txt(st, 10);
 }
 
 static authcert_status sq_checkin(void *impl, const authcert_agent_report *reports,
@@ -396,6 +442,7 @@ static authcert_status sq_checkin(void *impl, const authcert_agent_report *repor
         sqlite3_bind_text(st, 6, p->version != NULL ? p->version : "", -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 7, (sqlite3_int64)now);
         sqlite3_bind_text(st, 8, p->key_pin != NULL ? p->key_pin : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 9, (sqlite3_int64)p->mac_counter);
         r = sqlite3_step(st);
         sqlite3_reset(st);
         if (r != SQLITE_DONE)
@@ -437,7 +484,7 @@ static authcert_status sq_get_agent(void *impl, const char *agent_id,
     sqlite3_stmt *st = NULL;
     size_t rows;
 
-    GUARD(sq_prepare(s, "SELECT " AGENT_COLS " FROM agents WHERE agent_id = ?1", &st));
+    GUARD(sq_prepare(s, "SELECT " AGENT_SELECT " FROM agents WHERE agent_id = ?1", &st));
     sqlite3_bind_text(st, 1, agent_id, -1, SQLITE_STATIC);
     GUARD(stream_agents(s, st, cb, ctx, &rows));
     if (rows == 0)
@@ -476,7 +523,7 @@ static authcert_status sq_foreach_agent(void *impl, const authcert_agent_filter 
     bool scan = false;
 
     sq_filter_sql(f, 1, where, sizeof where);
-    snprintf(sql, sizeof sql, "SELECT " AGENT_COLS " FROM agents WHERE 1%s ORDER BY id", where);
+    snprintf(sql, sizeof sql, "SELECT " AGENT_SELECT " FROM agents WHERE 1%s ORDER BY id", where);
     GUARD(sq_prepare(s, sql, &st));
     sq_filter_bind(st, f, 1);
     /*
@@ -538,6 +585,103 @@ out:
     return rc;
 }
 
+/* ---- portable SQL (identity.c) ----------------------------------------- */
+
+/* The statement for sql, prepared once per handle and kept by its pointer. */
+static authcert_status cached_sql(sq *s, const char *sql, sqlite3_stmt **st, bool *own)
+{
+    int r, i;
+
+    *own = false;
+    for (i = 0; i < SQ_SQL_CACHE && s->cache[i].sql != NULL; i++) {
+        if (s->cache[i].sql == sql) {
+            sqlite3_reset(s->cache[i].st);
+            sqlite3_clear_bindings(s->cache[i].st);
+            *st = s->cache[i].st;
+            return AUTHCERT_OK;
+        }
+    }
+    r = sqlite3_prepare_v3(s->db, sql, -1, i < SQ_SQL_CACHE ? SQLITE_PREPARE_PERSISTENT : 0,
+                           st, NULL);
+    if (r != SQLITE_OK)
+        return sq_fail(s, r, "prepare");
+    if (i < SQ_SQL_CACHE) {
+        s->cache[i].sql = sql;
+        s->cache[i].st = *st;
+    } else {
+        *own = true; /* a full cache: finalized after use */
+    }
+    return AUTHCERT_OK;
+}
+
+static authcert_status sq_sql(void *impl, const char *sql, const reg_value *p, int n,
+                              reg_row_cb cb, void *ctx, uint64_t *changes)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    sq *s = impl;
+    sqlite3_stmt *st = NULL;
+    const char *cols[16];
+    bool own = false;
+    int r, nc;
+
+    GUARD(cached_sql(s, sql, &st, &own));
+    for (int i = 0; i < n; i++) {
+        if (p[i].text != NULL)
+            sqlite3_bind_text(st, i + 1, p[i].text, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_int64(st, i + 1, (sqlite3_int64)p[i].num);
+    }
+    nc = sqlite3_column_count(st);
+    if (nc > 16)
+        FAIL(AUTHCERT_E_INTERNAL, "registry: a query of %d columns", nc);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int i = 0; i < nc; i++)
+            cols[i] = sq_txt(st, i);
+        if (cb != NULL)
+            GUARD(cb(ctx, cols, nc));
+    }
+    if (r != SQLITE_DONE)
+        SQL_FAIL(r, "identity");
+    if (changes != NULL)
+        *changes = (uint64_t)sqlite3_changes(s->db);
+    rc = AUTHCERT_OK;
+out:
+    if (own)
+        sqlite3_finalize(st);
+    else if (st != NULL) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    return rc;
+}
+
+/* Durable like an enqueue (sqlite_queue.c): the COMMIT fsyncs the WAL. */
+static authcert_status sq_tx(void *impl, enum reg_tx what)
+{
+    sq *s = impl;
+    authcert_status rc;
+
+    switch (what) {
+    case REG_BEGIN:
+        if ((rc = sq_exec(s, "PRAGMA synchronous = FULL")) != AUTHCERT_OK)
+            return rc;
+        if ((rc = sq_exec(s, "BEGIN IMMEDIATE")) != AUTHCERT_OK)
+            sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+        return rc;
+    case REG_COMMIT:
+        rc = sq_exec(s, "COMMIT");
+        if (rc != AUTHCERT_OK)
+            sq_rollback(s);
+        sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+        return rc;
+    case REG_ROLLBACK:
+        sq_rollback(s);
+        sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+        return AUTHCERT_OK;
+    }
+    return AUTHCERT_E_INTERNAL;
+}
+
 const authcert_registry_backend authcert_registry_sqlite = {
     .name = "sqlite",
     .open = sq_open,
@@ -560,4 +704,7 @@ const authcert_registry_backend authcert_registry_sqlite = {
     .results = sq_results,
     .node_report = sq_node_report,
     .foreach_node = sq_foreach_node,
+    .sql = sq_sql,
+    .tx = sq_tx,
+    .row_locks = false,
 };

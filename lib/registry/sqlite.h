@@ -13,6 +13,9 @@
 
 #define AGENT_COLS "agent_id, hostname, address, port, thumbprint, version, " \
                    "first_seen, last_seen, key_pin"
+/* What an authcert_agent is read from: the columns, and its identity. */
+#define AGENT_SELECT AGENT_COLS ", CASE WHEN key_spki <> '' THEN key_epoch ELSE 0 END, " \
+                     "clone_pin"
 
 /* Statements on the hot paths, prepared once per handle. */
 enum sq_stmt {
@@ -27,10 +30,17 @@ enum sq_stmt {
     SQ_STMT_MAX
 };
 
+/* identity.c's statements, prepared once per handle (sqlite.c, sq_sql). */
+#define SQ_SQL_CACHE 24
+
 typedef struct sq {
     sqlite3 *db;
     char *path;
     sqlite3_stmt *stmt[SQ_STMT_MAX];
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } cache[SQ_SQL_CACHE];
     bool writer; /* it writes check-in batches: the big page cache */
 } sq;
 

@@ -500,6 +500,10 @@ authcert_status sq_record_agent_result(void *impl, const char *agent_id, int64_t
     if (r != SQLITE_ROW)
         SQL_FAIL(r, "record result");
     id = sqlite3_column_int64(get, 0);
+    /* Never handed out (no lease, no push): the agent cannot have run it. */
+    if (strcmp(sq_txt(get, 1), "queued") == 0 && sqlite3_column_int(get, 2) == 0)
+        FAIL(AUTHCERT_E_POLICY, "registry: delivery %lld was not leased to agent %s yet",
+             (long long)id, agent_id);
     GUARD(settle(s, id, sq_txt(get, 1), (unsigned)sqlite3_column_int(get, 2),
                  sqlite3_column_int64(get, 3), state, result_json, false, now));
     if (delivery_id != NULL)

@@ -92,6 +92,10 @@ node() {
     wait_for 10 test -s "$T/node$n.port"
     eval "URL$n=https://127.0.0.1:$(cat "$T/node$n.port")"
     wait_for 10 curl -sf -o /dev/null "https://127.0.0.1:$(cat "$T/node$n.port")/healthz"
+    # One token for every agent of the test, at either node (one registry,
+    # and the stores share their server secret: -r carries it).
+    [ -s "$T/token.json" ] || ac -q --store "$T/store$n" --registry "$REG" --enroll-token new \
+        "$T/token.json" --uses 100
 }
 
 # agent NAME N: an agent checking in at node N, given node N's agent file.
@@ -101,6 +105,7 @@ agent() {
     ac -q --store "$T/store$n" -e "$dir"
     url=URL$n pin=PIN$n
     "$BIN/authcert-agent" --server "${!url}" --server-pin "${!pin}" --state-dir "$dir" \
+        --enroll-token-file "$T/token.json" \
         --listen 127.0.0.1:0 \
         --interval 1 --handler "$T/handler" 2>>"$dir/agent.log" &
     echo $! > "$dir/pid"
@@ -230,7 +235,7 @@ two_stores() {
 
     run --separate-stderr ac --migrate-registry "$T/reg.db" "$REG"
     [ "$status" -eq 0 ]
-    [[ "$output" == "copied 2500 agents, 2 queued commands (2502 deliveries); counts verified" ]]
+    [[ "$output" == "copied 2500 agents, 2 queued commands (2502 deliveries), 0 enrollment tokens, 0 pending enrollments; counts verified" ]]
     # Read back with tools nobody here wrote: the rows are the same.
     q="SELECT id, agent_id, hostname, port, 'tp:' || thumbprint, first_seen, last_seen FROM agents ORDER BY id"
     diff <(sqlite3 -csv "$T/reg.db" "$q") <(psql "$REG" -tA --csv -c "$q")
@@ -252,6 +257,6 @@ two_stores() {
     # And back to SQLite.
     run --separate-stderr ac --migrate-registry "$REG" "sqlite:$T/back.db"
     [ "$status" -eq 0 ]
-    [[ "$output" == "copied 2500 agents, 3 queued commands (2503 deliveries); counts verified" ]]
+    [[ "$output" == "copied 2500 agents, 3 queued commands (2503 deliveries), 0 enrollment tokens, 0 pending enrollments; counts verified" ]]
     [ "$(ac --store "$T/store1" --registry "$T/back.db" -l - | wc -l)" -eq 501 ]
 }

@@ -20,6 +20,7 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include "authcert/identity.h"
 #include "authcert/registry.h"
 #include "testlib.h"
 #include "testlib_registry.h"
@@ -452,6 +453,16 @@ static void test_results_are_matched_to_the_reporting_agent(void **state)
                   AUTHCERT_E_POLICY);
     assert_int_equal(state_of(f, c1, "agent-1", NULL, 0), AUTHCERT_DELIVERY_DELIVERED);
 
+    /* Not handed to agent-3 yet: its result is not taken, nothing changes. */
+    assert_status(authcert_registry_record_agent_result(f->reg, "agent-3", cb,
+                                                        AUTHCERT_DELIVERY_DELIVERED, "{}",
+                                                        T0 + 6, NULL),
+                  AUTHCERT_E_POLICY);
+    assert_non_null(strstr(authcert_detail(), "not leased"));
+    assert_int_equal(state_of(f, cb, "agent-3", NULL, 0), AUTHCERT_DELIVERY_QUEUED);
+    got g3 = { 0 };
+    assert_ok(authcert_registry_claim_agent(f->reg, "agent-3", 64, 30, T0 + 6, got_cb, &g3,
+                                            NULL));
     /* A broadcast: matched on (agent, command id); closes that agent's only. */
     assert_ok(authcert_registry_record_agent_result(f->reg, "agent-3", cb,
                                                     AUTHCERT_DELIVERY_DELIVERED,
@@ -585,6 +596,9 @@ static const char v1[] =
 
 /* The same on PostgreSQL, from the current schema the fixture made. */
 static const char v1_pg[] =
+    "DROP TABLE enroll_tokens; DROP TABLE enroll_pending; ALTER TABLE agents DROP COLUMN "
+    "key_spki, DROP COLUMN key_epoch, DROP COLUMN mac_counter, DROP COLUMN enrolled_at, "
+    "DROP COLUMN clone_pin, DROP COLUMN clone_seen_at, DROP COLUMN known_before;"
     "DROP INDEX deliveries_once; ALTER TABLE deliveries DROP COLUMN once_key;"
     "ALTER TABLE agents DROP COLUMN key_pin;"
     "UPDATE authcert_meta SET value = '1' WHERE key = 'schema_version';"
@@ -652,6 +666,9 @@ static const char v1_to_v2[] =
 
 /* PostgreSQL: the fixture's database taken back to version 2, with rows. */
 static const char v2_pg[] =
+    "DROP TABLE enroll_tokens; DROP TABLE enroll_pending; ALTER TABLE agents DROP COLUMN "
+    "key_spki, DROP COLUMN key_epoch, DROP COLUMN mac_counter, DROP COLUMN enrolled_at, "
+    "DROP COLUMN clone_pin, DROP COLUMN clone_seen_at, DROP COLUMN known_before;"
     "ALTER TABLE agents DROP COLUMN key_pin;"
     "UPDATE authcert_meta SET value = '2' WHERE key = 'schema_version';"
     "INSERT INTO agents VALUES (1, 'old-agent', 'h', '192.0.2.1', 7443, '" TP_A "', '0.1.0',"
@@ -688,7 +705,7 @@ static void test_version_2_is_migrated(void **state)
 
     assert_ok(authcert_registry_open(path, &r));
     assert_ok(authcert_registry_schema_version(r, &version));
-    assert_int_equal(version, 3);
+    assert_int_equal(version, AUTHCERT_REGISTRY_SCHEMA_VERSION);
     assert_ok(authcert_registry_get_agent(r, "old-agent", &a));
     assert_string_equal(a->key_pin, "");
     assert_string_equal(a->thumbprint, TP_A);
@@ -706,11 +723,18 @@ static void test_version_2_is_migrated(void **state)
     authcert_registry_close(r);
     assert_ok(authcert_registry_open(path, &r));
     assert_ok(authcert_registry_schema_version(r, &version));
-    assert_int_equal(version, 3);
+    assert_int_equal(version, AUTHCERT_REGISTRY_SCHEMA_VERSION);
     assert_ok(authcert_registry_get_agent(r, "old-agent", &a));
     assert_string_equal(a->key_pin, PIN_A);
     assert_int_equal(a->last_seen, T0 + 2);
     authcert_agent_free(a);
+    /* Version 4: an agent from before enrollment is known, and not bound. */
+    authcert_agent_identity *id = NULL;
+    assert_ok(authcert_registry_get_identity(r, "old-agent", &id));
+    assert_true(id->known_before);
+    assert_string_equal(id->key_spki, "");
+    assert_int_equal(id->key_epoch, 0);
+    authcert_agent_identity_free(id);
     authcert_registry_close(r);
 }
 

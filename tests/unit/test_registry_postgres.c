@@ -128,7 +128,11 @@ static void test_version_1_is_migrated(void **state)
     assert_ok(authcert_registry_open(f->uri, &reg));
     authcert_registry_close(reg);
     c = connect_to(f->uri);
-    sql_ok(c, "DROP INDEX deliveries_once; ALTER TABLE deliveries DROP COLUMN once_key; "
+    sql_ok(c, "DROP TABLE enroll_tokens; DROP TABLE enroll_pending; ALTER TABLE agents "
+              "DROP COLUMN key_spki, DROP COLUMN key_epoch, DROP COLUMN mac_counter, "
+              "DROP COLUMN enrolled_at, DROP COLUMN clone_pin, DROP COLUMN clone_seen_at, "
+              "DROP COLUMN known_before; "
+              "DROP INDEX deliveries_once; ALTER TABLE deliveries DROP COLUMN once_key; "
               "ALTER TABLE agents DROP COLUMN key_pin; "
               "UPDATE authcert_meta SET value = '1' WHERE key = 'schema_version'; "
               "INSERT INTO agents(agent_id, hostname, address, port, thumbprint, version, "

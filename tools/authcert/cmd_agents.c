@@ -44,11 +44,13 @@ static authcert_status print_agent(void *vctx, const authcert_agent *a)
 
     tool_iso8601(a->last_seen, seen, sizeof seen);
     if (c->o->json) {
-        json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s?}",
+        json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s?, s:b, s:I, s:s?}",
                               "agent_id", a->agent_id, "hostname", a->hostname,
                               "address", a->address, "port", (int)a->port,
                               "last_seen", seen, "thumbprint", a->thumbprint,
-                              "state", state, "reason", reason);
+                              "state", state, "reason", reason, "enrolled", a->key_epoch > 0,
+                              "key_epoch", (json_int_t)a->key_epoch, "clone_pin",
+                              a->clone_pin != NULL && *a->clone_pin ? a->clone_pin : NULL);
         if (j == NULL)
             return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
         printf("%s  ", c->n == 0 ? "" : ",\n");
@@ -58,11 +60,15 @@ static authcert_status print_agent(void *vctx, const authcert_agent *a)
         char shown[32];
         snprintf(shown, sizeof shown, reason != NULL ? "%s (%s)" : "%s", state,
                  reason != NULL ? reason : "");
+        /* A clone (another key asked for this id) is what an operator must see. */
+        const char *who = a->clone_pin != NULL && *a->clone_pin ? "CLONE SEEN"
+                          : a->key_epoch > 0                    ? "enrolled"
+                                                                : "not enrolled";
         if (c->n == 0)
-            printf("%-36s  %-20s  %-15s  %-20s  %-23s  %s\n", "AGENT", "HOSTNAME",
-                   "ADDRESS", "LAST SEEN", "STATE", "THUMBPRINT");
-        printf("%-36s  %-20.20s  %-15s  %-20s  %-23s  %.16s\n", a->agent_id, a->hostname,
-               a->address, seen, shown,
+            printf("%-36s  %-20s  %-15s  %-20s  %-23s  %-12s  %s\n", "AGENT", "HOSTNAME",
+                   "ADDRESS", "LAST SEEN", "STATE", "IDENTITY", "THUMBPRINT");
+        printf("%-36s  %-20.20s  %-15s  %-20s  %-23s  %-12s  %.16s\n", a->agent_id,
+               a->hostname, a->address, seen, shown, who,
                *a->thumbprint ? a->thumbprint : "-");
     }
     c->n++;
