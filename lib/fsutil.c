@@ -10,6 +10,8 @@
 
 #include <openssl/rand.h>
 
+#include <openssl/crypto.h>
+
 #include "authcert/fsutil.h"
 #include "internal.h"
 
@@ -263,3 +265,63 @@ int authcert_is_dir(const char *path)
 
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
+
+/*
+ * (authcert/fsutil.h) A private file: not a link (O_NOFOLLOW), a regular
+ * file (a FIFO would hang us: O_NONBLOCK, then fstat), the caller's or
+ * root's, and no access for group or others. The detail says what to fix.
+ */
+authcert_status authcert_read_private(const char *path, size_t max_len, uint8_t **data,
+                                      size_t *len)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    struct stat st;
+    uint8_t *buf = NULL;
+    size_t got = 0;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+    *data = NULL;
+    *len = 0;
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return authcert_fail(AUTHCERT_E_NOTFOUND, "%s: no such key file", path);
+        if (errno == ELOOP)
+            return authcert_fail(AUTHCERT_E_PERM, "%s: a symbolic link: refused for a private file",
+                                 path);
+        if (errno == EACCES)
+            return authcert_fail(AUTHCERT_E_PERM, "%s: %s", path, strerror(errno));
+        return authcert_fail(AUTHCERT_E_IO, "%s: %s", path, strerror(errno));
+    }
+    if (fstat(fd, &st) != 0)
+        FAIL(AUTHCERT_E_IO, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        FAIL(AUTHCERT_E_PERM, "%s: not a regular file: refused for a private file", path);
+    if (st.st_uid != 0 && st.st_uid != geteuid())
+        FAIL(AUTHCERT_E_PERM, "%s: owned by uid %u, not by uid %u or root: refused for a private file",
+             path, (unsigned)st.st_uid, (unsigned)geteuid());
+    if ((st.st_mode & 077) != 0)
+        FAIL(AUTHCERT_E_PERM, "%s: mode %04o lets group or others at a private file "
+             "(chmod 600 %s)", path, (unsigned)(st.st_mode & 07777), path);
+    if ((uint64_t)st.st_size > max_len)
+        FAIL(AUTHCERT_E_CORRUPT, "%s: larger than %zu bytes", path, max_len);
+    GUARD_ALLOC(buf = OPENSSL_zalloc((size_t)st.st_size + 1));
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            FAIL(AUTHCERT_E_IO, "%s: read: %s", path, strerror(errno));
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    *data = buf;
+    *len = got;
+    buf = NULL;
+    rc = AUTHCERT_OK;
+out:
+    OPENSSL_clear_free(buf, buf != NULL ? (size_t)st.st_size + 1 : 0);
+    close(fd);
+    return rc;
+}
+

@@ -59,6 +59,9 @@ typedef struct authcert_agent_trust_opts {
     size_t replay_capacity;  /* tokens remembered; 0: AUTHCERT_REPLAY_DEFAULT_CAPACITY */
     bool refuse_broadcast;   /* refuse aud "*" (accepted by default) */
     const char *issuer;      /* when not NULL, "iss" must equal it (copied) */
+    int64_t max_lifetime;    /* when > 0, a token whose exp - iat exceeds it is refused */
+    const char *replay_file; /* when not NULL, the replay cache survives restarts there
+                                (authcert_replay_cache_persist) */
 } authcert_agent_trust_opts;
 
 typedef struct authcert_agent_trust authcert_agent_trust;
@@ -88,6 +91,13 @@ authcert_agent_trust_new(authcert_cert *cert, const authcert_agent_trust_opts *o
                          authcert_agent_trust **out);
 
 void authcert_agent_trust_free(authcert_agent_trust *t);
+
+/*
+ * From now on "iss" must equal issuer (the server's id, learnt at
+ * enrollment). Errors: AUTHCERT_E_NOMEM.
+ */
+AUTHCERT_MUST_CHECK authcert_status
+authcert_agent_trust_set_issuer(authcert_agent_trust *t, const char *issuer);
 
 /* The thumbprint of the certificate trusted now, copied into out[65]. */
 void authcert_agent_trust_thumbprint(authcert_agent_trust *t, char out[65]);

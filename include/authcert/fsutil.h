@@ -30,6 +30,17 @@ AUTHCERT_MUST_CHECK authcert_status
 authcert_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
 /*
+ * Read a whole private file (a key, a credential): it must be a regular file
+ * (not a link, not a FIFO: it is opened O_NOFOLLOW|O_NONBLOCK), owned by
+ * the caller or root, with no access for group or others, at most max_len
+ * bytes. Caller frees *data with OPENSSL_clear_free(*data, *len).
+ * Errors: AUTHCERT_E_NOTFOUND, AUTHCERT_E_PERM (the detail names the fix),
+ * AUTHCERT_E_CORRUPT (too large), AUTHCERT_E_IO.
+ */
+AUTHCERT_MUST_CHECK authcert_status
+authcert_read_private(const char *path, size_t max_len, uint8_t **data, size_t *len);
+
+/*
  * Read a whole regular file (at most max_len bytes, else AUTHCERT_E_CORRUPT).
  * Caller frees *data (with OPENSSL_clear_free when it is secret).
  * Errors: AUTHCERT_E_NOTFOUND when missing, AUTHCERT_E_IO.

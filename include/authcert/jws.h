@@ -102,6 +102,8 @@ typedef struct authcert_jws_expect {
     int64_t now;                   /* seconds since the epoch; 0: time(NULL) */
     int64_t leeway;                /* clock skew allowed on exp and iat, 0..AUTHCERT_JWS_MAX_LEEWAY */
     size_t max_token_size;         /* 0: AUTHCERT_JWS_MAX_TOKEN_DEFAULT */
+    int64_t max_lifetime;          /* when > 0, exp - iat may be at most this (seconds):
+                                      a token made to live for days is refused */
     authcert_replay_cache *replay; /* when not NULL, the jti is checked and
                                       remembered, once all else passed */
 } authcert_jws_expect;

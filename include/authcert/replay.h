@@ -41,6 +41,20 @@ AUTHCERT_MUST_CHECK authcert_status
 authcert_replay_check_and_add(authcert_replay_cache *c, const char *jti,
                               int64_t exp, int64_t now);
 
+/*
+ * Keep the cache in a file as well, so that a restarted agent still refuses
+ * a token it accepted before (path: STATE_DIR/seen-tokens, 0600): the live
+ * entries of an existing file are loaded (and the file rewritten with those
+ * only), then every entry added is appended and flushed to disk before
+ * check_and_add returns AUTHCERT_OK; if it cannot be written, the token is
+ * refused (AUTHCERT_E_IO) rather than run unremembered. The file holds
+ * SHA-256 hashes of jti values and times, nothing secret.
+ * Errors: AUTHCERT_E_CORRUPT (not such a file), AUTHCERT_E_PERM
+ * (authcert_read_private's rules), AUTHCERT_E_IO.
+ */
+AUTHCERT_MUST_CHECK authcert_status
+authcert_replay_cache_persist(authcert_replay_cache *c, const char *path, int64_t now);
+
 /* Entries held (live or not yet swept). */
 size_t authcert_replay_cache_count(authcert_replay_cache *c);
 

@@ -126,6 +126,31 @@ authcert_store_revoke(authcert_store *s, const char *thumbprint);
 AUTHCERT_MUST_CHECK authcert_status authcert_store_commit(authcert_store *s);
 
 /*
+ * The server secret (protocol v2): 32 random bytes in STORE/server-secret
+ * (0600), from which every agent's MAC key and the enrollment nonces are
+ * derived (authcert/auth.h), so that every node serving the same store (-b
+ * on one, -r on the others) authenticates the same agents, and a registry
+ * alone authenticates nobody. Read: AUTHCERT_E_NOTFOUND when the store has
+ * none yet (a store made before protocol v2: any writer makes it);
+ * AUTHCERT_E_PERM when the file is a link, another user's, or readable by
+ * others; AUTHCERT_E_CORRUPT when it is not 32 bytes. The caller wipes out.
+ */
+#define AUTHCERT_STORE_SECRET_LEN 32
+AUTHCERT_MUST_CHECK authcert_status
+authcert_store_server_secret(const authcert_store *s, unsigned char out[AUTHCERT_STORE_SECRET_LEN]);
+
+/*
+ * A writable store: make the server secret if the store has none
+ * (*created says so), or replace it with given (a restore carries the
+ * backup's; NULL to make one). Written atomically, 0600, at once (not at
+ * commit: the secret is not part of a generation).
+ */
+AUTHCERT_MUST_CHECK authcert_status
+authcert_store_ensure_secret(authcert_store *s, bool *created);
+AUTHCERT_MUST_CHECK authcert_status
+authcert_store_set_secret(authcert_store *s, const unsigned char secret[AUTHCERT_STORE_SECRET_LEN]);
+
+/*
  * The store directory's default: $AUTHCERT_STORE, else
  * AUTHCERT_STORE_DEFAULT_DIR.
  */

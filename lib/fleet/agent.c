@@ -42,6 +42,7 @@ struct authcert_agent_trust {
     file_id loaded;                /* guarded by lock */
     char *path;                    /* NULL: memory only */
     char *issuer;
+    int64_t max_lifetime;
     int64_t leeway;
     bool refuse_broadcast;
     authcert_replay_cache *replay;
@@ -148,10 +149,13 @@ static authcert_agent_trust *trust_alloc(const authcert_agent_trust_opts *opts,
              AUTHCERT_JWS_MAX_LEEWAY);
     GUARD_ALLOC(t = calloc(1, sizeof *t));
     t->leeway = opts->leeway;
+    t->max_lifetime = opts->max_lifetime;
     t->refuse_broadcast = opts->refuse_broadcast;
     if (opts->issuer != NULL)
         GUARD_ALLOC(t->issuer = strdup(opts->issuer));
     GUARD(authcert_replay_cache_new(opts->replay_capacity, opts->leeway, &t->replay));
+    if (opts->replay_file != NULL)
+        GUARD(authcert_replay_cache_persist(t->replay, opts->replay_file, (int64_t)time(NULL)));
     if (pthread_mutex_init(&t->lock, NULL) != 0)
         FAIL(AUTHCERT_E_INTERNAL, "agent: mutex");
     if (pthread_mutex_init(&t->write_lock, NULL) != 0) {
@@ -335,6 +339,8 @@ authcert_status authcert_agent_verify(authcert_agent_trust *t, const char *agent
     authcert_status rc = AUTHCERT_E_INTERNAL;
     authcert_cert *c = NULL;
     authcert_jws_verifier *v = NULL;
+    char *issuer = NULL;
+    bool nomem;
 
     *claims = NULL;
     *verdict = AUTHCERT_AGENT_UNAVAILABLE;
@@ -355,13 +361,19 @@ authcert_status authcert_agent_verify(authcert_agent_trust *t, const char *agent
     v = authcert_jws_verifier_ref(t->ver);
     if (v == NULL)
         c = authcert_cert_ref(t->cert);
+    /* The issuer may be set while we verify (authcert_agent_trust_set_issuer). */
+    issuer = t->issuer != NULL ? strdup(t->issuer) : NULL;
+    nomem = t->issuer != NULL && issuer == NULL;
     pthread_mutex_unlock(&t->lock);
+    if (nomem)
+        FAIL(AUTHCERT_E_NOMEM, "out of memory");
     authcert_jws_expect ex = {
         .audience = agent_id,
         .allow_broadcast = !t->refuse_broadcast,
-        .issuer = t->issuer,
+        .issuer = issuer,
         .now = now,
         .leeway = t->leeway,
+        .max_lifetime = t->max_lifetime,
         .replay = t->replay,
     };
     authcert_jws_refusal why;
@@ -389,9 +401,23 @@ authcert_status authcert_agent_verify(authcert_agent_trust *t, const char *agent
         break;
     }
 out:
+    free(issuer);
     authcert_jws_verifier_free(v);
     authcert_cert_free(c);
     return rc;
+}
+
+authcert_status authcert_agent_trust_set_issuer(authcert_agent_trust *t, const char *issuer)
+{
+    char *copy = issuer != NULL ? strdup(issuer) : NULL;
+
+    if (issuer != NULL && copy == NULL)
+        return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
+    pthread_mutex_lock(&t->lock);
+    free(t->issuer);
+    t->issuer = copy;
+    pthread_mutex_unlock(&t->lock);
+    return AUTHCERT_OK;
 }
 
 /* ---- key update ---------------------------------------------------------- */

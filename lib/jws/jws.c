@@ -492,6 +492,15 @@ static authcert_status check_claims(const json_t *cl, const authcert_jws_expect 
     if (now - ex->leeway > json_integer_value(exp))
         FAIL(AUTHCERT_E_AUTH, "jws: expired at %lld (now %lld, leeway %lld s)",
              (long long)json_integer_value(exp), (long long)now, (long long)ex->leeway);
+    if (ex->max_lifetime > 0) {
+        /* exp and iat are the token's: their difference may not fit. */
+        long long life;
+        if (__builtin_sub_overflow((long long)json_integer_value(exp),
+                                   (long long)json_integer_value(iat), &life) ||
+            life > ex->max_lifetime)
+            FAIL(AUTHCERT_E_AUTH, "jws: a lifetime (exp - iat) longer than the %lld s allowed",
+                 (long long)ex->max_lifetime);
+    }
     if (json_integer_value(iat) - ex->leeway > now)
         FAIL(AUTHCERT_E_AUTH, "jws: issued in the future (iat %lld, now %lld, leeway %lld s)",
              (long long)json_integer_value(iat), (long long)now, (long long)ex->leeway);

@@ -10,8 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "authcert/fsutil.h"
 #include "authcert/replay.h"
 #include "internal.h"
 
@@ -30,7 +36,13 @@ struct authcert_replay_cache {
     size_t capacity;
     size_t count;
     int64_t leeway;
+    int journal;      /* -1: memory only; else the file each entry is appended to */
+    size_t journaled; /* records in it since it was last rewritten */
+    char *path;
 };
+
+/* One record of the journal: the hash, and until as 8 bytes big-endian. */
+#define RECORD_LEN 40
 
 authcert_status authcert_replay_cache_new(size_t capacity, int64_t leeway,
                                           authcert_replay_cache **out)
@@ -52,6 +64,7 @@ authcert_status authcert_replay_cache_new(size_t capacity, int64_t leeway,
     GUARD_ALLOC(c->slots = calloc(c->nslots, sizeof *c->slots));
     c->capacity = capacity;
     c->leeway = leeway;
+    c->journal = -1;
     if (pthread_mutex_init(&c->lock, NULL) != 0) {
         free(c->slots);
         c->slots = NULL;
@@ -72,6 +85,9 @@ void authcert_replay_cache_free(authcert_replay_cache *c)
     if (c == NULL)
         return;
     pthread_mutex_destroy(&c->lock);
+    if (c->journal >= 0)
+        close(c->journal);
+    free(c->path);
     free(c->slots);
     free(c);
 }
@@ -116,6 +132,97 @@ static authcert_status sweep(authcert_replay_cache *c, int64_t now)
     return AUTHCERT_OK;
 }
 
+static void record_of(const replay_entry *e, uint8_t rec[RECORD_LEN])
+{
+    memcpy(rec, e->id, 32);
+    for (int i = 0; i < 8; i++)
+        rec[32 + i] = (uint8_t)((uint64_t)e->until >> (56 - 8 * i));
+}
+
+/* The live entries, written to a new file renamed over the journal. Under lock. */
+static authcert_status journal_rewrite(authcert_replay_cache *c)
+{
+    uint8_t *buf = malloc(c->count * RECORD_LEN + 1);
+    size_t n = 0;
+    authcert_status rc;
+    int fd;
+
+    if (buf == NULL)
+        return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < c->nslots; i++)
+        if (c->slots[i].used)
+            record_of(&c->slots[i], buf + RECORD_LEN * n++);
+    rc = authcert_write_atomic(c->path, buf, n * RECORD_LEN, 0600);
+    free(buf);
+    if (rc != AUTHCERT_OK)
+        return rc;
+    if ((fd = open(c->path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC)) < 0)
+        return authcert_fail(AUTHCERT_E_IO, "%s: %s", c->path, strerror(errno));
+    if (c->journal >= 0)
+        close(c->journal);
+    c->journal = fd;
+    c->journaled = n;
+    return AUTHCERT_OK;
+}
+
+/* Append e and flush; a journal grown to 4x the capacity is rewritten first. */
+static authcert_status journal_append(authcert_replay_cache *c, const replay_entry *e)
+{
+    uint8_t rec[RECORD_LEN];
+
+    if (c->journaled >= 4 * c->capacity && journal_rewrite(c) != AUTHCERT_OK)
+        return AUTHCERT_E_IO;
+    record_of(e, rec);
+    if (write(c->journal, rec, sizeof rec) != (ssize_t)sizeof rec || fdatasync(c->journal) != 0)
+        return AUTHCERT_E_IO;
+    c->journaled++;
+    return AUTHCERT_OK;
+}
+
+authcert_status authcert_replay_cache_persist(authcert_replay_cache *c, const char *path,
+                                              int64_t now)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    uint8_t *data = NULL;
+    size_t len = 0;
+
+    pthread_mutex_lock(&c->lock);
+    GUARD_ALLOC(c->path = strdup(path));
+    rc = authcert_read_private(path, 64 * 1024 * 1024, &data, &len);
+    if (rc != AUTHCERT_OK && rc != AUTHCERT_E_NOTFOUND)
+        goto out;
+    if (len % RECORD_LEN != 0)
+        FAIL(AUTHCERT_E_CORRUPT, "%s: not a replay journal (%zu bytes)", path, len);
+    for (size_t off = 0; off < len; off += RECORD_LEN) {
+        replay_entry e = { .used = true };
+        uint64_t until = 0;
+        memcpy(e.id, data + off, 32);
+        for (int i = 0; i < 8; i++)
+            until = (until << 8) | data[off + 32 + i];
+        e.until = (int64_t)until;
+        if (now > e.until || probe(c, e.id)->used)
+            continue;
+        if (c->count >= c->capacity) {
+            GUARD(sweep(c, now));
+            if (c->count >= c->capacity)
+                break; /* more live ones than it holds: the rest expire within a ttl */
+        }
+        *probe(c, e.id) = e;
+        c->count++;
+    }
+    GUARD(journal_rewrite(c));
+    rc = AUTHCERT_OK;
+out:
+    if (rc != AUTHCERT_OK) {
+        free(c->path);
+        c->path = NULL;
+    }
+    if (data != NULL)
+        OPENSSL_clear_free(data, len);
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
 authcert_status authcert_replay_check_and_add(authcert_replay_cache *c, const char *jti,
                                               int64_t exp, int64_t now)
 {
@@ -141,6 +248,11 @@ authcert_status authcert_replay_check_and_add(authcert_replay_cache *c, const ch
     }
     memcpy(e->id, id, sizeof id);
     e->until = exp > INT64_MAX - c->leeway ? INT64_MAX : exp + c->leeway;
+    if (c->journal >= 0 && journal_append(c, e) != AUTHCERT_OK) {
+        rc = authcert_fail(AUTHCERT_E_IO, "replay cache: %s: cannot record the token (%s): "
+                           "refused rather than run unremembered", c->path, strerror(errno));
+        goto out;
+    }
     e->used = true;
     c->count++;
     rc = AUTHCERT_OK;

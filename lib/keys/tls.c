@@ -149,64 +149,6 @@ bool authcert_pin_valid(const char *s)
            EVP_DecodeBlock(buf, (const unsigned char *)s + 8, 44) == 33;
 }
 
-/*
- * A private key file: not a link (O_NOFOLLOW), a regular file (a FIFO
- * would hang us: O_NONBLOCK, then fstat), the caller's or root's, and no
- * access for group or others. The detail says what to fix.
- */
-static authcert_status read_private(const char *path, char **data, size_t *len)
-{
-    authcert_status rc = AUTHCERT_E_INTERNAL;
-    struct stat st;
-    char *buf = NULL;
-    size_t got = 0;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-
-    *data = NULL;
-    *len = 0;
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return authcert_fail(AUTHCERT_E_NOTFOUND, "%s: no such key file", path);
-        if (errno == ELOOP)
-            return authcert_fail(AUTHCERT_E_PERM, "%s: a symbolic link: refused for a key file",
-                                 path);
-        if (errno == EACCES)
-            return authcert_fail(AUTHCERT_E_PERM, "%s: %s", path, strerror(errno));
-        return authcert_fail(AUTHCERT_E_IO, "%s: %s", path, strerror(errno));
-    }
-    if (fstat(fd, &st) != 0)
-        FAIL(AUTHCERT_E_IO, "%s: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        FAIL(AUTHCERT_E_PERM, "%s: not a regular file: refused for a key file", path);
-    if (st.st_uid != 0 && st.st_uid != geteuid())
-        FAIL(AUTHCERT_E_PERM, "%s: owned by uid %u, not by uid %u or root: refused for a key file",
-             path, (unsigned)st.st_uid, (unsigned)geteuid());
-    if ((st.st_mode & 077) != 0)
-        FAIL(AUTHCERT_E_PERM, "%s: mode %04o lets group or others at a private key "
-             "(chmod 600 %s)", path, (unsigned)(st.st_mode & 07777), path);
-    if (st.st_size > KEY_FILE_MAX)
-        FAIL(AUTHCERT_E_CORRUPT, "%s: larger than %d bytes: not a key file", path, KEY_FILE_MAX);
-    GUARD_ALLOC(buf = OPENSSL_secure_zalloc((size_t)st.st_size + 1));
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            FAIL(AUTHCERT_E_IO, "%s: read: %s", path, strerror(errno));
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    *data = buf;
-    *len = got;
-    buf = NULL;
-    rc = AUTHCERT_OK;
-out:
-    OPENSSL_secure_clear_free(buf, buf != NULL ? (size_t)st.st_size + 1 : 0);
-    close(fd);
-    return rc;
-}
-
 static int no_password(char *buf, int size, int rwflag, void *u)
 {
     (void)buf; (void)size; (void)rwflag; (void)u;
@@ -258,11 +200,11 @@ authcert_status authcert_key_file_load(const char *path, EVP_PKEY **out)
     size_t len = 0;
 
     *out = NULL;
-    GUARD(read_private(path, &pem, &len));
+    GUARD(authcert_read_private(path, KEY_FILE_MAX, (uint8_t **)&pem, &len));
     GUARD(parse_key(path, pem, len, out));
     rc = AUTHCERT_OK;
 out:
-    OPENSSL_secure_clear_free(pem, pem != NULL ? len + 1 : 0);
+    OPENSSL_clear_free(pem, len);
     return rc;
 }
 
@@ -306,7 +248,7 @@ void authcert_tls_files_clear(authcert_tls_files *f)
     if (f == NULL)
         return;
     free(f->cert_pem);
-    OPENSSL_secure_clear_free(f->key_pem, f->key_pem != NULL ? f->key_len + 1 : 0);
+    OPENSSL_clear_free(f->key_pem, f->key_len);
     memset(f, 0, sizeof *f);
 }
 
@@ -345,7 +287,7 @@ authcert_status authcert_tls_files_load(const char *cert_path, const char *key_p
         X509_free(more);
     }
     ERR_clear_error(); /* the end of the file reads as an error */
-    GUARD(read_private(key_path, &out->key_pem, &out->key_len));
+    GUARD(authcert_read_private(key_path, KEY_FILE_MAX, (uint8_t **)&out->key_pem, &out->key_len));
     GUARD(parse_key(key_path, out->key_pem, out->key_len, &key));
     if (X509_check_private_key(leaf, key) != 1) {
         ERR_clear_error();

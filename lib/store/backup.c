@@ -22,6 +22,7 @@
 #include "authcert/authcert.h"
 #include "internal.h"
 #include "store/backup_internal.h"
+#include "store/store_internal.h"
 
 #define BACKUP_PREFIX "authcert-backup-"
 /* "YYYYMMDDTHHMMSSZ" */
@@ -221,8 +222,8 @@ out:
 
 /* The archive's bytes: every chosen entry as PKCS#12 plus the manifest. */
 static authcert_status build_archive(const authcert_store_entry **ents, size_t n,
-                                     const char *password, time_t now,
-                                     uint8_t **out, size_t *outlen)
+                                     const unsigned char *secret, const char *password,
+                                     time_t now, uint8_t **out, size_t *outlen)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     zip_error_t zerr;
@@ -260,6 +261,13 @@ static authcert_status build_archive(const authcert_store_entry **ents, size_t n
         GUARD(sha256_hex(pfx[i], pfxlen[i], hash));
         GUARD(manifest_entry(certs, ents[i], member, hash));
         GUARD(zip_add_member(za, member, pfx[i], pfxlen[i], password, now));
+    }
+    if (secret != NULL) {
+        char hash[65];
+        GUARD(sha256_hex(secret, 32, hash));
+        GUARD(json_set(root, "server_secret", json_pack("{s:s, s:s}", "member",
+                                                        BACKUP_SECRET_NAME, "sha256", hash)));
+        GUARD(zip_add_member(za, BACKUP_SECRET_NAME, secret, 32, password, now));
     }
     GUARD_ALLOC(manifest = json_dumps(root, JSON_SORT_KEYS | JSON_INDENT(2)));
     GUARD(zip_add_member(za, BACKUP_MANIFEST_NAME, manifest, strlen(manifest),
@@ -332,6 +340,7 @@ authcert_status authcert_backup_write(const authcert_store *s, const char *passw
     uint8_t *zipbuf = NULL;
     char *target = NULL;
     time_t now = time(NULL);
+    unsigned char secret[32];
 
     if (written != NULL)
         *written = NULL;
@@ -340,7 +349,13 @@ authcert_status authcert_backup_write(const authcert_store *s, const char *passw
     if (password == NULL || *password == '\0')
         FAIL(AUTHCERT_E_USAGE, "backup: a password is required");
     GUARD(choose_entries(s, flags, &ents, &n));
-    GUARD(build_archive(ents, n, password, now, &zipbuf, &ziplen));
+    /* The server secret goes along (every node restored from it authenticates
+     * the same agents); a store made before protocol v2 has none. */
+    rc = authcert_store_server_secret(s, secret);
+    if (rc != AUTHCERT_OK && rc != AUTHCERT_E_NOTFOUND)
+        goto out;
+    GUARD(build_archive(ents, n, rc == AUTHCERT_OK ? secret : NULL, password, now, &zipbuf,
+                        &ziplen));
     GUARD(output_path(path, now, &target));
     GUARD(authcert_write_atomic(target, zipbuf, ziplen, 0600));
     if (written != NULL) {
@@ -349,6 +364,7 @@ authcert_status authcert_backup_write(const authcert_store *s, const char *passw
     }
     rc = AUTHCERT_OK;
 out:
+    OPENSSL_cleanse(secret, sizeof secret);
     free(ents);
     OPENSSL_clear_free(zipbuf, ziplen);
     free(target);
@@ -441,6 +457,7 @@ void authcert_backup_free(authcert_backup *b)
         authcert_cert_free(b->entries[i].cert);
     free(b->entries);
     free(b->path);
+    OPENSSL_cleanse(b->secret, sizeof b->secret);
     free(b);
 }
 
@@ -498,6 +515,10 @@ authcert_status authcert_backup_restore(authcert_store *s, const authcert_backup
     }
     if (!authcert_store_has_password(s))
         GUARD(authcert_store_set_password(s, password));
+    /* The backup's server secret replaces this store's at commit: nodes
+     * restored from one backup authenticate the same agents. */
+    if (b->has_secret)
+        store_stage_secret(s, b->secret);
     rc = AUTHCERT_OK;
 out:
     return rc;

@@ -12,6 +12,8 @@
 #include "authcert/backup.h"
 
 #define BACKUP_MANIFEST_NAME "manifest.json"
+/* The store's server secret (protocol v2), 32 bytes, encrypted like the rest. */
+#define BACKUP_SECRET_NAME "server-secret.bin"
 #define BACKUP_MAX_MEMBERS 1000
 /* A PKCS#12 of an RSA-4096 key is ~5 KB; the manifest ~400 bytes a cert. */
 #define BACKUP_MAX_PFX_SIZE (256u * 1024)
@@ -23,6 +25,8 @@ struct authcert_backup {
     char *path;                     /* NULL when read from memory */
     size_t count;
     authcert_backup_entry *entries; /* manifest order; exactly one current */
+    bool has_secret;                /* the backup carries the server secret */
+    unsigned char secret[32];
 };
 
 /* t as "YYYY-MM-DDTHH:MM:SSZ" (UTC) into out[BACKUP_ISO_LEN + 1]. */

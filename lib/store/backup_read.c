@@ -34,6 +34,7 @@ typedef struct member {
     zip_uint64_t index;
     zip_uint64_t size;
     bool manifest;
+    bool secret;                                  /* server-secret.bin */
     char thumbprint[AUTHCERT_THUMBPRINT_LEN + 1]; /* PKCS#12 members */
     bool listed;                                  /* named by the manifest */
 } member;
@@ -86,6 +87,10 @@ static bool classify_name(const char *name, member *m)
         m->manifest = true;
         return true;
     }
+    if (strcmp(name, BACKUP_SECRET_NAME) == 0) {
+        m->secret = true;
+        return true;
+    }
     if (len != strlen(pre) + AUTHCERT_THUMBPRINT_LEN + strlen(suf) ||
         strncmp(name, pre, strlen(pre)) != 0 ||
         strcmp(name + len - strlen(suf), suf) != 0 ||
@@ -126,7 +131,7 @@ static authcert_status check_members(zip_t *za, member **out, size_t *n,
         if (strcmp(raw, dec) != 0 || !classify_name(raw, m))
             FAIL(AUTHCERT_E_CORRUPT, "unexpected member %s", esc);
         for (zip_uint64_t j = 0; j < i; j++)
-            if (ms[j].manifest == m->manifest &&
+            if (ms[j].manifest == m->manifest && ms[j].secret == m->secret &&
                 strcmp(ms[j].thumbprint, m->thumbprint) == 0)
                 FAIL(AUTHCERT_E_CORRUPT, "unexpected member %s (twice)", esc);
         zip_stat_init(&st);
@@ -137,7 +142,7 @@ static authcert_status check_members(zip_t *za, member **out, size_t *n,
             st.encryption_method != ZIP_EM_AES_256)
             FAIL(AUTHCERT_E_CORRUPT, "member %s is not encrypted with AES-256", esc);
         if (!(st.valid & ZIP_STAT_SIZE) ||
-            st.size > (m->manifest ? BACKUP_MAX_MANIFEST_SIZE : BACKUP_MAX_PFX_SIZE))
+            st.size > (m->manifest ? BACKUP_MAX_MANIFEST_SIZE : m->secret ? 32 : BACKUP_MAX_PFX_SIZE))
             FAIL(AUTHCERT_E_CORRUPT, "member %s is too large", esc);
         total += st.size;
         if (total > AUTHCERT_BACKUP_MAX_SIZE)
@@ -349,11 +354,12 @@ out:
 }
 
 static const char *const top_keys[] = {"format", "created", "generator", "certificates",
-                                       NULL};
+                                       "server_secret", NULL};
 
 /* The manifest, strictly: *out has one element per listed certificate. */
 static authcert_status parse_manifest(const uint8_t *text, size_t len, member *ms,
-                                      size_t nm, mentry **out, size_t *n)
+                                      size_t nm, mentry **out, size_t *n,
+                                      unsigned char secret_sha256[32])
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     json_error_t jerr;
@@ -390,10 +396,36 @@ static authcert_status parse_manifest(const uint8_t *text, size_t len, member *m
         if (es[i].state == AUTHCERT_STATE_CURRENT)
             currents++;
     }
+    /* The server secret: listed with its hash exactly when its member is there. */
+    {
+        json_t *sec = json_object_get(root, "server_secret");
+        const member *sm = NULL;
+        const char *hash = NULL, *mem = NULL;
+        for (size_t k = 0; k < nm; k++)
+            if (ms[k].secret)
+                sm = &ms[k];
+        if ((sec != NULL) != (sm != NULL))
+            FAIL(AUTHCERT_E_CORRUPT, "manifest: server_secret and its member %s disagree",
+                 BACKUP_SECRET_NAME);
+        if (sec != NULL) {
+            static const char *const sk[] = { "member", "sha256", NULL };
+            if (!json_is_object(sec))
+                FAIL(AUTHCERT_E_CORRUPT, "manifest: server_secret is not an object");
+            GUARD(only_keys(sec, sk, "server_secret"));
+            GUARD(get_str(sec, "member", "server_secret", &mem));
+            GUARD(get_str(sec, "sha256", "server_secret", &hash));
+            if (strcmp(mem, BACKUP_SECRET_NAME) != 0 || strlen(hash) != 64 ||
+                !is_lower_hex(hash, 64))
+                FAIL(AUTHCERT_E_CORRUPT, "manifest: server_secret is malformed");
+            for (size_t i = 0; i < 32; i++)
+                secret_sha256[i] = (unsigned char)(hexval(hash[2 * i]) << 4 | hexval(hash[2 * i + 1]));
+            ms[sm - ms].listed = true;
+        }
+    }
     for (size_t k = 0; k < nm; k++)
         if (!ms[k].manifest && !ms[k].listed)
-            FAIL(AUTHCERT_E_CORRUPT, "unexpected member certs/%s.pfx (not in the manifest)",
-                 ms[k].thumbprint);
+            FAIL(AUTHCERT_E_CORRUPT, "unexpected member %s (not in the manifest)",
+                 ms[k].secret ? BACKUP_SECRET_NAME : ms[k].thumbprint);
     if (currents != 1)
         FAIL(AUTHCERT_E_CORRUPT, "manifest: %zu current certificates (must be exactly one)",
              currents);
@@ -470,6 +502,7 @@ static authcert_status read_archive(const uint8_t *data, size_t len, const char 
     zip_uint64_t mi = 0;
     uint8_t *mtext = NULL;
     authcert_backup *b = NULL;
+    unsigned char secret_sha256[32] = { 0 };
 
     zip_error_init(&zerr);
     if (password == NULL || *password == '\0')
@@ -491,7 +524,7 @@ static authcert_status read_archive(const uint8_t *data, size_t len, const char 
     if (zip_set_default_password(za, password) != 0)
         FAIL(AUTHCERT_E_NOMEM, "out of memory");
     GUARD(read_member(za, &ms[mi], BACKUP_MANIFEST_NAME, &mtext, &mlen));
-    GUARD(parse_manifest(mtext, mlen, ms, nm, &es, &ne));
+    GUARD(parse_manifest(mtext, mlen, ms, nm, &es, &ne, secret_sha256));
 
     GUARD_ALLOC(b = calloc(1, sizeof *b));
     if (path != NULL)
@@ -500,6 +533,23 @@ static authcert_status read_archive(const uint8_t *data, size_t len, const char 
     for (size_t i = 0; i < ne; i++) {
         GUARD(load_entry(za, &es[i], password, &b->entries[i]));
         b->count++;
+    }
+    for (size_t k = 0; k < nm; k++) {
+        uint8_t *raw = NULL;
+        size_t rlen = 0;
+        unsigned char md[32];
+        if (!ms[k].secret)
+            continue;
+        GUARD(read_member(za, &ms[k], BACKUP_SECRET_NAME, &raw, &rlen));
+        if (rlen != 32 || EVP_Digest(raw, rlen, md, NULL, EVP_sha256(), NULL) != 1 ||
+            CRYPTO_memcmp(md, secret_sha256, 32) != 0) {
+            OPENSSL_clear_free(raw, rlen);
+            FAIL(AUTHCERT_E_CORRUPT, "member %s: SHA-256 does not match the manifest",
+                 BACKUP_SECRET_NAME);
+        }
+        memcpy(b->secret, raw, 32);
+        b->has_secret = true;
+        OPENSSL_clear_free(raw, rlen);
     }
     *out = b;
     b = NULL;

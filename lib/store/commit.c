@@ -270,6 +270,16 @@ authcert_status authcert_store_commit(authcert_store *s)
         rc = AUTHCERT_OK;
         goto out;
     }
+    /* Every store that has changed once holds a server secret (protocol v2):
+     * before the index, so that a committed store is never without one. */
+    if (s->secret_staged) {
+        GUARD(authcert_store_set_secret(s, s->staged_secret));
+        OPENSSL_cleanse(s->staged_secret, sizeof s->staged_secret);
+        s->secret_staged = false;
+    } else {
+        bool made = false;
+        GUARD(authcert_store_ensure_secret(s, &made));
+    }
     /* Keys first: the index must never name a key that is not on disk. */
     for (size_t i = 0; i < s->count; i++)
         if (!s->entries[i].on_disk) {

@@ -28,6 +28,8 @@ struct authcert_store {
     struct entry *entries;
     size_t count, cap;
     char *password_hash;       /* scrypt encoding, NULL when none */
+    bool secret_staged;        /* commit writes staged_secret (a restore's) */
+    unsigned char staged_secret[32];
     unsigned long long generation;
     bool dirty;
     struct stat index_st;      /* what refresh compares against */
@@ -53,5 +55,8 @@ void store_sort(authcert_store *s);
 /* Load keys/T.pem and check that it really holds thumbprint T; caller frees *out. */
 authcert_status store_load_keyfile(const authcert_store *s, const char *thumbprint,
                                    authcert_cert **out);
+
+/* A restore's server secret, written by the next commit (lib/store/secret.c). */
+void store_stage_secret(authcert_store *s, const unsigned char secret[32]);
 
 #endif

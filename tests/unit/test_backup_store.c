@@ -267,7 +267,7 @@ static void test_flipped_byte_in_any_member_is_refused(void **state)
     uint8_t *data = slurp(path, &len);
 
     n = member_ranges(data, len, r, 8);
-    assert_int_equal(n, 4); /* three PKCS#12 and the manifest */
+    assert_int_equal(n, 5); /* three PKCS#12, the server secret and the manifest */
     for (size_t m = 0; m < n; m++) {
         size_t size = r[m][1] - r[m][0];
         /* salt, verifier, ciphertext start/middle/end, HMAC */
