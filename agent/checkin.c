@@ -21,9 +21,7 @@
 struct agent_checkin {
     agent *a;
     CURL *curl;
-    struct curl_slist *headers;
-    char *url_checkin;
-    char *url_result;
+    char *base;     /* the server's URL without a trailing '/' */
     char *pins;     /* --server-pin list for libcurl: "sha256//A;sha256//B" */
     char *buf;      /* the answer */
     size_t len;
@@ -130,8 +128,7 @@ authcert_status agent_checkin_new(agent *a, agent_checkin **out)
     if (c == NULL)
         return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
     c->a = a;
-    c->url_checkin = join_url(a->cfg.server, "/v1/checkin");
-    c->url_result = join_url(a->cfg.server, "/v1/result");
+    c->base = join_url(a->cfg.server, "");
     if (a->cfg.npins > 0) {
         size_t n = 0;
         if ((c->pins = malloc(a->cfg.npins * (AUTHCERT_PIN_LEN + 1) + 1)) == NULL) {
@@ -142,15 +139,13 @@ authcert_status agent_checkin_new(agent *a, agent_checkin **out)
             n += (size_t)sprintf(c->pins + n, "%s%s", i > 0 ? ";" : "", a->cfg.pins[i]);
     }
     c->curl = curl_easy_init();
-    c->headers = curl_slist_append(NULL, "Content-Type: application/json");
-    if (c->url_checkin == NULL || c->url_result == NULL || c->curl == NULL || c->headers == NULL) {
+    if (c->base == NULL || c->curl == NULL) {
         agent_checkin_free(c);
         return authcert_fail(AUTHCERT_E_NOMEM, "cannot set up libcurl");
     }
     curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT);
     curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, TOTAL_TIMEOUT);
-    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->headers);
     curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L);
@@ -168,29 +163,65 @@ void agent_checkin_free(agent_checkin *c)
         return;
     if (c->curl != NULL)
         curl_easy_cleanup(c->curl);
-    curl_slist_free_all(c->headers);
-    free(c->url_checkin);
-    free(c->url_result);
+    free(c->base);
     free(c->pins);
     free(c->buf);
     free(c);
 }
 
-/* POST body to url; on success the answer is in c->buf. */
-static authcert_status post(agent_checkin *c, const char *url, const char *body, long *http)
+const char *agent_checkin_answer(const agent_checkin *c, size_t *len)
 {
-    char err[CURL_ERROR_SIZE] = "";
+    *len = c->len;
+    return c->buf != NULL ? c->buf : "";
+}
+
+authcert_status agent_post(agent_checkin *c, const char *path, const char *body, bool authorized,
+                           long *http)
+{
+    return agent_post_counter(c, path, body, authorized, 0, http);
+}
+
+authcert_status agent_post_counter(agent_checkin *c, const char *path, const char *body,
+                                   bool authorized, uint64_t counter, long *http)
+{
+    char err[CURL_ERROR_SIZE] = "", authz[512], url[4096];
+    struct curl_slist *hdrs = NULL, *h2;
+    authcert_status rc;
+    CURLcode cc;
+
     free(c->buf);
     c->buf = NULL;
     c->len = 0;
     c->overflow = false;
     *http = 0;
+    if ((size_t)snprintf(url, sizeof url, "%s%s", c->base, path) >= sizeof url)
+        return authcert_fail(AUTHCERT_E_USAGE, "%s: URL too long", c->base);
+    if ((hdrs = curl_slist_append(NULL, "Content-Type: application/json")) == NULL)
+        return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
+    if (authorized) {
+        char line[600];
+        rc = agent_creds_authorize(c->a, "POST", path, body, strlen(body), counter, authz,
+                                   sizeof authz);
+        if (rc != AUTHCERT_OK) {
+            curl_slist_free_all(hdrs);
+            return rc;
+        }
+        snprintf(line, sizeof line, "Authorization: %s", authz);
+        if ((h2 = curl_slist_append(hdrs, line)) == NULL) {
+            curl_slist_free_all(hdrs);
+            return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
+        }
+        hdrs = h2;
+    }
+    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(c->curl, CURLOPT_URL, url);
     curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
     curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, err);
-    CURLcode cc = curl_easy_perform(c->curl);
+    cc = curl_easy_perform(c->curl);
     curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(hdrs);
     if (c->overflow)
         return authcert_fail(AUTHCERT_E_CORRUPT, "%s: answer larger than %zu bytes", url,
                              AGENT_ANSWER_MAX);
@@ -210,15 +241,35 @@ static authcert_status post(agent_checkin *c, const char *url, const char *body,
     if (cc != CURLE_OK)
         return authcert_fail(AUTHCERT_E_IO, "%s: %s", url, err[0] ? err : curl_easy_strerror(cc));
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, http);
-    if (*http != 200) {
-        json_t *j = json_loadb(c->buf ? c->buf : "", c->len, JSON_REJECT_DUPLICATES, NULL);
-        const char *why = json_string_value(json_object_get(j, "error"));
-        authcert_status rc = authcert_fail(AUTHCERT_E_IO, "%s: HTTP %ld%s%.200s", url, *http,
-                                           why ? ": " : "", why ? why : "");
-        json_decref(j);
-        return rc;
-    }
     return AUTHCERT_OK;
+}
+
+/*
+ * A signed request whose answer must be 200. A 401 with code "enroll" (the
+ * server no longer knows our key, or our key epoch is old) forgets our
+ * credential, so the next round enrolls again.
+ */
+static authcert_status post(agent_checkin *c, const char *path, const char *body, long *http)
+{
+    authcert_status rc = agent_post(c, path, body, true, http);
+    json_t *j;
+    const char *why, *code;
+
+    if (rc != AUTHCERT_OK || *http == 200)
+        return rc;
+    j = json_loadb(c->buf ? c->buf : "", c->len, JSON_REJECT_DUPLICATES, NULL);
+    why = json_string_value(json_object_get(j, "error"));
+    code = json_string_value(json_object_get(j, "code"));
+    if (*http == 401 && code != NULL && strcmp(code, "enroll") == 0) {
+        agent_creds_clear(c->a);
+        rc = authcert_fail(AUTHCERT_E_AUTH, "%s%s: the server no longer knows our key (%.200s): "
+                           "enrolling again", c->base, path, why ? why : "");
+    } else {
+        rc = authcert_fail(*http == 401 ? AUTHCERT_E_AUTH : AUTHCERT_E_IO, "%s%s: HTTP %ld%s%.200s",
+                           c->base, path, *http, why ? ": " : "", why ? why : "");
+    }
+    json_decref(j);
+    return rc;
 }
 
 /*
@@ -386,10 +437,13 @@ authcert_status agent_checkin_run(agent_checkin *c, int *interval)
     else if (changed)
         agent_log(LOG_INFO, "%s changed on disk: now trusting it", a->cfg.cert);
 
+    /* Not enrolled yet (or the server forgot us): enroll first. */
+    if (!a->creds.have && (rc = agent_enroll(a, c)) != AUTHCERT_OK)
+        return rc;
     char *body = checkin_body(c, &taken);
     if (body == NULL)
         return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
-    rc = post(c, c->url_checkin, body, &http);
+    rc = post(c, "/v2/checkin", body, &http);
     free(body);
     if (rc != AUTHCERT_OK)
         return rc;
@@ -399,7 +453,7 @@ authcert_status agent_checkin_run(agent_checkin *c, int *interval)
     if (!json_is_object(ans)) {
         json_decref(ans);
         return authcert_fail(AUTHCERT_E_CORRUPT, "%s: answer is not a JSON object: %s",
-                             c->url_checkin, jerr.text);
+                             c->base, jerr.text);
     }
     const char *state = json_string_value(json_object_get(ans, "state"));
     const json_t *iv = json_object_get(ans, "interval");
@@ -407,7 +461,7 @@ authcert_status agent_checkin_run(agent_checkin *c, int *interval)
         *interval = (int)json_integer_value(iv);
     const json_t *cmds = json_object_get(ans, "commands");
     if (state == NULL) {
-        rc = authcert_fail(AUTHCERT_E_CORRUPT, "%s: answer has no state", c->url_checkin);
+        rc = authcert_fail(AUTHCERT_E_CORRUPT, "%s: answer has no state", c->base);
     } else if (strcmp(state, "mismatched") == 0) {
         const char *why = json_string_value(json_object_get(ans, "reason"));
         rc = authcert_fail(AUTHCERT_E_POLICY,
@@ -420,7 +474,7 @@ authcert_status agent_checkin_run(agent_checkin *c, int *interval)
             agent_log(LOG_INFO, "server says our certificate is retired: expecting update-key");
         if (cmds != NULL && !json_is_array(cmds))
             rc = authcert_fail(AUTHCERT_E_CORRUPT, "%s: commands is not an array",
-                               c->url_checkin);
+                               c->base);
         else {
             run_commands(c, cmds);
             rc = AUTHCERT_OK;
@@ -454,7 +508,7 @@ authcert_status agent_checkin_flush_results(agent_checkin *c)
         json_decref(r);
         if (body == NULL)
             return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
-        rc = post(c, c->url_result, body, &http);
+        rc = post(c, "/v2/result", body, &http);
         free(body);
         if (rc != AUTHCERT_OK)
             return rc;

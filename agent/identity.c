@@ -4,6 +4,7 @@
  * scripts which port --listen ADDR:0 bound.
  */
 #include <errno.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,4 +115,55 @@ authcert_status agent_key_load(agent *a)
     rc = authcert_cert_to_pem(c, &a->listen_cert_pem, &len);
     authcert_cert_free(c);
     return rc;
+}
+
+/*
+ * Nobody but us (or root) may change what the agent trusts or runs: the
+ * state folder (its id, key, credential, certificate file), the certificate
+ * file wherever it is, the handler program and the folder it is in. A file
+ * another user can write is one they can swap for their own certificate or
+ * program; the agent refuses to start rather than obey it.
+ */
+static authcert_status trusted(const char *what, const char *path, bool must_exist)
+{
+    struct stat st;
+    uid_t me = geteuid();
+
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT && !must_exist)
+            return AUTHCERT_OK;
+        return authcert_fail(errno == ENOENT ? AUTHCERT_E_NOTFOUND : AUTHCERT_E_IO,
+                             "%s %s: %s", what, path, strerror(errno));
+    }
+    if (S_ISLNK(st.st_mode) && stat(path, &st) != 0)
+        return authcert_fail(AUTHCERT_E_IO, "%s %s: %s", what, path, strerror(errno));
+    if (st.st_uid != 0 && st.st_uid != me)
+        return authcert_fail(AUTHCERT_E_PERM, "%s %s belongs to uid %u, not to us (uid %u) or "
+                             "root: refusing to trust it", what, path, (unsigned)st.st_uid,
+                             (unsigned)me);
+    if ((st.st_mode & 022) != 0 && !(S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX)))
+        return authcert_fail(AUTHCERT_E_PERM, "%s %s is writable by %s (mode %04o): refusing "
+                             "to trust it (chmod go-w %s)", what, path,
+                             (st.st_mode & 002) != 0 ? "everyone" : "its group",
+                             (unsigned)(st.st_mode & 07777), path);
+    return AUTHCERT_OK;
+}
+
+authcert_status agent_state_check(agent *a)
+{
+    char dir[4096];
+    authcert_status rc;
+
+    if ((rc = trusted("state folder", a->cfg.state_dir, true)) != AUTHCERT_OK)
+        return rc;
+    if ((rc = trusted("certificate file", a->cfg.cert, false)) != AUTHCERT_OK)
+        return rc;
+    if (a->cfg.handler != NULL) {
+        if ((rc = trusted("handler", a->cfg.handler, true)) != AUTHCERT_OK)
+            return rc;
+        snprintf(dir, sizeof dir, "%s", a->cfg.handler);
+        if ((rc = trusted("handler's folder", dirname(dir), true)) != AUTHCERT_OK)
+            return rc;
+    }
+    return AUTHCERT_OK;
 }

@@ -55,24 +55,41 @@ static void peer_of(struct MHD_Connection *c, char *out, size_t size)
     }
 }
 
-static enum MHD_Result answer(struct MHD_Connection *c, unsigned int status, json_t *body)
+/*
+ * mac_for: when not NULL, the answer carries an Authcert-Mac header made
+ * with our MAC key over the body (method PUSH-ANSWER, path /v1/command,
+ * the delivery id as the counter): authcertd records a result only when it
+ * verifies, so an answer is the agent's own.
+ */
+static enum MHD_Result answer_as(struct MHD_Connection *c, unsigned int status, json_t *body,
+                                 agent *mac_for, uint64_t did)
 {
-    char *text = json_dumps(body, JSON_COMPACT);
+    char *text = json_dumps(body, JSON_COMPACT), authz[512];
     json_decref(body);
     if (text == NULL)
         return MHD_NO;
     size_t n = strlen(text);
+    bool signed_ok = mac_for != NULL && did > 0 &&
+                     agent_creds_authorize(mac_for, "PUSH-ANSWER", "/v1/command", text, n, did,
+                                           authz, sizeof authz) == AUTHCERT_OK;
     struct MHD_Response *r = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE);
     if (r == NULL) {
         free(text);
         return MHD_NO;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (signed_ok)
+        MHD_add_response_header(r, "Authcert-Mac", authz);
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "POST");
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result answer(struct MHD_Connection *c, unsigned int status, json_t *body)
+{
+    return answer_as(c, status, body, NULL, 0);
 }
 
 /* A refusal: logged with its reason and the peer, answered with one line. */
@@ -127,8 +144,11 @@ static enum MHD_Result handle_command(agent *a, struct MHD_Connection *c, reques
     }
     json_object_set_new(res, "agent_id", json_string(a->id));
     json_object_set_new(res, "jti", json_string(jti));
+    const json_t *did = json_object_get(claims, "did");
+    uint64_t d = json_is_integer(did) && json_integer_value(did) > 0
+                     ? (uint64_t)json_integer_value(did) : 0;
     json_decref(claims);
-    return answer(c, MHD_HTTP_OK, res);
+    return answer_as(c, MHD_HTTP_OK, res, a, d);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,

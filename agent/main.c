@@ -162,8 +162,13 @@ int main(int argc, char **argv)
         goto out_lib;
     }
     pthread_mutex_init(&a.pending_lock, NULL);
+    pthread_mutex_init(&a.creds_lock, NULL);
     a.pending = json_array();
     if ((st = agent_identity_load(&a)) != AUTHCERT_OK) {
+        ret = fail(st, "state");
+        goto out;
+    }
+    if ((st = agent_state_check(&a)) != AUTHCERT_OK) {
         ret = fail(st, "state");
         goto out;
     }
@@ -171,10 +176,25 @@ int main(int argc, char **argv)
         ret = fail(st, "agent key");
         goto out;
     }
+    if ((st = agent_creds_load(&a)) != AUTHCERT_OK) {
+        ret = fail(st, "credential");
+        goto out;
+    }
     if (a.cfg.insecure_http)
         agent_log(LOG_WARN, "--insecure-http: check-ins and results cross the network in "
                   "clear, and any machine on the way can answer as the server");
-    authcert_agent_trust_opts topts = {.leeway = a.cfg.leeway};
+    char seen[4096], done[4096];
+    snprintf(seen, sizeof seen, "%s/seen-tokens", a.cfg.state_dir);
+    snprintf(done, sizeof done, "%s/done", a.cfg.state_dir);
+    /* Once enrolled, only tokens of our server's id; the replay memory survives restarts. */
+    authcert_agent_trust_opts topts = {.leeway = a.cfg.leeway,
+                                       .max_lifetime = a.cfg.max_token_lifetime,
+                                       .issuer = a.creds.have ? a.creds.server_id : NULL,
+                                       .replay_file = seen};
+    if ((st = agent_done_persist(done)) != AUTHCERT_OK) {
+        ret = fail(st, "state");
+        goto out;
+    }
     if ((st = authcert_agent_trust_open(a.cfg.cert, &topts, &a.trust)) != AUTHCERT_OK) {
         ret = fail(st, st == AUTHCERT_E_NOTFOUND
                            ? "no agent certificate file: copy the one `authcert -e` exports"
@@ -187,6 +207,10 @@ int main(int argc, char **argv)
 
     if (a.cfg.server != NULL && (st = agent_checkin_new(&a, &ci)) != AUTHCERT_OK) {
         ret = fail(st, "check-in");
+        goto out;
+    }
+    if (a.cfg.rotate_key) {
+        ret = (st = agent_rotate_key(&a, ci)) == AUTHCERT_OK ? 0 : fail(st, "--rotate-key");
         goto out;
     }
     if (a.cfg.once) {
@@ -207,6 +231,8 @@ out:
     json_decref(a.pending);
     agent_done_clear();
     pthread_mutex_destroy(&a.pending_lock);
+    pthread_mutex_destroy(&a.creds_lock);
+    OPENSSL_cleanse(&a.creds, sizeof a.creds);
     curl_global_cleanup();
 out_lib:
     authcert_cleanup();

@@ -9,7 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "authcert/config.h"
+#include "authcert/fsutil.h"
 #include "authcert/tls.h"
 #include "daemon.h"
 
@@ -19,7 +22,7 @@
 
 enum { O_SERVER = 1, O_STATE, O_LISTEN, O_CERT, O_INTERVAL, O_HANDLER, O_ONCE, O_IDFILE,
        O_LEEWAY, O_CONFIG, O_LOGLEVEL, O_HTIMEOUT, O_CAFILE, O_PIN, O_KEYTYPE, O_INSECURE,
-       O_HELP, O_VERSION };
+       O_TOKENFILE, O_MAXLIFE, O_ROTATE, O_HELP, O_VERSION };
 
 static const struct option longopts[] = {
     {"server", required_argument, NULL, O_SERVER},
@@ -38,6 +41,9 @@ static const struct option longopts[] = {
     {"server-pin", required_argument, NULL, O_PIN},
     {"key-type", required_argument, NULL, O_KEYTYPE},
     {"insecure-http", no_argument, NULL, O_INSECURE},
+    {"enroll-token-file", required_argument, NULL, O_TOKENFILE},
+    {"max-token-lifetime", required_argument, NULL, O_MAXLIFE},
+    {"rotate-key", no_argument, NULL, O_ROTATE},
     {"help", no_argument, NULL, O_HELP},
     {"version", no_argument, NULL, O_VERSION},
     {NULL, 0, NULL, 0},
@@ -50,8 +56,9 @@ static void usage(FILE *f)
             "           [--cert FILE] [--interval SECONDS] [--handler PROGRAM]\n"
             "           [--handler-timeout SECONDS] [--id-file FILE] [--leeway SECONDS]\n"
             "           [--ca-file FILE] [--server-pin sha256//BASE64]... [--key-type p256|ed25519]\n"
-            "           [--insecure-http] [--log-level error|warn|info|debug] [--config FILE]\n"
-            "           [--once]\n"
+            "           [--insecure-http] [--enroll-token-file FILE] [--max-token-lifetime S]\n"
+            "           [--log-level error|warn|info|debug] [--config FILE]\n"
+            "           [--once | --rotate-key]\n"
             "       " AGENT_NAME " --help | --version\n"
             "See authcert-agent(8).\n");
 }
@@ -105,7 +112,12 @@ static int apply(agent_config *cfg, int opt, const char *v, const char *where)
         return 0;
     case O_ONCE: cfg->once = true; return 0;
     case O_INSECURE: cfg->insecure_http = true; return 0;
+    case O_ROTATE: cfg->rotate_key = true; return 0;
     case O_CAFILE: return set_str(&cfg->ca_file, v);
+    case O_TOKENFILE: return set_str(&cfg->enroll_token_file, v);
+    case O_MAXLIFE:
+        return set_int(&cfg->max_token_lifetime, v, 1, 31 * 86400, where,
+                       "--max-token-lifetime");
     case O_PIN: {
         if (!authcert_pin_valid(v))
             return bad(where, "--server-pin must be sha256// and the base64 of a SHA-256 "
@@ -165,6 +177,52 @@ static int load_config(agent_config *cfg, const char *path)
     return rc == AUTHCERT_OK ? 0 : 2;
 }
 
+/*
+ * The enrollment token file (authcert --enroll-token new): {"server", "pins",
+ * "token"}. It gives the server's URL and pins when the command line and
+ * the configuration do not, so that installing an agent is one file. It
+ * holds a secret: it must be ours and private (authcert_read_private).
+ */
+static int read_token_file(agent_config *cfg)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    json_t *j;
+    json_error_t err;
+    const char *url, *tok;
+    authcert_status rc = authcert_read_private(cfg->enroll_token_file, 64 * 1024, &data, &len);
+    int ret = 0;
+
+    if (rc != AUTHCERT_OK)
+        return bad("--enroll-token-file: ", authcert_detail(), "");
+    j = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &err);
+    OPENSSL_clear_free(data, len);
+    url = json_string_value(json_object_get(j, "server"));
+    tok = json_string_value(json_object_get(j, "token"));
+    if (tok == NULL || (json_object_get(j, "pins") != NULL &&
+                        !json_is_array(json_object_get(j, "pins")))) {
+        json_decref(j);
+        return bad("--enroll-token-file: ", cfg->enroll_token_file,
+                   ": not a token file (authcert --enroll-token new writes one)");
+    }
+    if ((cfg->enroll_token = strdup(tok)) == NULL)
+        ret = 1;
+    if (ret == 0 && cfg->server == NULL && url != NULL)
+        ret = set_str(&cfg->server, url);
+    /* Its pins, unless --server-pin or --ca-file chose the server's trust already. */
+    if (ret == 0 && cfg->npins == 0 && cfg->ca_file == NULL) {
+        size_t i;
+        json_t *p;
+        json_array_foreach(json_object_get(j, "pins"), i, p) {
+            if (!json_is_string(p) || (ret = apply(cfg, O_PIN, json_string_value(p),
+                                                   "--enroll-token-file: ")) != 0)
+                break;
+        }
+    }
+    json_decref(j); /* it held the token: jansson's memory, not wiped */
+    return ret;
+}
+
 int agent_config_parse(agent_config *cfg, int argc, char **argv)
 {
     int opt, rc;
@@ -175,6 +233,7 @@ int agent_config_parse(agent_config *cfg, int argc, char **argv)
     cfg->handler_timeout = DEFAULT_HANDLER_TIMEOUT;
     cfg->log_level = LOG_INFO;
     cfg->key_type = AUTHCERT_KEY_P256;
+    cfg->max_token_lifetime = 3600;
 
     /* First pass: only --config, so that flags override the file. */
     opterr = 0;
@@ -200,8 +259,12 @@ int agent_config_parse(agent_config *cfg, int argc, char **argv)
         return bad("", "unexpected argument ", argv[optind]);
     if (cfg->state_dir == NULL)
         return bad("", "--state-dir DIR is required", "");
+    if (cfg->enroll_token_file != NULL && (rc = read_token_file(cfg)) != 0)
+        return rc;
     if (cfg->once && cfg->server == NULL)
         return bad("", "--once needs --server URL", "");
+    if (cfg->rotate_key && cfg->server == NULL)
+        return bad("", "--rotate-key needs --server URL", "");
     if (cfg->server == NULL && cfg->listen == NULL)
         return bad("", "nothing to do: give --server URL, --listen ADDR:PORT or both", "");
     if (cfg->server != NULL && strncmp(cfg->server, "http://", 7) != 0 &&
@@ -229,6 +292,9 @@ void agent_config_free(agent_config *cfg)
     free(cfg->id_file);
     free(cfg->config);
     free(cfg->ca_file);
+    free(cfg->enroll_token_file);
+    if (cfg->enroll_token != NULL)
+        OPENSSL_clear_free(cfg->enroll_token, strlen(cfg->enroll_token));
     for (size_t i = 0; i < cfg->npins; i++)
         free(cfg->pins[i]);
     free(cfg->pins);

@@ -198,9 +198,18 @@ void checkin_summary(void)
              "command(s) sent since the last line", expired, keys, cmds);
 }
 
-void checkin_handle(daemon_ctx *d, const char *body, size_t len, const char *peer,
-                    http_answer *out)
+void v1_refused(http_answer *out)
 {
+    answer_refusal(out, 410, REFUSE_PROTOCOL_V1, "protocol_v1", 0,
+                   "protocol v1 is no longer served: upgrade authcert-agent and enroll it "
+                   "(authcert --enroll-token new; docs/operations.md, \"Enrolling agents\")");
+}
+
+void checkin_handle(daemon_ctx *d, const http_request *rq, http_answer *out)
+{
+    const char *body = rq->body, *peer = rq->peer;
+    size_t len = rq->len;
+    authed who;
     authcert_agent_message *m = NULL;
     char *ans = NULL;
     authcert_registry *reg = NULL;
@@ -212,11 +221,19 @@ void checkin_handle(daemon_ctx *d, const char *body, size_t len, const char *pee
     authcert_agent_state state;
     const char *agent_id;
 
+    if (!auth_request(d, rq, false, &who, out))
+        goto out;
     if ((rc = authcert_checkin_parse(body, len, peer, &m)) != AUTHCERT_OK) {
         answer_parse_error(out, rc);
         goto out;
     }
     agent_id = m->report.agent_id;
+    if (strcmp(agent_id, who.agent_id) != 0) {
+        answer_refusal(out, 401, REFUSE_UNAUTHENTICATED, "auth", 0,
+                       "the check-in is for another agent than its Authorization");
+        goto out;
+    }
+    m->report.mac_counter = who.counter; /* the writer raises the registry's counter */
     daemon_refresh(d);
     state = authcert_server_classify(d->srv, m->report.thumbprint, NULL);
 
@@ -287,16 +304,25 @@ out:
     authcert_agent_message_free(m);
 }
 
-void result_handle(daemon_ctx *d, const char *body, size_t len, http_answer *out)
+void result_handle(daemon_ctx *d, const http_request *rq, http_answer *out)
 {
     authcert_agent_message *m = NULL;
     authcert_registry *reg = NULL;
     json_t *ans = NULL;
     authcert_status rc;
     bool recorded = false;
+    authed who;
 
-    if ((rc = authcert_result_parse(body, len, &m)) != AUTHCERT_OK) {
+    /* Strict: a result acts once, so its counter is taken in the registry first. */
+    if (!auth_request(d, rq, true, &who, out))
+        goto out;
+    if ((rc = authcert_result_parse(rq->body, rq->len, &m)) != AUTHCERT_OK) {
         answer_parse_error(out, rc);
+        goto out;
+    }
+    if (strcmp(m->report.agent_id, who.agent_id) != 0) {
+        answer_refusal(out, 401, REFUSE_UNAUTHENTICATED, "auth", 0,
+                       "the result is for another agent than its Authorization");
         goto out;
     }
     if ((rc = dreg(d, &reg)) == AUTHCERT_OK) {

@@ -5,10 +5,13 @@
  *
  *   main.c     options, config file, signals, start and orderly stop
  *   http.c     libmicrohttpd: routing, body caps, error answers
- *   checkin.c  POST /v1/checkin and /v1/result
+ *   enroll.c   POST /v2/enroll/nonce and /v2/enroll: binding an agent's key
+ *   checkin.c  POST /v2/checkin and /v2/result (and v1's refusal)
+ *   auth.c     authenticating a v2 request: the MAC, the epoch, the counter
  *   push.c     the push thread (libcurl multi) and the proactive roll-over
  *   metrics.c  counters and GET /metrics
  *   tls.c      the TLS certificate served, re-read on a change; tickets
+ *   limits.c   rates per source, the first request's deadline
  *   writer.c   the batching writer of check-ins to the registry
  *   nodes.c    one certificate across the nodes of one registry
  *   refresh.c  re-reading the store; tells d->store_changed of a change
@@ -55,10 +58,20 @@ typedef struct daemon_config {
     char *tls_cert;       /* PEM chain, leaf first (default STORE/tls/server.crt) */
     char *tls_key;        /* PEM key, 0600 (default STORE/tls/server.key) */
     long insecure_http;   /* 1: plain HTTP (--insecure-http), warned at every start */
+    char *enroll;         /* token (default), approve, open */
+    long enroll_pending_max; /* pending requests (approve) */
+    long enroll_rate;     /* enrollment attempts a minute per source */
+    long auth_fail_rate;  /* failed authentications a minute per source */
+    long per_ip_connections;
+    long header_deadline; /* seconds for a connection's first request */
+    char *trusted_proxy;  /* the address of a proxy whose X-Forwarded-For names the source */
 } daemon_config;
+
+enum enroll_mode { ENROLL_TOKEN, ENROLL_APPROVE, ENROLL_OPEN };
 
 struct writer;
 struct pusher;
+struct MHD_Connection;
 
 /*
  * What a store refresh tells (refresh.c): replaced is true when the current
@@ -81,6 +94,9 @@ typedef struct daemon_ctx {
     daemon_store_changed_fn store_changed;
     void *store_changed_cookie;
     atomic_bool stopping;
+    enum enroll_mode enroll_mode;
+    /* The server secret (the store's): agents' MAC keys and nonces derive from it. */
+    unsigned char secret[32];
 } daemon_ctx;
 
 /* ---- log.c ---- */
@@ -108,7 +124,6 @@ void dreg_close_all(void);
 void daemon_refresh(daemon_ctx *d);
 
 /* ---- tls.c ---- */
-struct MHD_Connection;
 struct MHD_OptionItem;
 /* Load and check cfg.tls_cert and cfg.tls_key; make the ticket key. */
 authcert_status tls_open(daemon_ctx *d);
@@ -133,7 +148,12 @@ uint64_t writer_backlog(struct writer *w);
 /* ---- metrics.c (counters) ---- */
 enum refusal {
     REFUSE_BAD_JSON, REFUSE_BAD_FIELD, REFUSE_TOO_LARGE, REFUSE_CONTENT_TYPE,
-    REFUSE_METHOD, REFUSE_NOT_FOUND, REFUSE_STORE, REFUSE_REGISTRY, REFUSE_MAX
+    REFUSE_METHOD, REFUSE_NOT_FOUND, REFUSE_STORE, REFUSE_REGISTRY,
+    REFUSE_UNAUTHENTICATED, /* no or a bad MAC, not enrolled, a stale epoch, replayed */
+    REFUSE_RATE,            /* 429: a source over its rate */
+    REFUSE_ENROLL,          /* an enrollment refused (token, policy, clone, proof) */
+    REFUSE_PROTOCOL_V1,     /* a protocol v1 agent */
+    REFUSE_MAX
 };
 enum push_result {
     PUSH_OK, PUSH_FAILED, PUSH_RETRY, PUSH_MISMATCHED, PUSH_NO_LISTENER, PUSH_NOT_NEEDED,
@@ -146,10 +166,20 @@ typedef struct http_answer {
     unsigned status;
     char *body;            /* malloc'd */
     const char *content_type;
+    unsigned retry_after;  /* seconds, for a 429 or 503 (0: no Retry-After) */
 } http_answer;
-void checkin_handle(daemon_ctx *d, const char *body, size_t len, const char *peer,
-                    http_answer *out);
-void result_handle(daemon_ctx *d, const char *body, size_t len, http_answer *out);
+/* What http.c hands a request handler. */
+typedef struct http_request {
+    const char *body;
+    size_t len;
+    const char *peer;      /* the source address (X-Forwarded-For from a trusted proxy) */
+    const char *authz;     /* the Authorization header, NULL when none */
+    const char *path;
+} http_request;
+void checkin_handle(daemon_ctx *d, const http_request *rq, http_answer *out);
+void result_handle(daemon_ctx *d, const http_request *rq, http_answer *out);
+/* POST /v1/checkin, /v1/result: protocol v1 is refused, saying what to do. */
+void v1_refused(http_answer *out);
 /* Seconds a check-in answer's commands stay leased to the agent. */
 unsigned checkin_lease(const daemon_ctx *d);
 /* Log what routine check-ins sent since the last line (at most once a second
@@ -158,6 +188,48 @@ void checkin_summary(void);
 /* {"error": "..."} with status; counts a refusal for why. */
 void answer_error(http_answer *out, unsigned status, enum refusal why, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* ---- enroll.c ---- */
+void enroll_nonce_handle(daemon_ctx *d, const http_request *rq, http_answer *out);
+void enroll_handle(daemon_ctx *d, const http_request *rq, http_answer *out);
+void rotate_handle(daemon_ctx *d, const http_request *rq, http_answer *out);
+
+/* ---- auth.c ---- */
+/* An authenticated v2 request: who, and the counter it carried. */
+typedef struct authed {
+    char agent_id[129];
+    uint64_t epoch;
+    uint64_t counter;
+} authed;
+/*
+ * Authenticate rq (method POST): false after answering 401 (or 429 when its
+ * source failed too often), counted and logged; true with *a filled. The
+ * registry's counter is read, not written (the writer raises it with the
+ * report); strict (compare and set in the registry) when strict is true.
+ */
+bool auth_request(daemon_ctx *d, const http_request *rq, bool strict, authed *a,
+                  http_answer *out);
+/* The MAC key of an agent at an epoch (caller wipes). */
+authcert_status auth_agent_key(const daemon_ctx *d, const char *agent_id, uint64_t epoch,
+                               unsigned char key[32]);
+/* answer_error with a machine-readable "code" too (the agent acts on it). */
+void answer_refusal(http_answer *out, unsigned status, enum refusal why, const char *code,
+                    unsigned retry_after, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* ---- limits.c ---- */
+enum limit_kind { LIMIT_ENROLL, LIMIT_AUTH_FAIL, LIMIT_KINDS };
+authcert_status limits_init(const daemon_config *c);
+void limits_free(void);
+/* Seconds until addr may try again (0: now). */
+unsigned limits_retry_after(enum limit_kind k, const char *addr);
+void limits_spend(enum limit_kind k, const char *addr);
+/* libmicrohttpd's connection events; the returned context goes back to the others. */
+void *limits_connection_started(struct MHD_Connection *c);
+void limits_request_seen(void *ctx);
+void limits_connection_ended(void *ctx);
+/* Cut the connections whose first request has not come within deadline seconds. */
+void limits_sweep(unsigned deadline);
+unsigned long long limits_cut(void);
 
 /* ---- http.c ---- */
 struct MHD_Daemon;
@@ -183,6 +255,8 @@ void metric_signatures(unsigned n);
 void metric_push(enum push_result r);
 void metric_refusal(enum refusal r);
 void metric_rollover(uint64_t queued);
+enum enroll_result { ENROLL_OK, ENROLL_PENDING, ENROLL_CLONE, ENROLL_REFUSED, ENROLL_MAX };
+void metric_enroll(enum enroll_result r);
 /* The Prometheus text; caller frees. */
 char *metrics_render(daemon_ctx *d);
 

@@ -22,7 +22,8 @@
 
 #include "daemon.h"
 
-enum route { R_NONE, R_CHECKIN, R_RESULT, R_HEALTHZ, R_METRICS };
+enum route { R_NONE, R_CHECKIN, R_RESULT, R_ENROLL_NONCE, R_ENROLL, R_ROTATE, R_V1, R_HEALTHZ,
+             R_METRICS };
 
 struct req {
     enum route route;
@@ -49,6 +50,11 @@ static enum MHD_Result send_answer(struct MHD_Connection *c, http_answer *a)
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             a->content_type != NULL ? a->content_type : "application/json");
+    if (a->retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%u", a->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
     ret = MHD_queue_response(c, a->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -98,12 +104,24 @@ static enum MHD_Result begin(struct MHD_Connection *c, struct req *rq, const cha
                strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     const char *cl;
 
-    if (strcmp(url, "/v1/checkin") == 0) {
+    if (strcmp(url, "/v2/checkin") == 0) {
         rq->route = R_CHECKIN;
         rq->max = CHECKIN_BODY_MAX;
-    } else if (strcmp(url, "/v1/result") == 0) {
+    } else if (strcmp(url, "/v2/result") == 0) {
         rq->route = R_RESULT;
         rq->max = RESULT_BODY_MAX;
+    } else if (strcmp(url, "/v2/enroll/nonce") == 0) {
+        rq->route = R_ENROLL_NONCE;
+        rq->max = 1024;
+    } else if (strcmp(url, "/v2/enroll") == 0) {
+        rq->route = R_ENROLL;
+        rq->max = 8 * 1024;
+    } else if (strcmp(url, "/v2/rotate-key") == 0) {
+        rq->route = R_ROTATE;
+        rq->max = 8 * 1024;
+    } else if (strcmp(url, "/v1/checkin") == 0 || strcmp(url, "/v1/result") == 0) {
+        rq->route = R_V1;
+        rq->max = CHECKIN_BODY_MAX;
     } else if (strcmp(url, "/healthz") == 0) {
         rq->route = R_HEALTHZ;
     } else if (strcmp(url, "/metrics") == 0) {
@@ -128,20 +146,60 @@ static enum MHD_Result begin(struct MHD_Connection *c, struct req *rq, const cha
     return MHD_YES;
 }
 
-static enum MHD_Result finish(daemon_ctx *d, struct MHD_Connection *c, struct req *rq)
+/*
+ * The source of a request: the peer's address, or, when the peer is the
+ * configured trusted proxy (a load balancer), the last address of its
+ * X-Forwarded-For (the one it saw; earlier ones are the client's word).
+ */
+static void source_of(const daemon_ctx *d, struct MHD_Connection *c, char *out, size_t size)
+{
+    const char *xff, *last;
+
+    peer_of(c, out, size);
+    if (d->cfg.trusted_proxy == NULL || strcmp(out, d->cfg.trusted_proxy) != 0)
+        return;
+    xff = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-For");
+    if (xff == NULL)
+        return;
+    last = strrchr(xff, ',');
+    last = last != NULL ? last + 1 : xff;
+    while (*last == ' ')
+        last++;
+    if (*last != '\0' && strlen(last) < size && strspn(last, "0123456789abcdefABCDEF.:") ==
+                                                     strlen(last))
+        snprintf(out, size, "%s", last);
+}
+
+static enum MHD_Result finish(daemon_ctx *d, struct MHD_Connection *c, struct req *rq,
+                              const char *url)
 {
     http_answer a = { .status = 200 };
     char peer[INET6_ADDRSTRLEN + 1];
     authcert_registry *reg = NULL;
+    http_request hr = { .body = rq->buf != NULL ? rq->buf : "", .len = rq->len, .peer = peer,
+                        .path = url };
 
     rq->answered = true;
+    source_of(d, c, peer, sizeof peer);
+    hr.authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     switch (rq->route) {
     case R_CHECKIN:
-        peer_of(c, peer, sizeof peer);
-        checkin_handle(d, rq->buf != NULL ? rq->buf : "", rq->len, peer, &a);
+        checkin_handle(d, &hr, &a);
         break;
     case R_RESULT:
-        result_handle(d, rq->buf != NULL ? rq->buf : "", rq->len, &a);
+        result_handle(d, &hr, &a);
+        break;
+    case R_ENROLL_NONCE:
+        enroll_nonce_handle(d, &hr, &a);
+        break;
+    case R_ENROLL:
+        enroll_handle(d, &hr, &a);
+        break;
+    case R_ROTATE:
+        rotate_handle(d, &hr, &a);
+        break;
+    case R_V1:
+        v1_refused(&a);
         break;
     case R_HEALTHZ:
         daemon_refresh(d);
@@ -177,6 +235,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 
     (void)version;
     if (rq == NULL) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (ci != NULL)
+            limits_request_seen(ci->socket_context);
         if ((rq = calloc(1, sizeof *rq)) == NULL)
             return MHD_NO;
         *con_cls = rq;
@@ -219,7 +281,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     if (rq->too_large)
         return refuse(c, rq, MHD_HTTP_CONTENT_TOO_LARGE, REFUSE_TOO_LARGE, "body too large");
-    return finish(d, c, rq);
+    return finish(d, c, rq, url);
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -253,9 +315,16 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 static void connection_event(void *cls, struct MHD_Connection *c, void **socket_context,
                              enum MHD_ConnectionNotificationCode toe)
 {
-    (void)cls;
-    (void)socket_context;
-    tls_connection_event(c, toe == MHD_CONNECTION_NOTIFY_STARTED);
+    const daemon_ctx *d = cls;
+
+    if (!d->cfg.insecure_http)
+        tls_connection_event(c, toe == MHD_CONNECTION_NOTIFY_STARTED);
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+        *socket_context = limits_connection_started(c);
+    else {
+        limits_connection_ended(*socket_context);
+        *socket_context = NULL;
+    }
 }
 
 authcert_status http_start(daemon_ctx *d, int fd, struct MHD_Daemon **out)
@@ -265,13 +334,15 @@ authcert_status http_start(daemon_ctx *d, int fd, struct MHD_Daemon **out)
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     struct MHD_Daemon *mhd;
 
+    size_t n = 0;
+
     if (!d->cfg.insecure_http) {
-        size_t n = tls_mhd_options(tls);
+        n = tls_mhd_options(tls);
         flags |= MHD_USE_TLS;
-        tls[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
-                                            (intptr_t)connection_event, NULL };
-        tls[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
     }
+    tls[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
+                                        (intptr_t)connection_event, d };
+    tls[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
     mhd = MHD_start_daemon(
         flags, 0, NULL, NULL,
         handler, d,
@@ -279,6 +350,7 @@ authcert_status http_start(daemon_ctx *d, int fd, struct MHD_Daemon **out)
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)d->cfg.threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)d->cfg.max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)d->cfg.per_ip_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)d->cfg.connection_timeout,
         MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
         MHD_OPTION_ARRAY, tls,

@@ -14,10 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 
 #include "authcert/config.h"
 #include "authcert/authcert.h"
@@ -46,6 +48,10 @@ static const struct opt opts[] = {
     N("max-connections", max_connections, 1, 1000000),
     N("connection-timeout", connection_timeout, 1, 3600), N("batch-ms", batch_ms, 1, 1000),
     S("tls-cert", tls_cert), S("tls-key", tls_key), B("insecure-http", insecure_http),
+    S("enroll", enroll), N("enroll-pending-max", enroll_pending_max, 1, 1000000),
+    N("enroll-rate", enroll_rate, 1, 1000000), N("auth-fail-rate", auth_fail_rate, 1, 1000000),
+    N("per-ip-connections", per_ip_connections, 0, 1000000),
+    N("header-deadline", header_deadline, 1, 3600), S("trusted-proxy", trusted_proxy),
 };
 #define NOPTS (sizeof opts / sizeof *opts)
 
@@ -57,6 +63,9 @@ static void usage(FILE *f)
         "                 [--push-concurrency N] [--push-rate N] [--push-timeout S]\n"
         "                 [--threads N] [--max-connections N] [--connection-timeout S]\n"
         "                 [--batch-ms MS] [--tls-cert FILE --tls-key FILE | --insecure-http]\n"
+        "                 [--enroll token|approve|open] [--enroll-pending-max N]\n"
+        "                 [--enroll-rate N] [--auth-fail-rate N] [--per-ip-connections N]\n"
+        "                 [--header-deadline S] [--trusted-proxy ADDRESS]\n"
         "       authcertd --help | --version\n");
 }
 
@@ -176,6 +185,12 @@ static int parse_args(int argc, char **argv, daemon_config *c)
         fprintf(stderr, "authcertd: --tls-cert and --tls-key go together\n");
         return -1;
     }
+    if (c->enroll != NULL && strcmp(c->enroll, "token") != 0 &&
+        strcmp(c->enroll, "approve") != 0 && strcmp(c->enroll, "open") != 0) {
+        fprintf(stderr, "authcertd: --enroll must be token, approve or open, not %s\n",
+                c->enroll);
+        return -1;
+    }
     /* What authcert --tls-cert new makes, in the store. */
     if (!c->insecure_http && c->tls_cert == NULL &&
         (asprintf(&c->tls_cert, "%s/tls/server.crt", c->store_dir) < 0 ||
@@ -233,6 +248,33 @@ static int listen_on(const char *spec, unsigned *port)
     return fd;
 }
 
+/*
+ * Every connection is a file descriptor: --max-connections must fit under
+ * RLIMIT_NOFILE with room for the registry, the store and the pushes. The
+ * soft limit is raised to what is needed when the hard one allows.
+ */
+static int check_nofile(const daemon_config *c)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)c->max_connections + (rlim_t)c->push_concurrency + 64;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need) {
+            rl.rlim_cur = need;
+            if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+                return 0;
+        }
+        fprintf(stderr, "authcertd: --max-connections %ld needs %llu file descriptors, and "
+                "RLIMIT_NOFILE allows %llu: lower it, or raise the limit (ulimit -n, "
+                "LimitNOFILE=)\n", c->max_connections, (unsigned long long)need,
+                (unsigned long long)(rl.rlim_max == RLIM_INFINITY ? rl.rlim_cur : rl.rlim_max));
+        return -1;
+    }
+    return 0;
+}
+
 static int write_port_file(const char *path, unsigned port)
 {
     char text[16];
@@ -253,7 +295,10 @@ int main(int argc, char **argv)
                               .interval = AUTHCERT_SERVER_INTERVAL_DEFAULT,
                               .push_concurrency = 64, .push_rate = 1000, .push_timeout = 5,
                               .threads = 2, .max_connections = 4096,
-                              .connection_timeout = 120, .batch_ms = 5 } };
+                              .connection_timeout = 120, .batch_ms = 5,
+                              .enroll_pending_max = 1000, .enroll_rate = 30,
+                              .auth_fail_rate = 60, .per_ip_connections = 256,
+                              .header_deadline = 10 } };
     authcert_server_options so = { 0 };
     struct MHD_Daemon *mhd = NULL;
     sigset_t sigs;
@@ -300,6 +345,25 @@ int main(int argc, char **argv)
                 authcert_strerror(rc), authcert_detail());
         goto out;
     }
+    if ((rc = authcert_store_server_secret(d.store, d.secret)) != AUTHCERT_OK) {
+        fprintf(stderr, "authcertd: %s\n", authcert_detail());
+        status = (int)rc;
+        goto out;
+    }
+    d.enroll_mode = d.cfg.enroll == NULL || strcmp(d.cfg.enroll, "token") == 0 ? ENROLL_TOKEN
+                    : strcmp(d.cfg.enroll, "approve") == 0                  ? ENROLL_APPROVE
+                                                                            : ENROLL_OPEN;
+    if (d.enroll_mode == ENROLL_OPEN)
+        dlog("WARNING: --enroll open: any agent that reaches this server enrolls with the "
+             "first key it shows (trust on first use); for labs only");
+    if (check_nofile(&d.cfg) != 0) {
+        status = EXIT_USAGE;
+        goto out;
+    }
+    if (limits_init(&d.cfg) != AUTHCERT_OK) {
+        fprintf(stderr, "authcertd: %s\n", authcert_detail());
+        goto out;
+    }
     if (d.cfg.insecure_http) {
         dlog("WARNING: --insecure-http: check-ins, results and pushed commands (their "
              "arguments too) cross the network in clear, and agents cannot tell this "
@@ -342,6 +406,7 @@ int main(int argc, char **argv)
                 continue;
             if (!d.cfg.insecure_http)
                 tls_maybe_reload(&d, false);
+            limits_sweep((unsigned)d.cfg.header_deadline);
             if (ticks % NODES_TICK_SECONDS == 0)
                 nodes_tick(&d);
             continue;
@@ -360,6 +425,8 @@ out:
     atomic_store(&d.stopping, true);
     http_stop(mhd);
     tls_close();
+    limits_free();
+    OPENSSL_cleanse(d.secret, sizeof d.secret);
     checkin_summary();
     pusher_stop(d.pusher);
     writer_stop(d.writer);

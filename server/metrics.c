@@ -13,6 +13,11 @@
 #include "daemon.h"
 
 static atomic_ullong checkins, signatures, rollovers, pushes[PUSH_MAX], refusals[REFUSE_MAX];
+static atomic_ullong enrollments[ENROLL_MAX];
+static const char *const enroll_names[ENROLL_MAX] = {
+    [ENROLL_OK] = "enrolled", [ENROLL_PENDING] = "pending", [ENROLL_CLONE] = "clone",
+    [ENROLL_REFUSED] = "refused",
+};
 
 static const char *const push_names[PUSH_MAX] = {
     [PUSH_OK] = "ok", [PUSH_FAILED] = "failed", [PUSH_RETRY] = "retry",
@@ -24,7 +29,14 @@ static const char *const refusal_names[REFUSE_MAX] = {
     [REFUSE_TOO_LARGE] = "too_large", [REFUSE_CONTENT_TYPE] = "content_type",
     [REFUSE_METHOD] = "method", [REFUSE_NOT_FOUND] = "not_found",
     [REFUSE_STORE] = "store", [REFUSE_REGISTRY] = "registry",
+    [REFUSE_UNAUTHENTICATED] = "unauthenticated", [REFUSE_RATE] = "rate",
+    [REFUSE_ENROLL] = "enrollment", [REFUSE_PROTOCOL_V1] = "protocol_v1",
 };
+
+void metric_enroll(enum enroll_result r)
+{
+    atomic_fetch_add_explicit(&enrollments[r], 1, memory_order_relaxed);
+}
 
 void metric_checkin(void)
 {
@@ -127,6 +139,15 @@ char *metrics_render(daemon_ctx *d)
             "# TYPE authcert_checkin_backlog gauge\n"
             "authcert_checkin_backlog %llu\n",
             (unsigned long long)writer_backlog(d->writer));
+    fputs("# HELP authcert_enrollments_total Enrollment requests, by outcome.\n"
+          "# TYPE authcert_enrollments_total counter\n", f);
+    for (int i = 0; i < ENROLL_MAX; i++)
+        fprintf(f, "authcert_enrollments_total{result=\"%s\"} %llu\n", enroll_names[i],
+                (unsigned long long)atomic_load(&enrollments[i]));
+    fprintf(f, "# HELP authcert_connections_cut_total Connections cut: no complete request "
+            "within --header-deadline.\n"
+            "# TYPE authcert_connections_cut_total counter\n"
+            "authcert_connections_cut_total %llu\n", limits_cut());
     if (!d->cfg.insecure_http) {
         unsigned long long full = 0, resumed = 0;
         tls_sessions(&full, &resumed);

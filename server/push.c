@@ -43,6 +43,12 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include <strings.h>
+
+#include <openssl/crypto.h>
+
+#include "authcert/auth.h"
+#include "authcert/identity.h"
 #include "authcert/tls.h"
 #include "daemon.h"
 
@@ -77,6 +83,7 @@ struct job {
     char *answer;
     size_t alen;
     bool overflow;
+    char mac[600];   /* the answer's Authcert-Mac header ("" none) */
 };
 
 struct pusher {
@@ -263,6 +270,62 @@ static size_t on_data(char *ptr, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* Keep the answer's Authcert-Mac header (the agent's MAC over its answer). */
+static size_t on_header(char *ptr, size_t size, size_t n, void *ud)
+{
+    struct job *j = ud;
+    size_t len = size * n;
+    static const char name[] = "authcert-mac:";
+
+    if (len > sizeof name - 1 && strncasecmp(ptr, name, sizeof name - 1) == 0) {
+        size_t k = sizeof name - 1;
+        while (k < len && ptr[k] == ' ')
+            k++;
+        size_t v = len - k;
+        while (v > 0 && (ptr[k + v - 1] == '\r' || ptr[k + v - 1] == '\n'))
+            v--;
+        if (v < sizeof j->mac) {
+            memcpy(j->mac, ptr + k, v);
+            j->mac[v] = '\0';
+        }
+    }
+    return len;
+}
+
+/*
+ * The answer is the agent's own: its Authcert-Mac verifies with the MAC key
+ * of the agent's current key epoch, over the answer's body, with the token's
+ * delivery id as the counter. (The update-key that comes before a command
+ * in one push has no delivery id of its own and is not checked: the pinned
+ * TLS connection is the agent's, and only the command's result is recorded.)
+ */
+static bool answer_authentic(struct pusher *p, authcert_registry *reg, struct job *j)
+{
+    authcert_auth_header h;
+    unsigned char key[32];
+    uint64_t epoch = 0, counter = 0;
+    bool bound = false, ok;
+    uint64_t did = (uint64_t)(j->broadcast ? j->command_id : j->id);
+
+    if (j->mac[0] == '\0' || authcert_auth_header_parse(j->mac, &h) != AUTHCERT_OK ||
+        strcmp(h.agent_id, j->agent_id) != 0 || h.counter != did)
+        return false;
+    if (authcert_registry_auth_state(reg, j->agent_id, &bound, &epoch, &counter) != AUTHCERT_OK ||
+        !bound || h.epoch != epoch)
+        return false;
+    if (authcert_agent_mac_key(p->d->secret, j->agent_id, epoch, key) != AUTHCERT_OK)
+        return false;
+    ok = authcert_request_mac_ok(key, &(authcert_request_auth){
+                                          .method = "PUSH-ANSWER", .path = "/v1/command",
+                                          .agent_id = j->agent_id, .epoch = epoch,
+                                          .server_id = authcert_server_id(p->d->srv),
+                                          .counter = did, .body = j->answer,
+                                          .body_len = j->alen },
+                                 h.mac);
+    OPENSSL_cleanse(key, sizeof key);
+    return ok;
+}
+
 static bool send_next(struct pusher *p, struct job *j)
 {
     const char *tok = j->batch->tokens[j->next];
@@ -284,7 +347,10 @@ static bool send_next(struct pusher *p, struct job *j)
     free(j->answer);
     j->answer = NULL;
     j->alen = 0;
+    j->mac[0] = '\0';
     curl_easy_setopt(j->easy, CURLOPT_URL, j->url);
+    curl_easy_setopt(j->easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(j->easy, CURLOPT_HEADERDATA, j);
     curl_easy_setopt(j->easy, CURLOPT_PROTOCOLS_STR, "https");
     /*
      * The agent's listener presents a self-signed certificate of its own
@@ -379,6 +445,22 @@ static void start(struct pusher *p, authcert_registry *reg, struct job *j)
         record_as(p, reg, j, AUTHCERT_DELIVERY_QUEUED, NULL, true);
         job_free(j);
         return;
+    }
+    {
+        /* Only an enrolled agent can prove its answer (Authcert-Mac): pushing
+         * to one that is not (never, or forgotten) would only be retried. */
+        bool bound = false;
+        uint64_t epoch, counter;
+        if (authcert_registry_auth_state(reg, j->agent_id, &bound, &epoch, &counter) !=
+                AUTHCERT_OK || !bound) {
+            metric_push(PUSH_NO_KEY);
+            if (first_time(p, j->agent_id, "not enrolled"))
+                dlog("push: agent %s is not enrolled: its commands wait for its enrollment "
+                     "and check-ins", j->agent_id);
+            record_as(p, reg, j, AUTHCERT_DELIVERY_QUEUED, NULL, true);
+            job_free(j);
+            return;
+        }
     }
     if ((rc = sign_job(p, j, j->thumbprint)) != AUTHCERT_OK) {
         dlog("push: delivery %lld: %s (%s)", (long long)j->id, authcert_strerror(rc),
@@ -489,6 +571,13 @@ static void done(struct pusher *p, authcert_registry *reg, struct job *j, CURLco
         if (send_next(p, j))
             return;
         retry_or_fail(p, reg, j, "cannot start the request");
+        goto finished;
+    }
+    if (!answer_authentic(p, reg, j)) {
+        if (first_time(p, j->agent_id, "unauthenticated answer"))
+            dlog("push: agent %s: its answer to delivery %lld carries no valid Authcert-Mac: "
+                 "not recorded", j->agent_id, (long long)j->id);
+        retry_or_fail(p, reg, j, "the agent's answer is not authenticated");
         goto finished;
     }
     keep = json_pack("{s:O*, s:O*, s:O*}",

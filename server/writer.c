@@ -25,6 +25,7 @@ struct item {
     char thumbprint[AUTHCERT_THUMBPRINT_LEN + 1];
     char key_pin[AUTHCERT_KEY_PIN_LEN + 1];
     uint16_t port;
+    uint64_t mac_counter; /* the request's counter: the registry's goes up to it */
 };
 
 struct buf {
@@ -77,6 +78,7 @@ void writer_submit(struct writer *w, const authcert_agent_report *r)
     copy(it->thumbprint, r->thumbprint, sizeof it->thumbprint);
     copy(it->key_pin, r->key_pin, sizeof it->key_pin);
     it->port = r->port;
+    it->mac_counter = r->mac_counter;
     atomic_store(&w->backlog, w->in.n);
     if (w->in.n >= BATCH_MAX)
         pthread_cond_signal(&w->wake);
@@ -100,7 +102,7 @@ static void flush(struct writer *w, authcert_registry *reg)
                 .agent_id = it->agent_id, .hostname = it->hostname,
                 .address = it->address, .port = it->port,
                 .thumbprint = it->thumbprint, .version = it->version,
-                .key_pin = it->key_pin };
+                .key_pin = it->key_pin, .mac_counter = it->mac_counter };
         }
         rc = authcert_registry_checkin_batch(reg, w->reports, n, time(NULL));
         if (rc == AUTHCERT_E_BUSY) /* another writer held it: once more */

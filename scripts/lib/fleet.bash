@@ -49,6 +49,10 @@ fleet_server() {
     wait_for 10 test -s "$FLEET/server.port" || { echo "authcertd did not start" >&2; return 1; }
     URL=https://127.0.0.1:$(cat "$FLEET/server.port")
     wait_for 10 curl -sf --cacert "$FLEET_CA" -o /dev/null "$URL/healthz"
+    # The one file an agent needs to enroll: the server's URL, its pins and
+    # a token (many uses: every agent of this fleet).
+    "$BIN/authcert" -q --enroll-token new "$FLEET/token.json" --uses 10000 --expires 7d \
+        --server "$URL"
 }
 
 # fleet_agent NAME [authcert-agent options...]: start an agent whose state
@@ -58,8 +62,8 @@ fleet_agent() {
     shift
     mkdir -p "$dir"
     rm -f "$dir/listen-port"
-    "$BIN/authcert-agent" --server "$URL" --server-pin "$FLEET_PIN" --state-dir "$dir" \
-        --listen 127.0.0.1:0 \
+    "$BIN/authcert-agent" --server "$URL" --enroll-token-file "$FLEET/token.json" \
+        --state-dir "$dir" --listen 127.0.0.1:0 \
         --interval "${FLEET_INTERVAL:-1}" "$@" 2>>"$dir/agent.log" &
     echo $! > "$dir/pid"
     wait_for 10 test -s "$dir/listen-port" || { echo "agent $name did not start" >&2; return 1; }

@@ -117,19 +117,35 @@ state_of_s() { ac --store "$S" --status --json | jq -r --arg t "$1" '.certificat
 @test "-c while authcertd serves check-ins: none fails, the next ones get the new certificate" {
     OLD="$(store_current "$S")"
     start_authcertd "$S" "$T/reg.db" "$T/d.log"
-    # Four agents check in as fast as they can, each answer logged with its time.
-    /usr/bin/env python3 - "$URL" "$OLD" "$T/answers" "$T/stop" "$CA" <<'PY' &
-import json, os, ssl, sys, threading, time, urllib.request
-url, thumb, out, stop, ca = sys.argv[1:]
+    # Four agents check in as fast as they can, each answer logged with its
+    # time: enrolled by tests/tools/agentsim, their requests signed here
+    # with Python's hmac (protocol v2).
+    for n in 0 1 2 3; do
+        checkin_once "agent-$n" "$OLD" >/dev/null
+        mk="$("$BIN/agentsim" mackey "$T/sim/agent-$n.json")"
+        echo "agent-$n ${mk#* } ${mk%% *}" >>"$T/keys"
+    done
+    sid="$(jq -r .server_id "$T/sim/agent-0.json")"
+    /usr/bin/env python3 - "$URL" "$OLD" "$T/answers" "$T/stop" "$CA" "$T/keys" "$sid" <<'PY' &
+import hashlib, hmac, base64, json, os, ssl, sys, threading, time, urllib.request
+url, thumb, out, stop, ca, keyfile, sid = sys.argv[1:]
 tls = ssl.create_default_context(cafile=ca)
-lock = threading.Lock()
+keys = [line.split() for line in open(keyfile)]
+def authz(agent, epoch, key, body):
+    counter = time.time_ns() // 1000
+    text = "authcert-v2\nPOST\n/v2/checkin\n%s\n%s\n%s\n%d\n%s" % (
+        agent, epoch, sid, counter, hashlib.sha256(body).hexdigest())
+    mac = base64.urlsafe_b64encode(hmac.new(bytes.fromhex(key), text.encode(), hashlib.sha256).digest())
+    return 'AUTHCERT-V2 agent="%s", epoch=%s, counter=%d, mac="%s"' % (agent, epoch, counter, mac.rstrip(b"=").decode())
 def agent(n):
+    name, epoch, key = keys[n]
     with open(out + str(n), "w") as f:
         while not os.path.exists(stop):
-            body = json.dumps({"agent_id": "agent-%d" % n, "hostname": "h", "port": 0,
+            body = json.dumps({"agent_id": name, "hostname": "h", "port": 0,
                                "version": "1", "thumbprint": thumb}).encode()
-            req = urllib.request.Request(url + "/v1/checkin", body,
-                                         {"Content-Type": "application/json"})
+            req = urllib.request.Request(url + "/v2/checkin", body,
+                                         {"Content-Type": "application/json",
+                                          "Authorization": authz(name, epoch, key, body)})
             try:
                 with urllib.request.urlopen(req, timeout=5, context=tls) as r:
                     a = json.load(r)

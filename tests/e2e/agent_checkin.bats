@@ -39,8 +39,10 @@ teardown() {
     rm -rf "$D"
 }
 
-# requests PATH: the bodies sent to PATH, one a line
-requests() { grep "^$1 " "$D/requests.log" | cut -d' ' -f2-; }
+# requests PATH: the bodies sent to PATH, one a line (the stand-in checked
+# each one's MAC itself: "mac-ok", "mac-bad", or "-" when it had none).
+requests() { grep "^$1 " "$D/requests.log" | cut -d' ' -f3-; }
+macs() { grep "^$1 " "$D/requests.log" | cut -d' ' -f2 | sort -u; }
 
 pyjson() { python3 -c "import json, sys; $1" ; }
 
@@ -55,7 +57,7 @@ pyjson() { python3 -c "import json, sys; $1" ; }
     run AG --once --server "$SERVER" --state-dir "$S" --handler "$D/handler.sh"
     echo "$output"
     [ "$status" -eq 0 ]
-    requests /v1/checkin | pyjson '
+    requests /v2/checkin | pyjson '
 b = json.loads(sys.stdin.readline())
 assert b["agent_id"] == "test-agent-1" and b["port"] == 0 and b["version"]
 assert b["key_pin"].startswith("sha256//") and len(b["key_pin"]) == 52, b
@@ -68,8 +70,8 @@ assert b["hostname"]'
     # deploy (old key) and restart (new key, verified after the update) ran; someone-else's did not.
     [ -e "$D/ran.deploy" ] && [ -e "$D/ran.restart" ]
     [[ "$output" == *"refused command 2"*"403 forbidden"*"audience"* ]]
-    # Results went to /v1/result with their delivery ids.
-    requests /v1/result | pyjson '
+    # Results went to /v2/result with their delivery ids.
+    requests /v2/result | pyjson '
 r = [json.loads(l) for l in sys.stdin]
 got = {x["delivery"]: x for x in r}
 assert sorted(got) == [1, 2, 4], got
@@ -77,17 +79,41 @@ assert all(x["agent_id"] == "test-agent-1" and x["status"] == "ok" for x in r), 
 assert got[2]["output"] == "ran deploy\n"'
 }
 
+@test "enrollment then signed requests: the stand-in verifies the proof and every MAC with its own code" {
+    run AG --once --server "$SERVER" --state-dir "$S"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$(macs /v2/enroll/nonce)" = - ]
+    [ "$(macs /v2/enroll)" = - ]
+    [ "$(macs /v2/checkin)" = mac-ok ]
+    [ "$(stat -c %a "$S/agent.mac")" = 600 ]
+    grep -q '"server_id":"authcert-test"' "$S/agent.mac"
+    [[ "$output" == *"enrolled with authcert-test as test-agent-1"* ]]
+    # a second run does not enroll again, and its counter is higher
+    run AG --once --server "$SERVER" --state-dir "$S"
+    [ "$status" -eq 0 ]
+    [ "$(grep -c '^/v2/enroll ' "$D/requests.log")" = 1 ]
+    [ "$(macs /v2/checkin)" = mac-ok ]
+    # a refused enrollment (a clone, say) is one line and a non-zero exit
+    rm "$S/agent.mac"
+    printf '409\n{"error":"agent id test-agent-1 is bound to another key","code":"clone"}\n' \
+        >"$D/enroll-answer"
+    run AG --once --server "$SERVER" --state-dir "$S"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"enrollment refused (clone)"*"bound to another key"* ]]
+}
+
 @test "the loop reports results with the next check-in, and the new thumbprint" {
     "$MK" --cert-pem "$D/old.pem" --aud test-agent-1 --cmd update-key --update-cert "$D/new.der" --did 7 >"$D/queue"
     AG --server "$SERVER" --state-dir "$S" --interval 1 2>"$D/agent.log" &
     echo $! >"$D/agent.pid"
     for _ in $(seq 100); do
-        [ "$(requests /v1/checkin | wc -l)" -ge 2 ] && break
+        [ "$(requests /v2/checkin | wc -l)" -ge 2 ] && break
         sleep 0.1
     done
     kill "$(cat "$D/agent.pid")"
     cat "$D/agent.log"
-    requests /v1/checkin | sed -n 2p | pyjson '
+    requests /v2/checkin | sed -n 2p | pyjson '
 b = json.loads(sys.stdin.readline())
 assert b["thumbprint"] == open("'"$D/new.thumb"'").read().strip(), b
 assert [r["delivery"] for r in b["results"]] == [7], b

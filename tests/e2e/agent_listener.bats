@@ -266,7 +266,7 @@ our_x5t() {
     run "$AG" --once --server https://127.0.0.1:1 --state-dir "$S"
     echo "$output"
     [ "$status" -eq 6 ]
-    [[ "$output" == *"check-in failed"*"127.0.0.1:1/v1/checkin"* ]]
+    [[ "$output" == *"check-in failed"*"127.0.0.1:1/v2/"* ]]
 }
 
 @test "usage and set-up errors: exit 2, or 9 for a missing certificate file" {

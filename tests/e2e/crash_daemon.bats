@@ -38,18 +38,20 @@ daemon_up() {
         --server-id harden --interval 1 --push-timeout 2 2>>"$T/d.log" &
     DPID=$!
     PIDS+=("$DPID")
-    for _ in $(seq $((100 * ${AUTHCERT_TEST_SLOWER:-1}))); do curl -sf -m 1 "$URL/healthz" >/dev/null 2>&1 && return 0; sleep 0.05; done
+    for _ in $(seq $((100 * ${AUTHCERT_TEST_SLOWER:-1}))); do curl -sf -m 1 --cacert "$CA" "$URL/healthz" >/dev/null 2>&1 && return 0; sleep 0.05; done
     echo "authcertd did not come up" >&2; tail "$T/d.log" >&2; return 1
 }
 
 @test "SIGKILL authcertd during check-ins and pushes: no queued command lost, registry intact" {
     daemon_up
+    "$BIN/authcert" --store "$T/store" --registry "$REG" -q --enroll-token new "$T/token.json" \
+        --uses 3 --server "$URL"
     "$BIN/authcert" --store "$T/store" -q -e "$T/agent.der"
     for n in 1 2 3; do
         mkdir -p "$T/a$n"
         cp "$T/agent.der" "$T/a$n/authcert-server.der"
         echo "agent-$n" >"$T/a$n/agent-id"
-        "$BIN/authcert-agent" --state-dir "$T/a$n" --server "$URL" --server-pin "$PIN" \
+        "$BIN/authcert-agent" --state-dir "$T/a$n" --enroll-token-file "$T/token.json" \
             --listen 127.0.0.1:0 \
             --interval 1 --handler "$T/handler.sh" 2>>"$T/a$n.log" &
         PIDS+=("$!")

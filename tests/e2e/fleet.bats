@@ -182,17 +182,20 @@ start_agents() { # NAMES...
             { npm ping >/dev/null 2>&1 && false; } || skip "npm cannot reach its registry"
     fi
     fleet_server --interval 60
-    # Act as an agent by hand: check in, get a command queued, check in again.
+    # Act as an agent by hand (tests/tools/agentsim: enrolled, signed requests):
+    # check in, get a command queued, check in again.
     agent=11111111-2222-4333-8444-555555555555
     body="{\"agent_id\":\"$agent\",\"hostname\":\"h\",\"port\":0,\"version\":\"x\",\"thumbprint\":\"$(fleet_current)\"}"
-    curl -sf --cacert "$FLEET_CA" -H 'Content-Type: application/json' -d "$body" "$URL/v1/checkin" >/dev/null
+    "$BIN/agentsim" enroll "$URL" "$FLEET_CA" "$FLEET/sim.json" "$agent" \
+        "$(jq -r .token "$FLEET/token.json")" >/dev/null
+    "$BIN/agentsim" post "$URL" "$FLEET_CA" "$FLEET/sim.json" /v2/checkin "$body" >/dev/null
     registered() { authcert --agents --json | jq -e --arg a "$agent" 'any(.[]; .agent_id == $a)' >/dev/null; }
     wait_for 10 registered
     authcert -q --push reboot --agent "$agent" --args '{"delay":5}'
     # It has no listener, so the command comes with its next check-in, as it
     # would for a real agent (the push thread never leases it meanwhile).
-    token=$(curl -sf --cacert "$FLEET_CA" -H 'Content-Type: application/json' -d "$body" "$URL/v1/checkin" |
-                jq -r '.commands[0]')
+    token=$("$BIN/agentsim" post "$URL" "$FLEET_CA" "$FLEET/sim.json" /v2/checkin "$body" |
+                cut -d' ' -f2- | jq -r '.commands[0]')
     [ -n "$token" ] && [ "$token" != null ]
     authcert -e "$FLEET/agent.der"
     openssl x509 -inform DER -in "$FLEET/agent.der" -out "$FLEET/agent.pem"

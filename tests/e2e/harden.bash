@@ -102,14 +102,31 @@ start_authcertd() { # STORE REGISTRY LOG [ARGS...]
     [ -s "$T/port" ] || { echo "authcertd did not start:" >&2; cat "$log" >&2; return 1; }
     DPORT="$(cat "$T/port")"
     URL="https://127.0.0.1:$DPORT"
+    # An enrollment token for the agents of the test (checkin_once, real agents).
+    if [[ " $* " != *" --insecure-http "* ]]; then
+        TOKEN="$("$BIN/authcert" --store "$store" --registry "$reg" --enroll-token new \
+            --uses 100000 --server "$URL" "$T/token.json" -q && jq -r .token "$T/token.json")"
+    fi
 }
 
-# One well-behaved check-in; prints the answer. Extra arguments go to curl;
-# the agent's listen port is $CHECKIN_PORT (default 0).
-checkin_once() { # AGENT THUMBPRINT [CURL_ARGS...]
-    local a="$1" t="$2"; shift 2
-    curl -sf "$@" -H 'Content-Type: application/json' -X POST "$URL/v1/checkin" \
-        -d "{\"agent_id\":\"$a\",\"hostname\":\"h-$a\",\"port\":${CHECKIN_PORT:-0},\"version\":\"0.1.0\",\"thumbprint\":\"$t\"${CHECKIN_PIN:+,\"key_pin\":\"$CHECKIN_PIN\"}}"
+# One well-behaved check-in of agent AGENT (enrolled with $TOKEN the first
+# time, by tests/tools/agentsim: its own key, the real proof and MAC);
+# prints the answer; fails unless it is a 200. -m SECONDS: a deadline. The
+# agent's listen port is $CHECKIN_PORT (default 0).
+checkin_once() { # AGENT THUMBPRINT [-m SECONDS]
+    local a="$1" t="$2" out
+    [ "${3:-}" != -m ] || export AGENTSIM_TIMEOUT="$4"
+    mkdir -p "$T/sim"
+    if [ ! -s "$T/sim/$a.json" ]; then
+        "$BIN/agentsim" enroll "$URL" "${CA:--}" "$T/sim/$a.json" "$a" "$TOKEN" >/dev/null ||
+            return 1
+    fi
+    out="$("$BIN/agentsim" post "$URL" "${CA:--}" "$T/sim/$a.json" /v2/checkin \
+        "{\"agent_id\":\"$a\",\"hostname\":\"h-$a\",\"port\":${CHECKIN_PORT:-0},\"version\":\"0.1.0\",\"thumbprint\":\"$t\"}")"
+    local rc=$?
+    unset AGENTSIM_TIMEOUT
+    printf '%s\n' "${out#* }"
+    return $rc
 }
 
 # Resident memory (kB) and threads of a process.

@@ -40,7 +40,7 @@ sample() { echo "$(vmrss_kb "$1") $(threads_of "$1")" >>"$T/samples"; }
     start_authcertd "$T/store" "$REG" "$T/d.log" --connection-timeout 5
     checkin_once warmup "$CUR" -m 2 >/dev/null
     base_rss="$(vmrss_kb "$DPID")" base_thr="$(threads_of "$DPID")"
-    attack 127.0.0.1 "$DPORT" /v1/checkin application/json 127.0.0.2 8 2000 tls
+    attack 127.0.0.1 "$DPORT" /v2/checkin application/json 127.0.0.2 8 2000 tls
     served=0
     for i in $(seq 12); do
         sample "$DPID"

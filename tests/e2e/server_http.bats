@@ -18,13 +18,32 @@ setup() {
     "$BIN/mkstore" "$T/store" der "$OLD" "$T/old.der"
     "$BIN/mkstore" "$T/store" der "$CUR" "$T/cur.der"
     AGENT=5f0c2a1e-aaaa-4000-8000-000000000001
-    # authcertd's TLS certificate, in the store (curl trusts it: $CA), and
-    # the fake agents' listener key (fake_listeners.py), whose pin their
-    # check-ins report ($FPIN).
+    # authcertd's TLS certificate, in the store (curl trusts it: $CA).
     "$BIN/authcert" --store "$T/store" -q --tls-cert new --dns localhost --ip 127.0.0.1
     CA="$T/store/tls/server.crt"
-    fake_key "$T/fake-tls" FPIN
-    export FAKE_TLS_CERT="$T/fake-tls.crt" FAKE_TLS_KEY="$T/fake-tls.key"
+    mkdir -p "$T/sim" "$T/fake"
+}
+
+# enroll ID: the simulated agent ID (tests/tools/agentsim.c: its own key,
+# the real enrollment proof and MACs) enrolled with a token, once.
+enroll() {
+    [ -s "$T/sim/$1.json" ] && return 0
+    if [ -z "${TOKEN:-}" ]; then
+        TOKEN="$("$BIN/authcert" --store "$T/store" --registry "$REG" --enroll-token new \
+            --uses 1000 --server "$URL" | jq -r .token)"
+    fi
+    "$BIN/agentsim" enroll "$URL" "$CA" "$T/sim/$1.json" "$1" "$TOKEN" >"$T/sim/$1.enroll" ||
+        { cat "$T/sim/$1.enroll" >&2; return 1; }
+}
+
+# post ID PATH BODY: a signed POST as agent ID; prints the answer's body
+# (the status in $T/code).
+post() {
+    local out
+    enroll "$1" || return 1
+    out="$("$BIN/agentsim" post "$URL" "$CA" "$T/sim/$1.json" "$2" "$3")"
+    echo "${out%% *}" >"$T/code"
+    printf '%s\n' "${out#* }"
 }
 
 # fake_key PREFIX VAR: a P-256 key and self-signed certificate (openssl) in
@@ -55,9 +74,9 @@ start() {
     URL="https://127.0.0.1:$PORT"
 }
 
-checkin() { # THUMBPRINT [RESULTS_JSON]
-    curl -s -H 'Content-Type: application/json' -X POST "$URL/v1/checkin" \
-        -d "{\"agent_id\":\"$AGENT\",\"hostname\":\"web-17\",\"port\":${APORT:-0},\"version\":\"0.1.0\",\"thumbprint\":\"$1\",\"key_pin\":\"${KEY_PIN-$FPIN}\"${2:+,\"results\":$2}}"
+checkin() { # THUMBPRINT [RESULTS_JSON]: a signed check-in as $AGENT
+    post "$AGENT" /v2/checkin \
+        "{\"agent_id\":\"$AGENT\",\"hostname\":\"web-17\",\"port\":${APORT:-0},\"version\":\"0.1.0\",\"thumbprint\":\"$1\"${2:+,\"results\":$2}}"
 }
 
 code() { # METHOD PATH [curl args...]
@@ -69,11 +88,27 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# fakes N: N push listeners (fake_listeners.py) on free ports, in $FPORTS
+# fakes ID...: a push listener (fake_listeners.py) for each agent ID, on a
+# free port each ($FPORTS, in the same order), serving TLS with the agent's
+# own key (so authcertd's pin matches) and MACing its answers with the
+# agent's MAC key; FAKE_WRONG_KEY=1: with another key instead.
 fakes() {
+    local id p mk
     FPORTS=""
-    for _ in $(seq "$1"); do FPORTS="$FPORTS $(free_port)"; done
-    mkdir -p "$T/fake"
+    for id in "$@"; do
+        enroll "$id"
+        p="$(free_port)"
+        FPORTS="$FPORTS $p"
+        if [ -n "${FAKE_WRONG_KEY:-}" ]; then
+            fake_key "$T/fake/$p" _
+        else
+            cp "$T/sim/$id.json.key" "$T/fake/$p.key"
+            openssl req -new -x509 -key "$T/fake/$p.key" -subj /CN=fake-agent -days 2 \
+                -out "$T/fake/$p.crt" 2>/dev/null
+        fi
+        mk="$("$BIN/agentsim" mackey "$T/sim/$id.json")"
+        echo "$id ${mk#* } ${mk%% *} test-server" >"$T/fake/$p.mac"
+    done
     python3 "$AUTHCERT_SRC/tests/e2e/fake_listeners.py" "$T/fake" $FPORTS &
     FAKE=$!
     for p in $FPORTS; do wait_port "$p"; done
@@ -89,14 +124,15 @@ wait_port() {
     return 1
 }
 
-# registered [AGENT_ID]: until the writer's batch has put the agent in the registry.
+# registered [AGENT_ID]: until the writer's batch has recorded a check-in of
+# the agent (enrollment made its row with agentsim's hostname).
 registered() {
-    wait_for 5 "SELECT count(*) FROM agents WHERE agent_id = '${1:-$AGENT}'" 1
+    wait_for 5 "SELECT count(*) FROM agents WHERE agent_id = '${1:-$AGENT}' AND hostname <> 'agentsim'" 1
 }
 
 checkin_as() { # AGENT_ID PORT THUMBPRINT [RESULTS_JSON]
-    curl -s -H 'Content-Type: application/json' -X POST "$URL/v1/checkin" \
-        -d "{\"agent_id\":\"$1\",\"hostname\":\"h\",\"port\":$2,\"thumbprint\":\"$3\",\"key_pin\":\"${KEY_PIN-$FPIN}\"${4:+,\"results\":$4}}"
+    post "$1" /v2/checkin \
+        "{\"agent_id\":\"$1\",\"hostname\":\"h\",\"port\":$2,\"thumbprint\":\"$3\"${4:+,\"results\":$4}}"
 }
 
 q() { reg_q "$1"; }
@@ -143,7 +179,7 @@ jget() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.arg
     [[ "$output" == *'authcert_refusals_total{reason="bad_json"} 0'* ]]
     echo "$output" | grep -Eq '^authcert_current_certificate_expiry_seconds [0-9]{8,9}$'
     # every sample line is NAME{labels} VALUE
-    ! echo "$output" | grep -v '^#' | grep -Evq '^[a-z_]+(\{[a-z_]+="[a-z_]+"\})? -?[0-9]+$'
+    ! echo "$output" | grep -v '^#' | grep -Evq '^[a-z_]+(\{[a-z_]+="[a-z0-9_]+"\})? -?[0-9]+$'
 }
 
 @test "a new agent on the current certificate is recorded in the registry" {
@@ -219,46 +255,54 @@ import base64,sys; s=sys.stdin.read().strip(); sys.stdout.buffer.write(base64.ur
     [ "$(echo "$output" | jget 'd["cmd"]')" = run ]
     [ "$(echo "$output" | jget 'd["args"]["script"]')" = x ]
     did="$(echo "$output" | jget 'd["did"]')"
-    # another agent cannot close it
-    run curl -s -H 'Content-Type: application/json' -X POST "$URL/v1/result" \
-        -d "{\"agent_id\":\"other\",\"delivery\":$did,\"status\":\"ok\"}"
+    # nobody closes it without being the agent: no credential (401), or
+    # another enrolled agent (not its delivery: not recorded)
+    [ "$(code POST /v2/result -H 'Content-Type: application/json' \
+        -d "{\"agent_id\":\"$AGENT\",\"delivery\":$did,\"status\":\"ok\"}")" = 401 ]
+    run post other /v2/result "{\"agent_id\":\"other\",\"delivery\":$did,\"status\":\"ok\"}"
     [ "$(echo "$output" | jget 'd["recorded"]')" = False ]
+    [ "$(q "SELECT state FROM deliveries WHERE command_id = $cid")" = queued ]
     run checkin "$CUR" "[{\"delivery\":$did,\"status\":\"ok\",\"exit\":0,\"output\":\"done\"}]"
     [ "$(echo "$output" | jget 'len(d["commands"])')" = 0 ]
     run q "SELECT state, result FROM deliveries WHERE command_id = $cid"
     [ "$output" = 'delivered|{"status":"ok","exit":0,"output":"done"}' ]
 }
 
-@test "malformed, oversized, duplicate-key bodies; wrong method, type, path" {
+@test "malformed, oversized, duplicate-key bodies; wrong method, type, path; protocol v1" {
     start
-    [ "$(code POST /v1/checkin -H 'Content-Type: application/json' -d '{"agent_id":')" = 400 ]
+    # signed by an enrolled agent, so that what refuses them is the parser
+    bad() { post "$AGENT" /v2/checkin "$1" >"$T/body"; cat "$T/code"; }
+    [ "$(bad '{"agent_id":')" = 400 ]
     grep -q '"error"' "$T/body"
-    [ "$(code POST /v1/checkin -H 'Content-Type: application/json' -d '[1]')" = 400 ]
-    [ "$(code POST /v1/checkin -H 'Content-Type: application/json' \
-        -d "{\"agent_id\":\"a\",\"agent_id\":\"b\",\"hostname\":\"h\",\"port\":1,\"thumbprint\":\"$CUR\"}")" = 400 ]
+    [ "$(bad '[1]')" = 400 ]
+    [ "$(bad "{\"agent_id\":\"a\",\"agent_id\":\"b\",\"hostname\":\"h\",\"port\":1,\"thumbprint\":\"$CUR\"}")" = 400 ]
     grep -q duplicate "$T/body"
-    [ "$(code POST /v1/checkin -H 'Content-Type: application/json' \
-        -d "{\"agent_id\":\"a b\",\"hostname\":\"h\",\"port\":1,\"thumbprint\":\"$CUR\"}")" = 400 ]
-    [ "$(code POST /v1/checkin -H 'Content-Type: application/json' \
-        -d "{\"agent_id\":\"a\",\"hostname\":\"h\",\"port\":70000,\"thumbprint\":\"$CUR\"}")" = 400 ]
-    [ "$(code POST /v1/checkin -H 'Content-Type: application/json' \
-        -d "{\"agent_id\":\"a\",\"hostname\":\"h\",\"port\":1,\"thumbprint\":\"XYZ\"}")" = 400 ]
+    [ "$(bad "{\"agent_id\":\"a b\",\"hostname\":\"h\",\"port\":1,\"thumbprint\":\"$CUR\"}")" = 400 ]
+    [ "$(bad "{\"agent_id\":\"$AGENT\",\"hostname\":\"h\",\"port\":70000,\"thumbprint\":\"$CUR\"}")" = 400 ]
+    [ "$(bad "{\"agent_id\":\"$AGENT\",\"hostname\":\"h\",\"port\":1,\"thumbprint\":\"XYZ\"}")" = 400 ]
+    # another agent's check-in under our credential
+    [ "$(bad "{\"agent_id\":\"someone-else\",\"hostname\":\"h\",\"port\":1,\"thumbprint\":\"$CUR\"}")" = 401 ]
     head -c 17000 /dev/zero | tr '\0' ' ' >"$T/big"
-    [ "$(code POST /v1/checkin -H 'Content-Type: application/json' --data-binary @"$T/big")" = 413 ]
-    [ "$(code POST /v1/checkin -H 'Content-Type: application/json' \
+    [ "$(code POST /v2/checkin -H 'Content-Type: application/json' --data-binary @"$T/big")" = 413 ]
+    [ "$(code POST /v2/checkin -H 'Content-Type: application/json' \
         -H 'Transfer-Encoding: chunked' --data-binary @"$T/big")" = 413 ]
-    [ "$(code POST /v1/checkin -H 'Content-Type: text/plain' -d '{}')" = 415 ]
-    [ "$(code GET /v1/checkin)" = 405 ]
+    [ "$(code POST /v2/checkin -H 'Content-Type: text/plain' -d '{}')" = 415 ]
+    [ "$(code GET /v2/checkin)" = 405 ]
     [ "$(code POST /healthz)" = 405 ]
     [ "$(code GET /nowhere)" = 404 ]
+    # an agent of protocol v1 is told what to do
+    [ "$(code POST /v1/checkin -H 'Content-Type: application/json' -d '{}')" = 410 ]
+    grep -q '"code":"protocol_v1"' "$T/body"
+    grep -q 'enroll' "$T/body"
     # a good check-in after them: once it is in, none of those went in before it
     AGENT=after-the-refusals checkin "$CUR" >/dev/null
     registered after-the-refusals
-    run q "SELECT agent_id FROM agents"
-    [ "$output" = after-the-refusals ]
+    [ "$(q "SELECT hostname FROM agents WHERE agent_id = '$AGENT'")" = agentsim ] # as enrolled
+    [ "$(q "SELECT count(*) FROM agents WHERE agent_id NOT IN ('$AGENT', 'after-the-refusals')")" = 0 ]
     run curl -s "$URL/metrics"
     [[ "$output" == *'authcert_refusals_total{reason="too_large"} 2'* ]]
     [[ "$output" == *'authcert_refusals_total{reason="bad_json"} 3'* ]]
+    [[ "$output" == *'authcert_refusals_total{reason="protocol_v1"} 1'* ]]
 }
 
 @test "a replacement is seen without a restart" {
@@ -278,33 +322,11 @@ import base64,sys; s=sys.stdin.read().strip(); sys.stdout.buffer.write(base64.ur
 }
 
 @test "commands are pushed to the agent's listener, update-key first when expired" {
-    APORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-    python3 - "$APORT" "$T/pushed" <<'PY' &
-import http.server, os, ssl, sys
-port, out = int(sys.argv[1]), sys.argv[2]
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        with open(out, "a") as f:
-            f.write(self.headers["Content-Type"] + " " + body.decode() + "\n")
-        ans = b'{"agent_id":"x","jti":"y","status":"ok","exit":0,"output":"pong"}'
-        self.send_response(200); self.send_header("Content-Length", str(len(ans))); self.end_headers()
-        self.wfile.write(ans)
-    def log_message(self, *a): pass
-srv = http.server.HTTPServer(("127.0.0.1", port), H)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(os.environ["FAKE_TLS_CERT"], os.environ["FAKE_TLS_KEY"])
-srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-srv.serve_forever()
-PY
-    FAKE=$!
-    # The fake agent must listen before the daemon pushes (it rolls over
-    # expired agents as soon as it knows them).
-    for _ in $(seq 100); do
-        python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$APORT" 2>/dev/null && break
-        sleep 0.05
-    done
     start
+    # The fake agent listens before its check-in tells the daemon (which
+    # rolls over expired agents as soon as it knows them).
+    fakes "$AGENT"
+    APORT="${FPORTS# }"
     checkin "$OLD" >/dev/null # registered, on the old certificate
     registered
     cid="$("$BIN/regenqueue" "$REG" "$AGENT" ping)"
@@ -314,8 +336,8 @@ PY
     done
     run q "SELECT state, result FROM deliveries WHERE command_id = $cid"
     [ "$output" = 'delivered|{"status":"ok","exit":0,"output":"pong"}' ]
-    [ "$(wc -l <"$T/pushed")" -eq 2 ]
-    first="$(sed -n 1p "$T/pushed")"; second="$(sed -n 2p "$T/pushed")"
+    [ "$(wc -l <"$T/fake/$APORT.log")" -eq 2 ]
+    first="$(sed -n 1p "$T/fake/$APORT.log")"; second="$(sed -n 2p "$T/fake/$APORT.log")"
     [[ "$first" == "application/jwt "* ]]
     run "$BIN/jws_helper" verify "$T/old.der" "$AGENT" "${first#application/jwt }"
     [ "$(echo "$output" | jget 'd["cmd"]')" = update-key ]
@@ -378,11 +400,8 @@ PY
     tok="$(echo "$output" | jget 'd["commands"][0]')"
     did="$("$BIN/jws_helper" verify "$T/cur.der" "$AGENT" "$tok" | jget 'd["did"]')"
     # leased to the check-in: the listener comes up and is not pushed to
-    APORT="$(free_port)"
-    mkdir -p "$T/fake"
-    python3 "$AUTHCERT_SRC/tests/e2e/fake_listeners.py" "$T/fake" "$APORT" &
-    FAKE=$!
-    wait_port "$APORT" # so that a push would reach it: the check below can fail
+    fakes "$AGENT" # a push would reach it (its key, its MAC): the check below can fail
+    APORT="${FPORTS# }"
     checkin "$CUR" >/dev/null # now the registry knows the listener
     sleep 3
     [ ! -s "$T/fake/$APORT.log" ]
@@ -397,10 +416,10 @@ PY
 }
 
 @test "a push in flight is not offered at check-in" {
-    fakes 1
+    start --push-timeout 3
+    fakes "$AGENT"
     APORT="${FPORTS# }"
     touch "$T/fake/stall"
-    start --push-timeout 3
     checkin "$CUR" >/dev/null
     registered
     cid="$("$BIN/regenqueue" "$REG" "$AGENT" ping)"
@@ -418,10 +437,10 @@ PY
 }
 
 @test "a daemon killed mid-delivery loses nothing: delivered later, exactly once" {
-    fakes 1
+    start --push-timeout 1
+    fakes "$AGENT"
     APORT="${FPORTS# }"
     touch "$T/fake/stall"
-    start --push-timeout 1
     checkin "$CUR" >/dev/null
     registered
     cid="$("$BIN/regenqueue" "$REG" "$AGENT" ping)"
@@ -440,12 +459,12 @@ PY
 }
 
 @test "a broadcast is signed once per certificate for every agent" {
-    fakes 5
     start
+    fakes agent-1 agent-2 agent-3 agent-4 agent-5
     i=0
     for p in $FPORTS; do i=$((i+1)); checkin_as "agent-$i" "$p" "$CUR" >/dev/null; done
     checkin_as "agent-quiet" 0 "$CUR" >/dev/null # no listener: gets it at check-in
-    wait_for 5 "SELECT count(*) FROM agents" 6
+    wait_for 5 "SELECT count(*) FROM agents WHERE hostname = 'h'" 6
     "$BIN/authcert" --registry "$REG" --store "$T/store" --push restart --all -q
     cid="$(q "SELECT max(id) FROM commands")"
     [ "$(q "SELECT broadcast FROM commands WHERE id = $cid")" = 1 ]
@@ -461,8 +480,7 @@ PY
     run curl -s "$URL/metrics"
     [[ "$output" == *'authcert_signatures_total 1'* ]]
     # its result is matched on (agent, command id); another agent cannot close it
-    run curl -s -H 'Content-Type: application/json' -X POST "$URL/v1/result" \
-        -d "{\"agent_id\":\"agent-nobody\",\"delivery\":$cid,\"status\":\"ok\"}"
+    run post agent-nobody /v2/result "{\"agent_id\":\"agent-nobody\",\"delivery\":$cid,\"status\":\"ok\"}"
     [ "$(echo "$output" | jget 'd["recorded"]')" = False ]
     run checkin_as agent-quiet 0 "$CUR" "[{\"delivery\":$cid,\"status\":\"ok\",\"exit\":0}]"
     [ "$(q "SELECT count(*) FROM deliveries WHERE command_id = $cid AND state = 'delivered'")" = 6 ]
@@ -481,11 +499,13 @@ PY
     PID=$!
     for _ in $(seq $((100 * ${AUTHCERT_TEST_SLOWER:-1}))); do [ -s "$T/port" ] && break; sleep 0.05; done
     URL="https://127.0.0.1:$(cat "$T/port")"
+    "$BIN/authcert" --store "$ST" --registry "$REG" -q --enroll-token new "$T/token.json" \
+        --uses 3 --server "$URL"
     AGENTS=""
     for i in 1 2 3; do
         mkdir -p "$T/a$i"
         cp "$T/first.der" "$T/a$i/authcert-server.der"
-        "$BIN/authcert-agent" --server "$URL" --server-pin "$SPIN" --state-dir "$T/a$i" \
+        "$BIN/authcert-agent" --enroll-token-file "$T/token.json" --state-dir "$T/a$i" \
             --listen 127.0.0.1:0 2>"$T/a$i.log" &
         AGENTS="$AGENTS $!"
     done
@@ -508,14 +528,13 @@ PY
     [ "$(q "SELECT count(*) FROM deliveries d JOIN commands c ON c.id = d.command_id WHERE c.command = 'update-key'")" = 3 ]
 }
 
-@test "a listener that answers with another key than the agent reported gets nothing; the check-in takes the command" {
-    fakes 1
-    APORT="${FPORTS# }"
+@test "a listener that answers with another key than the agent enrolled gets nothing; the check-in takes the command" {
     start
-    fake_key "$T/other" OTHER
-    KEY_PIN="$OTHER" checkin "$CUR" >/dev/null # the agent's key is OTHER; the listener has FPIN's
+    FAKE_WRONG_KEY=1 fakes "$AGENT" # it answers with a key of its own
+    APORT="${FPORTS# }"
+    checkin "$CUR" >/dev/null
     registered
-    [ "$(q "SELECT key_pin FROM agents")" = "$OTHER" ]
+    [ "$(q "SELECT key_pin FROM agents")" = "$("$BIN/agentsim" pin "$T/sim/$AGENT.json")" ]
     cid="$("$BIN/regenqueue" "$REG" "$AGENT" ping)"
     wait_for 10 "SELECT CAST(next_attempt_at > $REG_NOW + 86400 AS INTEGER) FROM deliveries WHERE command_id = $cid" 1
     [ ! -s "$T/fake/$APORT.log" ] # not one byte of the command reached it
@@ -524,26 +543,37 @@ PY
     [[ "$output" == *'authcert_pushes_total{result="ok"} 0'* ]]
     # a second command: not pushed either, and not logged a second time
     cid2="$("$BIN/regenqueue" "$REG" "$AGENT" ping)"
+    wait_for 10 "SELECT CAST(next_attempt_at > $REG_NOW + 86400 AS INTEGER) FROM deliveries WHERE command_id = $cid2" 1
     [ "$(grep -c "answered with another key" "$T/log")" = 1 ]
-    # the agent's own check-in (TLS to authcertd) takes both
-    KEY_PIN="$OTHER" run checkin "$CUR"
+    # the agent's own check-in (TLS to authcertd, its MAC) takes both
+    run checkin "$CUR"
     [ "$(echo "$output" | jget 'len(d["commands"])')" = 2 ]
     [ ! -s "$T/fake/$APORT.log" ]
-    [ -n "$cid2" ]
 }
 
-@test "an agent that reported no key is never pushed to: its commands wait for its check-in" {
-    fakes 1
+@test "a listener with the agent's key but answers without the agent's MAC: not recorded" {
+    start --push-timeout 1
+    fakes "$AGENT"
     APORT="${FPORTS# }"
-    start
-    KEY_PIN="" checkin "$CUR" >/dev/null
+    rm "$T/fake/$APORT.mac" # it answers, with the right TLS key, but cannot sign
+    checkin "$CUR" >/dev/null
     registered
-    [ "$(q "SELECT key_pin FROM agents")" = "" ]
     cid="$("$BIN/regenqueue" "$REG" "$AGENT" ping)"
+    for _ in $(seq 50); do [ -s "$T/fake/answered" ] && break; sleep 0.1; done
+    wait_for 10 "SELECT CAST(lease_until = 0 AND attempts >= 1 AS INTEGER) FROM deliveries WHERE command_id = $cid" 1
+    [ "$(q "SELECT state FROM deliveries WHERE command_id = $cid")" = queued ]
+    grep -q "carries no valid Authcert-Mac" "$T/log"
+}
+
+@test "an agent without an enrolled key is never pushed to: its commands wait" {
+    start
+    fakes "$AGENT"
+    APORT="${FPORTS# }"
+    # a row of protocol v1 (no key bound), with a listener
+    q "INSERT INTO agents (agent_id, hostname, address, port, thumbprint, version, first_seen, last_seen) VALUES ('v1-agent', 'old', '127.0.0.1', $APORT, '$CUR', '0.1.0', 1, 1)"
+    cid="$("$BIN/regenqueue" "$REG" v1-agent ping)"
     wait_for 10 "SELECT CAST(next_attempt_at > $REG_NOW + 86400 AS INTEGER) FROM deliveries WHERE command_id = $cid" 1
     [ ! -s "$T/fake/$APORT.log" ]
     run curl -s "$URL/metrics"
     [[ "$output" == *'authcert_pushes_total{result="no_key"} 1'* ]]
-    KEY_PIN="" run checkin "$CUR"
-    [ "$(echo "$output" | jget 'len(d["commands"])')" = 1 ]
 }

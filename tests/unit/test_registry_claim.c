@@ -470,6 +470,16 @@ static void test_results_are_matched_to_the_reporting_agent(void **state)
     assert_int_equal(state_of(f, cb, "agent-3", NULL, 0), AUTHCERT_DELIVERY_DELIVERED);
     assert_int_equal(state_of(f, cb, "agent-1", NULL, 0), AUTHCERT_DELIVERY_QUEUED);
     assert_int_equal(state_of(f, cb, "agent-2", NULL, 0), AUTHCERT_DELIVERY_QUEUED);
+    /* A lease that ran out takes no result: the next claim's will. */
+    got g2 = { 0 };
+    assert_ok(authcert_registry_claim_agent(f->reg, "agent-2", 64, 30, T0 + 6, got_cb, &g2,
+                                            NULL));
+    assert_status(authcert_registry_record_agent_result(f->reg, "agent-2", cb,
+                                                        AUTHCERT_DELIVERY_DELIVERED, "{}",
+                                                        T0 + 37, NULL),
+                  AUTHCERT_E_POLICY);
+    assert_non_null(strstr(authcert_detail(), "not leased"));
+    assert_int_equal(state_of(f, cb, "agent-2", NULL, 0), AUTHCERT_DELIVERY_QUEUED);
     /* A broadcast delivery's own id is not what its token said. */
     assert_status(authcert_registry_record_agent_result(f->reg, "agent-1", g.id[1],
                                                         AUTHCERT_DELIVERY_DELIVERED, "{}",

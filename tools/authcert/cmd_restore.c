@@ -5,6 +5,8 @@
  * damaged archive changes nothing. With -re the keys are marked not
  * exportable: a later -b refuses to take them out of this store.
  */
+#include <openssl/crypto.h>
+
 #include "tool.h"
 
 static int restore(const struct tool_opts *o, bool exportable)
@@ -15,12 +17,19 @@ static int restore(const struct tool_opts *o, bool exportable)
     const authcert_store_entry *cur;
     char *pw = NULL;
     size_t n;
+    unsigned char before[AUTHCERT_STORE_SECRET_LEN], after[AUTHCERT_STORE_SECRET_LEN];
+    bool had = false;
 
     TRY(tool_password(o, o->npos == 2 ? o->pos[0] : NULL, false, &pw));
     TRY(authcert_backup_read(tool_pos_last(o, 0), pw, &b));
     TRY(authcert_store_open(o->store_dir, AUTHCERT_STORE_CREATE | AUTHCERT_STORE_WRITE, &s));
+    had = authcert_store_server_secret(s, before) == AUTHCERT_OK;
     TRY(authcert_backup_restore(s, b, pw, exportable));
     TRY(authcert_store_commit(s));
+    if (had && authcert_store_server_secret(s, after) == AUTHCERT_OK &&
+        CRYPTO_memcmp(before, after, sizeof before) != 0)
+        tool_warn(o, "the server secret is now the backup's: agents that enrolled with this "
+                  "store before must enroll again (their MAC keys came from the old one)");
 
     n = authcert_backup_count(b);
     cur = authcert_store_current(s);
@@ -35,6 +44,8 @@ out:
     if (b != NULL)
         authcert_backup_free(b);
     authcert_secret_free(pw);
+    OPENSSL_cleanse(before, sizeof before);
+    OPENSSL_cleanse(after, sizeof after);
     return rc == AUTHCERT_OK ? 0 : tool_fail(o, rc);
 }
 

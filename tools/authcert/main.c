@@ -46,7 +46,7 @@ static const struct tool_mode modes[] = {
     { "--agents", "agents", 0, 0, OPT_JSON | OPT_REGISTRY, false,
       cmd_agents, "--agents [--json]",
       "list every agent and whether it holds the current certificate" },
-    { "--push", "push", 1, 1, OPT_REGISTRY | OPT_PUSH | OPT_JSON, false,
+    { "--push", "push", 1, 1, OPT_REGISTRY | OPT_PUSH | OPT_AGENT | OPT_JSON, false,
       cmd_push, "--push COMMAND (--agent ID ... | --all) [--args JSON] [--wait]",
       "queue a signed command for agents; --wait prints each result" },
     { "--migrate-registry", "migrate registry", 2, 2, 0, true,
@@ -55,6 +55,19 @@ static const struct tool_mode modes[] = {
     { "--tls-cert", "tls certificate", 1, 1, OPT_KEY_TYPE | OPT_DAYS | OPT_SUBJECT | OPT_TLS_NAMES,
       true, cmd_tls, "--tls-cert new|renew|prepare|pins [--dns NAME]... [--ip ADDRESS]...",
       "the TLS certificate authcertd serves (STORE/tls/); pins for the agents" },
+    { "--enroll-token", "enrollment token", 1, 2,
+      OPT_REGISTRY | OPT_AGENT | OPT_ENROLL | OPT_JSON, true, cmd_enroll_token,
+      "--enroll-token new [FILE] [--uses N] [--expires DURATION] [--agent ID] [--server URL]"
+      " | list | revoke ID",
+      "tokens that let agents enroll; new writes the one file an agent needs" },
+    { "--enrollments", "enrollments", 0, 0, OPT_REGISTRY | OPT_JSON, false, cmd_enrollments,
+      "--enrollments [--json]", "the enrollment requests waiting for approval" },
+    { "--approve", "approve", 1, 1, OPT_REGISTRY | OPT_KEY_PIN, true, cmd_approve,
+      "--approve ID [--key PIN]", "approve an agent's pending enrollment (its key)" },
+    { "--forget", "forget", 1, 1, OPT_REGISTRY, true, cmd_forget,
+      "--forget ID", "unbind an agent's key: a reinstalled agent may enroll again" },
+    { "--server-secret", "server secret", 1, 1, 0, true, cmd_server_secret,
+      "--server-secret init", "make the server secret of a store made before protocol v2" },
 };
 #define NMODES (sizeof modes / sizeof modes[0])
 
@@ -88,7 +101,11 @@ static void help(void)
         "  --skip-unexportable    -b: leave out keys that may not be exported\n"
         "  --json                 --status, --agents, --push --wait: JSON output\n"
         "  --registry DB          the agent registry (default: $AUTHCERT_REGISTRY or %s)\n"
-        "  --agent ID             --push: an agent to command (repeat for several)\n"
+        "  --agent ID             --push: an agent to command (repeat for several);\n"
+        "                         --enroll-token new: the one agent the token enrolls\n"
+        "  --uses N, --expires D  --enroll-token new: uses (default 1), lifetime (default 24h)\n"
+        "  --server URL           --enroll-token new: the https:// URL agents reach\n"
+        "  --key PIN              --approve: the key to approve, when several are pending\n"
         "  --all                  --push: every registered agent\n"
         "  --args JSON            --push: the command's arguments, a JSON object\n"
         "  --wait                 --push: wait for the results and print them\n"
@@ -129,6 +146,28 @@ static bool parse_int(const char *s, long min, long max, long *out)
         return false;
     *out = v;
     return true;
+}
+
+/* "30m", "24h", "7d", "90s", or seconds; 0 when malformed or beyond a year. */
+static long long parse_duration(const char *s)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || v <= 0 || v > 365LL * 86400)
+        return 0;
+    switch (*end) {
+    case '\0': case 's': break;
+    case 'm': v *= 60; break;
+    case 'h': v *= 3600; break;
+    case 'd': v *= 86400; break;
+    default: return 0;
+    }
+    if (*end != '\0' && end[1] != '\0')
+        return 0;
+    return v <= 365LL * 86400 ? v : 0;
 }
 
 /* "--name VALUE" or "--name=VALUE"; NULL when s is not --name. */
@@ -235,7 +274,25 @@ static int parse(int argc, char **argv, struct tool_opts *o)
             o->given |= OPT_REGISTRY;
         } else if ((v = long_value(a, "--agent", argc, argv, &i, &missing)) != NULL) {
             o->agents[o->nagents++] = (char *)v;
-            o->given |= OPT_PUSH;
+            o->given |= OPT_AGENT;
+        } else if ((v = long_value(a, "--uses", argc, argv, &i, &missing)) != NULL) {
+            if (!parse_int(v, 1, 1000000000, &n))
+                return bad_usage("--uses: not a number from 1 to 1000000000: %s", v);
+            o->uses = n;
+            o->given |= OPT_ENROLL;
+        } else if ((v = long_value(a, "--expires", argc, argv, &i, &missing)) != NULL) {
+            if ((o->expires = parse_duration(v)) <= 0)
+                return bad_usage("--expires: a duration like 30m, 24h or 7d (at most 365d): %s",
+                                 v);
+            o->given |= OPT_ENROLL;
+        } else if ((v = long_value(a, "--server", argc, argv, &i, &missing)) != NULL) {
+            if (strncmp(v, "https://", 8) != 0)
+                return bad_usage("--server: an https:// URL, not %s", v);
+            o->server_url = v;
+            o->given |= OPT_ENROLL;
+        } else if ((v = long_value(a, "--key", argc, argv, &i, &missing)) != NULL) {
+            o->key_pin = v;
+            o->given |= OPT_KEY_PIN;
         } else if ((v = long_value(a, "--dns", argc, argv, &i, &missing)) != NULL) {
             o->dns_names[o->ndns++] = (char *)v;
             o->given |= OPT_TLS_NAMES;

@@ -25,6 +25,9 @@ enum {
     OPT_REGISTRY          = 1 << 8,
     OPT_PUSH              = 1 << 9, /* --agent, --all, --args, --wait, --timeout */
     OPT_TLS_NAMES         = 1 << 10, /* --dns, --ip */
+    OPT_AGENT             = 1 << 11, /* --agent ID */
+    OPT_ENROLL            = 1 << 12, /* --uses, --expires, --server */
+    OPT_KEY_PIN           = 1 << 13, /* --key PIN */
 };
 
 /* The agent registry authcertd keeps: $AUTHCERT_REGISTRY or this. */
@@ -57,6 +60,10 @@ struct tool_opts {
     size_t ndns;
     char **ip_addresses;          /* --tls-cert: --ip ADDRESS, repeated (NULL-terminated) */
     size_t nips;
+    long long uses;               /* --enroll-token new: --uses N (0: the default) */
+    long long expires;            /* --enroll-token new: --expires DURATION, seconds (0: default) */
+    const char *server_url;       /* --enroll-token new: --server URL */
+    const char *key_pin;          /* --approve: --key PIN */
     unsigned given;               /* OPT_* seen, to refuse them in other modes */
     int npos;
     char **pos;                   /* positional arguments, in order */
@@ -86,6 +93,11 @@ int cmd_agents(const struct tool_opts *o); /* --agents */
 int cmd_push(const struct tool_opts *o);   /* --push */
 int cmd_migrate(const struct tool_opts *o); /* --migrate-registry (cmd_migrate.c) */
 int cmd_tls(const struct tool_opts *o);     /* --tls-cert (cmd_tls.c) */
+int cmd_enroll_token(const struct tool_opts *o); /* --enroll-token (cmd_enroll.c) */
+int cmd_enrollments(const struct tool_opts *o);  /* --enrollments */
+int cmd_approve(const struct tool_opts *o);      /* --approve ID */
+int cmd_forget(const struct tool_opts *o);       /* --forget ID */
+int cmd_server_secret(const struct tool_opts *o); /* --server-secret init */
 
 /*
  * --status's view of the fleet when a registry is there: agents by state
