@@ -30,6 +30,22 @@
  *       100-byte body: the baseline for the HTTP loads. Listens like push.
  *
  * Addresses: an agent index i < 200*250 maps to 127.1.(i/200).(i%200+1).
+ *
+ * TLS, as authcertd and its agents speak it (options before the mode):
+ *   --cacert FILE      check-ins go to https:// URLs that FILE's certificate
+ *                      vouches for (authcertd's STORE/tls/server.crt), TLS 1.2
+ *                      or 1.3 with the agent's suites
+ *                      (AUTHCERT_TLS_OPENSSL_CIPHERS)
+ *   --tls-cert FILE --tls-key FILE
+ *                      the listeners (push, bare) serve HTTPS with this
+ *                      certificate and key (PEM) and authcertd's GnuTLS
+ *                      priorities (AUTHCERT_TLS_GNUTLS_PRIORITIES); the
+ *                      simulated agents report the key's pin in their
+ *                      check-ins ("key_pin"), as authcert-agent reports the
+ *                      key of its listener, so authcertd's pinned pushes
+ *                      reach them
+ *   --tickets          the listener hands out TLS session tickets, as
+ *                      authcertd does (server/tls.c), so clients may resume
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -46,13 +62,22 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <gnutls/gnutls.h>
 #include <jansson.h>
 #include <microhttpd.h>
 
 #include "authcert/authcert.h"
+#include "authcert/tls.h"
 
 #define REPLAY_CAP 8
 #define BODY_MAX (64 * 1024)
+
+/* The TLS options (see the top). */
+static const char *g_cacert;
+static char *g_cert_pem, *g_key_pem;
+static char g_pin[AUTHCERT_PIN_LEN + 1];
+static bool g_tickets;
+static gnutls_datum_t g_ticket_key;
 
 static double now_s(void)
 {
@@ -88,6 +113,32 @@ static authcert_cert *load_cert(const char *path)
     if (authcert_cert_from_der(der, n, &c) != AUTHCERT_OK)
         die("%s is not a certificate", path);
     return c;
+}
+
+/* The whole of a small file, NUL-terminated; *len its length. Caller frees. */
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = malloc(BODY_MAX + 1);
+
+    if (f == NULL || buf == NULL)
+        die("cannot read %s: %s", path, strerror(errno));
+    *len = fread(buf, 1, BODY_MAX, f);
+    fclose(f);
+    if (*len == 0 || *len == BODY_MAX)
+        die("%s: empty or too large", path);
+    buf[*len] = '\0';
+    return buf;
+}
+
+/* The client side of TLS to authcertd, as authcert-agent sets it (agent/checkin.c). */
+static void client_tls(CURL *easy)
+{
+    if (g_cacert == NULL)
+        return;
+    curl_easy_setopt(easy, CURLOPT_CAINFO, g_cacert);
+    curl_easy_setopt(easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    curl_easy_setopt(easy, CURLOPT_SSL_CIPHER_LIST, AUTHCERT_TLS_OPENSSL_CIPHERS);
 }
 
 static void addr_of(size_t i, char out[32])
@@ -134,7 +185,8 @@ static void checkin_start(CURLM *m, struct xfer *x, const char *url, const struc
     authcert_agent_trust_thumbprint(a->trust, tp);
     snprintf(x->body, sizeof x->body,
              "{\"agent_id\":\"%s\",\"hostname\":\"sim-%s\",\"port\":%u,\"version\":\"loadgen\","
-             "\"thumbprint\":\"%s\"}", a->id, a->id, port, tp);
+             "\"thumbprint\":\"%s\"%s%s%s}", a->id, a->id, port, tp,
+             g_pin[0] != '\0' ? ",\"key_pin\":\"" : "", g_pin, g_pin[0] != '\0' ? "\"" : "");
     if (x->easy == NULL) {
         x->easy = curl_easy_init();
         x->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
@@ -146,6 +198,7 @@ static void checkin_start(CURLM *m, struct xfer *x, const char *url, const struc
         curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
         curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(x->easy, CURLOPT_TIMEOUT, 60L);
+        client_tls(x->easy);
     }
     if (source != NULL) {
         snprintf(iface, sizeof iface, "host!%s", source);
@@ -500,11 +553,28 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
     *ctx = NULL;
 }
 
+/* Every connection's start: session tickets, as authcertd enables them (server/tls.c). */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    const union MHD_ConnectionInfo *ci;
+
+    (void)cls, (void)socket_context;
+    if (toe != MHD_CONNECTION_NOTIFY_STARTED ||
+        (ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION)) == NULL ||
+        ci->tls_session == NULL)
+        return;
+    (void)gnutls_session_ticket_enable_server((gnutls_session_t)ci->tls_session, &g_ticket_key);
+}
+
 static struct MHD_Daemon *listen_all(unsigned port, bool bare)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                               .sin_addr.s_addr = htonl(INADDR_ANY) };
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC;
+    struct MHD_OptionItem tls[5] = { { MHD_OPTION_END, 0, NULL } };
+    size_t n = 0;
     struct MHD_Daemon *d;
 
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -512,13 +582,26 @@ static struct MHD_Daemon *listen_all(unsigned port, bool bare)
     (void)setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3);
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 4096) != 0)
         die("cannot listen: %s", strerror(errno));
-    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC, 0, NULL,
-                         NULL, on_request, bare ? (void *)1 : NULL,
+    if (g_cert_pem != NULL) {
+        flags |= MHD_USE_TLS;
+        tls[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, g_key_pem };
+        tls[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, g_cert_pem };
+        tls[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                            (void *)AUTHCERT_TLS_GNUTLS_PRIORITIES };
+        if (g_tickets) {
+            if (gnutls_session_ticket_key_generate(&g_ticket_key) < 0)
+                die("cannot make a session ticket key");
+            tls[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
+                                                (intptr_t)on_connection, NULL };
+        }
+    }
+    d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, bare ? (void *)1 : NULL,
                          MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
                          MHD_OPTION_THREAD_POOL_SIZE, 2u,
                          MHD_OPTION_CONNECTION_LIMIT, 8192u,
                          MHD_OPTION_CONNECTION_TIMEOUT, 120u,
                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                         MHD_OPTION_ARRAY, tls,
                          MHD_OPTION_END);
     if (d == NULL)
         die("cannot start the listener");
@@ -629,11 +712,40 @@ static int push(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    const char *cert = NULL, *key = NULL;
+    size_t len;
     int rc = 2;
 
     signal(SIGPIPE, SIG_IGN);
     if (authcert_init() != AUTHCERT_OK || curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
         die("init");
+    /* The TLS options come first; the modes see argv[1] as their name. */
+    while (argc >= 2 && strncmp(argv[1], "--", 2) == 0) {
+        int used = 2;
+        if (strcmp(argv[1], "--cacert") == 0 && argc >= 3)
+            g_cacert = argv[2];
+        else if (strcmp(argv[1], "--tls-cert") == 0 && argc >= 3)
+            cert = argv[2];
+        else if (strcmp(argv[1], "--tls-key") == 0 && argc >= 3)
+            key = argv[2];
+        else if (strcmp(argv[1], "--tickets") == 0)
+            g_tickets = true, used = 1;
+        else
+            break;
+        argv[used] = argv[0];
+        argv += used;
+        argc -= used;
+    }
+    if ((cert == NULL) != (key == NULL)) {
+        fprintf(stderr, "loadgen: --tls-cert and --tls-key go together\n");
+        return 2;
+    }
+    if (cert != NULL) {
+        g_cert_pem = read_file(cert, &len);
+        if (authcert_cert_pin(g_cert_pem, len, g_pin) != AUTHCERT_OK)
+            die("%s: no certificate", cert);
+        g_key_pem = read_file(key, &len);
+    }
     if (argc >= 2 && strcmp(argv[1], "rollover") == 0)
         rc = rollover(argc, argv);
     else if (argc >= 2 && strcmp(argv[1], "push") == 0)
