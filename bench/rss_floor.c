@@ -3,13 +3,16 @@
  * themselves, as Debian 12 builds them: the baseline of bench/run's
  * authcert-agent RSS rows.
  *
- *   rss_floor CERT_DER     prints "hwm KIB" (VmHWM)
+ *   rss_floor CERT_DER TLS_CERT TLS_KEY     prints "hwm KIB" (VmHWM)
  *
  * It does the least an agent on this stack must: verifies an ES256
  * signature with the key of the certificate it is given (libcrypto and
  * its default provider), starts a libmicrohttpd listener as the agent's
- * (internal polling thread pool, epoll), makes one libcurl POST to it and
- * parses the JSON answer with jansson. Nothing of the agent's own code is
+ * (internal polling thread pool, epoll, HTTPS through GnuTLS with
+ * authcertd's priorities) serving TLS_CERT and TLS_KEY (PEM), makes one
+ * libcurl POST to it over TLS (OpenSSL, verifying TLS_CERT as a CA file,
+ * the agent's TLS versions and suites) and parses the JSON answer with
+ * jansson. Nothing of the agent's own code is
  * here, so authcert-agent's RSS over this one is what the agent adds.
  * Linux counts in RSS every page of a shared library that the process has
  * mapped in, clean and shared with every other process or not, and maps
@@ -24,6 +27,8 @@
 #include <microhttpd.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+
+#include "authcert/tls.h" /* the TLS settings' macros only: nothing of the library is linked */
 
 static const char answer[] = "{\"state\":\"current\",\"commands\":[]}";
 
@@ -86,6 +91,21 @@ static void die(const char *what)
     exit(1);
 }
 
+static char *slurp(const char *path)
+{
+    static char buf[2][16384];
+    static int k;
+    FILE *f = fopen(path, "rb");
+    size_t n;
+
+    if (f == NULL || k == 2)
+        die(path);
+    n = fread(buf[k], 1, sizeof buf[k] - 1, f);
+    fclose(f);
+    buf[k][n] = '\0';
+    return buf[k++];
+}
+
 int main(int argc, char **argv)
 {
     static const unsigned char sig[] = { 0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01 };
@@ -103,8 +123,8 @@ int main(int argc, char **argv)
     char url[64];
     json_t *j;
 
-    if (argc != 2 || (f = fopen(argv[1], "rb")) == NULL)
-        die("usage: rss_floor CERT_DER");
+    if (argc != 4 || (f = fopen(argv[1], "rb")) == NULL)
+        die("usage: rss_floor CERT_DER TLS_CERT TLS_KEY");
     n = fread(der, 1, sizeof der, f);
     fclose(f);
     if ((x = d2i_X509(NULL, &p, (long)n)) == NULL || (key = X509_get0_pubkey(x)) == NULL)
@@ -117,15 +137,21 @@ int main(int argc, char **argv)
         die("verify (an ES256 certificate is needed)");
     EVP_MD_CTX_free(ctx);
 
-    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_INTERNALLY, 0, NULL,
-                         NULL, &on_request, NULL, MHD_OPTION_THREAD_POOL_SIZE, 2u,
+    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_INTERNALLY | MHD_USE_TLS,
+                         0, NULL, NULL, &on_request, NULL, MHD_OPTION_THREAD_POOL_SIZE, 2u,
+                         MHD_OPTION_HTTPS_MEM_CERT, slurp(argv[2]),
+                         MHD_OPTION_HTTPS_MEM_KEY, slurp(argv[3]),
+                         MHD_OPTION_HTTPS_PRIORITIES, AUTHCERT_TLS_GNUTLS_PRIORITIES,
                          MHD_OPTION_END);
     if (d == NULL || (info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)) == NULL)
         die("listener");
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/command", (unsigned)info->port);
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/v1/command", (unsigned)info->port);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (e = curl_easy_init()) == NULL)
         die("libcurl");
     curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_CAINFO, argv[2]);
+    curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    curl_easy_setopt(e, CURLOPT_SSL_CIPHER_LIST, AUTHCERT_TLS_OPENSSL_CIPHERS);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, "{\"agent_id\":\"floor\"}");
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
