@@ -3,7 +3,9 @@
  * themselves, as Debian 12 builds them: the baseline of bench/run's
  * authcert-agent RSS rows.
  *
- *   rss_floor CERT_DER TLS_CERT TLS_KEY     prints "hwm KIB" (VmHWM)
+ *   rss_floor CERT_DER TLS_CERT TLS_KEY     prints "hwm KIB uss KIB"
+ *
+ * (VmHWM, and the private pages, clean and dirty, of smaps_rollup.)
  *
  * It does the least an agent on this stack must: verifies an ES256
  * signature with the key of the certificate it is given (libcrypto and
@@ -71,21 +73,23 @@ static size_t on_data(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
-static long hwm_kib(void)
+/* The sum of the fields of a /proc/self file whose names begin with one of names. */
+static long kib_of(const char *file, const char *const *names)
 {
     char line[256];
-    long kib = -1;
-    FILE *f = fopen("/proc/self/status", "r");
+    long kib = 0;
+    FILE *f = fopen(file, "r");
 
     while (f != NULL && fgets(line, sizeof line, f) != NULL)
-        if (strncmp(line, "VmHWM:", 6) == 0)
-            kib = strtol(line + 6, NULL, 10);
+        for (const char *const *n = names; *n != NULL; n++)
+            if (strncmp(line, *n, strlen(*n)) == 0)
+                kib += strtol(line + strlen(*n), NULL, 10);
     if (f != NULL)
         fclose(f);
     return kib;
 }
 
-static void die(const char *what)
+_Noreturn static void die(const char *what)
 {
     fprintf(stderr, "rss_floor: %s\n", what);
     exit(1);
@@ -159,7 +163,10 @@ int main(int argc, char **argv)
         die("POST");
     if ((j = json_loadb(b.buf, b.len, JSON_REJECT_DUPLICATES, NULL)) == NULL)
         die("answer is not JSON");
-    printf("hwm %ld\n", hwm_kib());
+    printf("hwm %ld uss %ld\n",
+           kib_of("/proc/self/status", (const char *const[]){ "VmHWM:", NULL }),
+           kib_of("/proc/self/smaps_rollup",
+                  (const char *const[]){ "Private_Clean:", "Private_Dirty:", NULL }));
     json_decref(j);
     curl_easy_cleanup(e);
     curl_global_cleanup();
