@@ -1,8 +1,9 @@
 -- wrk script: check-ins (docs/protocol.md) cycling through COUNT agent ids
 -- PREFIX-FIRST .. PREFIX-(FIRST+COUNT-1), each reporting THUMBPRINT.
---   [CHECKIN_QFILE=FILE] wrk ... -s bench/checkin.lua URL -- PREFIX COUNT THUMBPRINT [FIRST]
+--   [CHECKIN_QFILE=FILE] wrk ... -s bench/checkin.lua URL -- PREFIX COUNT THUMBPRINT [FIRST [START]]
 -- Each wrk thread starts at its own offset so that threads do not send the
--- same ids at the same moment. CHECKIN_QFILE: where to write the request
+-- same ids at the same moment; START moves every thread's start on (a run
+-- in slices goes on where the last slice stopped). CHECKIN_QFILE: where to write the request
 -- count and the latency quantiles 0.1% .. 100% in steps of 0.1% ("permille
 -- microseconds" a line), so that bench/wrkmerge.py can merge the
 -- percentiles of several wrk runs (two nodes, one wrk each).
@@ -20,7 +21,7 @@ function init(args)
    count = tonumber(args[2] or "100000")
    thumb = args[3] or ""
    first = tonumber(args[4] or "0")
-   n = tonumber(offset or 0) % count
+   n = (tonumber(offset or 0) + tonumber(args[5] or "0")) % count
    wrk.method = "POST"
    wrk.path = "/v1/checkin"
    wrk.headers["Content-Type"] = "application/json"

@@ -5,7 +5,12 @@
  * 127.1.(i/200).(i%200+1):PORT as the daemon's pushes go to one agent each
  * (so no connection is reused, as in the daemon), against `loadgen bare`.
  *
- *   pushbase PORT COUNT CONCURRENCY BYTES
+ *   pushbase PORT COUNT CONCURRENCY BYTES [PIN]
+ *
+ * With PIN: HTTPS as authcertd pushes (server/push.c): pinned to that key
+ * (no CA, no name), TLS 1.2 or 1.3 with AUTHCERT_TLS_OPENSSL_CIPHERS, TLS
+ * sessions shared across the transfers (each goes to another address, so
+ * none resumes: a full handshake each, as a broadcast to a fleet costs).
  *
  * Prints "requests N seconds S rate R"; exits 1 if any answer is not 200.
  */
@@ -15,6 +20,8 @@
 #include <time.h>
 
 #include <curl/curl.h>
+
+#include "authcert/tls.h"
 
 static size_t sink(char *p, size_t size, size_t n, void *ud)
 {
@@ -35,6 +42,9 @@ struct slot {
     char url[64];
 };
 
+static const char *pin;
+static CURLSH *share;
+
 static void start(CURLM *m, struct slot *s, size_t i, unsigned port, const char *body,
                   size_t len, struct curl_slist *hdrs)
 {
@@ -43,9 +53,17 @@ static void start(CURLM *m, struct slot *s, size_t i, unsigned port, const char 
     else
         curl_easy_reset(s->easy);
     /* the daemon makes one per push: same cost here */
-    snprintf(s->url, sizeof s->url, "http://127.1.%zu.%zu:%u/v1/command", i / 200,
-             i % 200 + 1, port);
+    snprintf(s->url, sizeof s->url, "%s://127.1.%zu.%zu:%u/v1/command",
+             pin != NULL ? "https" : "http", i / 200, i % 200 + 1, port);
     curl_easy_setopt(s->easy, CURLOPT_URL, s->url);
+    if (pin != NULL) {
+        curl_easy_setopt(s->easy, CURLOPT_PINNEDPUBLICKEY, pin);
+        curl_easy_setopt(s->easy, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(s->easy, CURLOPT_SSL_VERIFYHOST, 0L);
+        curl_easy_setopt(s->easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+        curl_easy_setopt(s->easy, CURLOPT_SSL_CIPHER_LIST, AUTHCERT_TLS_OPENSSL_CIPHERS);
+        curl_easy_setopt(s->easy, CURLOPT_SHARE, share);
+    }
     curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE, (long)len);
@@ -66,8 +84,8 @@ int main(int argc, char **argv)
     CURLM *m;
     double t0, t;
 
-    if (argc != 5) {
-        fprintf(stderr, "usage: pushbase PORT COUNT CONCURRENCY BYTES\n");
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: pushbase PORT COUNT CONCURRENCY BYTES [PIN]\n");
         return 2;
     }
     port = (unsigned)atoi(argv[1]);
@@ -79,6 +97,11 @@ int main(int argc, char **argv)
     memset(body, 'A', len);
     body[len] = '\0';
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (argc == 6) {
+        pin = argv[5];
+        share = curl_share_init();
+        curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    }
     hdrs = curl_slist_append(hdrs, "Content-Type: application/jwt");
     hdrs = curl_slist_append(hdrs, "Expect:");
     slots = calloc(conc, sizeof *slots);

@@ -50,9 +50,9 @@ def main():
     with open(dst, "w") as f:
         json.dump(out, f, indent=2)
         f.write("\n")
-    fmt = "| {:<26} | {:>12} | {:>12} | {:>7} | {:>9} | {:<4} |"
+    fmt = "| {:<30} | {:>12} | {:>12} | {:>7} | {:>9} | {:<4} |"
     print(fmt.format("metric", "value", "baseline", "ratio", "target", "pass"))
-    print("|" + "|".join("-" * (w + 2) for w in (26, 12, 12, 7, 9, 4)) + "|")
+    print("|" + "|".join("-" * (w + 2) for w in (30, 12, 12, 7, 9, 4)) + "|")
     for r in rows:
         tgt = ""
         if r["target"] is not None:

@@ -3,13 +3,18 @@
  * themselves, as Debian 12 builds them: the baseline of bench/run's
  * authcert-agent RSS rows.
  *
- *   rss_floor CERT_DER     prints "hwm KIB" (VmHWM)
+ *   rss_floor CERT_DER TLS_CERT TLS_KEY     prints "hwm KIB uss KIB"
+ *
+ * (VmHWM, and the private pages, clean and dirty, of smaps_rollup.)
  *
  * It does the least an agent on this stack must: verifies an ES256
  * signature with the key of the certificate it is given (libcrypto and
  * its default provider), starts a libmicrohttpd listener as the agent's
- * (internal polling thread pool, epoll), makes one libcurl POST to it and
- * parses the JSON answer with jansson. Nothing of the agent's own code is
+ * (internal polling thread pool, epoll, HTTPS through GnuTLS with
+ * authcertd's priorities) serving TLS_CERT and TLS_KEY (PEM), makes one
+ * libcurl POST to it over TLS (OpenSSL, verifying TLS_CERT as a CA file,
+ * the agent's TLS versions and suites) and parses the JSON answer with
+ * jansson. Nothing of the agent's own code is
  * here, so authcert-agent's RSS over this one is what the agent adds.
  * Linux counts in RSS every page of a shared library that the process has
  * mapped in, clean and shared with every other process or not, and maps
@@ -24,6 +29,8 @@
 #include <microhttpd.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+
+#include "authcert/tls.h" /* the TLS settings' macros only: nothing of the library is linked */
 
 static const char answer[] = "{\"state\":\"current\",\"commands\":[]}";
 
@@ -66,24 +73,41 @@ static size_t on_data(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
-static long hwm_kib(void)
+/* The sum of the fields of a /proc/self file whose names begin with one of names. */
+static long kib_of(const char *file, const char *const *names)
 {
     char line[256];
-    long kib = -1;
-    FILE *f = fopen("/proc/self/status", "r");
+    long kib = 0;
+    FILE *f = fopen(file, "r");
 
     while (f != NULL && fgets(line, sizeof line, f) != NULL)
-        if (strncmp(line, "VmHWM:", 6) == 0)
-            kib = strtol(line + 6, NULL, 10);
+        for (const char *const *n = names; *n != NULL; n++)
+            if (strncmp(line, *n, strlen(*n)) == 0)
+                kib += strtol(line + strlen(*n), NULL, 10);
     if (f != NULL)
         fclose(f);
     return kib;
 }
 
-static void die(const char *what)
+_Noreturn static void die(const char *what)
 {
     fprintf(stderr, "rss_floor: %s\n", what);
     exit(1);
+}
+
+static char *slurp(const char *path)
+{
+    static char buf[2][16384];
+    static int k;
+    FILE *f = fopen(path, "rb");
+    size_t n;
+
+    if (f == NULL || k == 2)
+        die(path);
+    n = fread(buf[k], 1, sizeof buf[k] - 1, f);
+    fclose(f);
+    buf[k][n] = '\0';
+    return buf[k++];
 }
 
 int main(int argc, char **argv)
@@ -103,8 +127,8 @@ int main(int argc, char **argv)
     char url[64];
     json_t *j;
 
-    if (argc != 2 || (f = fopen(argv[1], "rb")) == NULL)
-        die("usage: rss_floor CERT_DER");
+    if (argc != 4 || (f = fopen(argv[1], "rb")) == NULL)
+        die("usage: rss_floor CERT_DER TLS_CERT TLS_KEY");
     n = fread(der, 1, sizeof der, f);
     fclose(f);
     if ((x = d2i_X509(NULL, &p, (long)n)) == NULL || (key = X509_get0_pubkey(x)) == NULL)
@@ -117,15 +141,21 @@ int main(int argc, char **argv)
         die("verify (an ES256 certificate is needed)");
     EVP_MD_CTX_free(ctx);
 
-    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_INTERNALLY, 0, NULL,
-                         NULL, &on_request, NULL, MHD_OPTION_THREAD_POOL_SIZE, 2u,
+    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_INTERNALLY | MHD_USE_TLS,
+                         0, NULL, NULL, &on_request, NULL, MHD_OPTION_THREAD_POOL_SIZE, 2u,
+                         MHD_OPTION_HTTPS_MEM_CERT, slurp(argv[2]),
+                         MHD_OPTION_HTTPS_MEM_KEY, slurp(argv[3]),
+                         MHD_OPTION_HTTPS_PRIORITIES, AUTHCERT_TLS_GNUTLS_PRIORITIES,
                          MHD_OPTION_END);
     if (d == NULL || (info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)) == NULL)
         die("listener");
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/command", (unsigned)info->port);
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/v1/command", (unsigned)info->port);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (e = curl_easy_init()) == NULL)
         die("libcurl");
     curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_CAINFO, argv[2]);
+    curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    curl_easy_setopt(e, CURLOPT_SSL_CIPHER_LIST, AUTHCERT_TLS_OPENSSL_CIPHERS);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, "{\"agent_id\":\"floor\"}");
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
@@ -133,7 +163,10 @@ int main(int argc, char **argv)
         die("POST");
     if ((j = json_loadb(b.buf, b.len, JSON_REJECT_DUPLICATES, NULL)) == NULL)
         die("answer is not JSON");
-    printf("hwm %ld\n", hwm_kib());
+    printf("hwm %ld uss %ld\n",
+           kib_of("/proc/self/status", (const char *const[]){ "VmHWM:", NULL }),
+           kib_of("/proc/self/smaps_rollup",
+                  (const char *const[]){ "Private_Clean:", "Private_Dirty:", NULL }));
     json_decref(j);
     curl_easy_cleanup(e);
     curl_global_cleanup();
