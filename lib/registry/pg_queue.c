@@ -497,8 +497,8 @@ authcert_status pg_record_agent_result(void *impl, const char *agent_id, int64_t
     const char *params[2] = { agent_id, pg_i64(d, did) };
 
     GUARD(begin_durable(p));
-    GUARD(pg_run(p, "SELECT d.id, d.state, d.attempts, d.next_attempt_at FROM deliveries d "
-                 "JOIN commands c ON c.id = d.command_id "
+    GUARD(pg_run(p, "SELECT d.id, d.state, d.attempts, d.next_attempt_at, d.lease_until "
+                 "FROM deliveries d JOIN commands c ON c.id = d.command_id "
                  "WHERE d.agent = (SELECT id FROM agents WHERE agent_id = $1) "
                  "AND ((d.id = $2 AND c.broadcast = 0) OR "
                  "(d.command_id = $2 AND c.broadcast = 1)) FOR UPDATE OF d",
@@ -506,9 +506,10 @@ authcert_status pg_record_agent_result(void *impl, const char *agent_id, int64_t
     if (PQntuples(res) == 0)
         FAIL(AUTHCERT_E_NOTFOUND, "registry: agent %s has no delivery %lld", agent_id,
              (long long)did);
-    /* Never handed out (no lease, no push): the agent cannot have run it. */
-    if (strcmp(PQgetvalue(res, 0, 1), "queued") == 0 && pg_get_i64(res, 0, 2) == 0)
-        FAIL(AUTHCERT_E_POLICY, "registry: delivery %lld was not leased to agent %s yet",
+    /* Only while the agent holds its lease (sqlite_queue.c says why). */
+    if (strcmp(PQgetvalue(res, 0, 1), "queued") == 0 &&
+        (pg_get_i64(res, 0, 2) == 0 || pg_get_i64(res, 0, 4) < (long long)now))
+        FAIL(AUTHCERT_E_POLICY, "registry: delivery %lld is not leased to agent %s",
              pg_get_i64(res, 0, 0), agent_id);
     GUARD(settle(p, res, state, result_json, false, now));
     if (delivery_id != NULL)

@@ -483,11 +483,11 @@ authcert_status sq_record_agent_result(void *impl, const char *agent_id, int64_t
     GUARD(begin_durable(s));
     /* Two index lookups rather than an OR the planner would scan for. */
     GUARD(sq_prepare(s,
-        "SELECT d.id, d.state, d.attempts, d.next_attempt_at FROM deliveries d "
+        "SELECT d.id, d.state, d.attempts, d.next_attempt_at, d.lease_until FROM deliveries d "
         "JOIN commands c ON c.id = d.command_id WHERE d.id = ?2 AND c.broadcast = 0 "
         "AND d.agent = (SELECT id FROM agents WHERE agent_id = ?1) "
         "UNION ALL "
-        "SELECT d.id, d.state, d.attempts, d.next_attempt_at FROM deliveries d "
+        "SELECT d.id, d.state, d.attempts, d.next_attempt_at, d.lease_until FROM deliveries d "
         "JOIN commands c ON c.id = d.command_id WHERE d.command_id = ?2 "
         "AND c.broadcast = 1 AND d.agent = (SELECT id FROM agents WHERE agent_id = ?1)",
         &get));
@@ -500,9 +500,13 @@ authcert_status sq_record_agent_result(void *impl, const char *agent_id, int64_t
     if (r != SQLITE_ROW)
         SQL_FAIL(r, "record result");
     id = sqlite3_column_int64(get, 0);
-    /* Never handed out (no lease, no push): the agent cannot have run it. */
-    if (strcmp(sq_txt(get, 1), "queued") == 0 && sqlite3_column_int(get, 2) == 0)
-        FAIL(AUTHCERT_E_POLICY, "registry: delivery %lld was not leased to agent %s yet",
+    /* A queued delivery takes a result only while the agent holds its lease:
+     * never handed out, the agent cannot have run it (a guessed id); a lease
+     * run out goes to the next claim, whose answer the agent's done-ring
+     * gives again. A settled one is answered by settle (the first stands). */
+    if (strcmp(sq_txt(get, 1), "queued") == 0 &&
+        (sqlite3_column_int(get, 2) == 0 || sqlite3_column_int64(get, 4) < (sqlite3_int64)now))
+        FAIL(AUTHCERT_E_POLICY, "registry: delivery %lld is not leased to agent %s",
              (long long)id, agent_id);
     GUARD(settle(s, id, sq_txt(get, 1), (unsigned)sqlite3_column_int(get, 2),
                  sqlite3_column_int64(get, 3), state, result_json, false, now));
