@@ -123,8 +123,10 @@ authcert_status agent_done_persist(const char *path)
             hex = json_string_value(json_object_get(o, "what"));
             if (json_is_integer(json_object_get(o, "did")) && hex != NULL && strlen(hex) == 64 &&
                 json_object_get(o, "result") != NULL) {
-                for (size_t i = 0; i < 32; i++)
-                    sscanf(hex + 2 * i, "%2hhx", &e.what[i]);
+                for (size_t i = 0; i < 32; i++) {
+                    char byte[3] = { hex[2 * i], hex[2 * i + 1], '\0' };
+                    e.what[i] = (unsigned char)strtoul(byte, NULL, 16);
+                }
                 e.did = json_integer_value(json_object_get(o, "did"));
                 e.result = json_incref(json_object_get(o, "result"));
                 ring_put(e);

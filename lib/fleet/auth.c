@@ -136,7 +136,7 @@ authcert_status authcert_request_mac(const uint8_t key[AUTHCERT_MAC_KEY_LEN],
     authcert_status rc = authcert_request_mac_text(r, &text);
 
     mac[0] = '\0';
-    if (rc == AUTHCERT_OK)
+    if (rc == AUTHCERT_OK && text != NULL)
         rc = hmac_b64(key, AUTHCERT_MAC_KEY_LEN, text, strlen(text), mac);
     free(text);
     return rc;
@@ -213,11 +213,11 @@ authcert_status authcert_auth_header_parse(const char *v, authcert_auth_header *
     if (v == NULL || strncmp(p, AUTHCERT_AUTH_SCHEME " ", sl + 1) != 0)
         goto bad;
     p += sl + 1;
-    if ((p = quoted(p, "agent", h->agent_id, 128, false)) == NULL || strncmp(p, ", epoch=", 8))
+    if ((p = quoted(p, "agent", h->agent_id, 128, false)) == NULL || strncmp(p, ", epoch=", 8) != 0)
         goto bad;
-    if ((p = number(p + 8, &h->epoch)) == NULL || strncmp(p, ", counter=", 10))
+    if ((p = number(p + 8, &h->epoch)) == NULL || strncmp(p, ", counter=", 10) != 0)
         goto bad;
-    if ((p = number(p + 10, &h->counter)) == NULL || strncmp(p, ", ", 2))
+    if ((p = number(p + 10, &h->counter)) == NULL || strncmp(p, ", ", 2) != 0)
         goto bad;
     if ((p = quoted(p + 2, "mac", h->mac, AUTHCERT_MAC_B64_LEN, true)) == NULL ||
         *p != '\0' || strlen(h->mac) != AUTHCERT_MAC_B64_LEN)

@@ -30,7 +30,7 @@
     BE(reg)->sql((reg)->impl, (text), (params), (n), (cb), (ctx), (changes))
 /* A SELECT that locks the rows it reads against other nodes, inside a
  * transaction: both forms are constants (a backend caches by the pointer). */
-#define LOCKED(reg, text) (BE(reg)->row_locks ? text " FOR UPDATE" : text)
+#define LOCKED(reg, text) (BE(reg)->row_locks ? (text " FOR UPDATE") : (text))
 
 /* ---- argument checks -------------------------------------------------- */
 
