@@ -138,6 +138,11 @@ int main(int argc, char **argv)
     int ret = 0;
 
     memset(&a, 0, sizeof a);
+    /* First: its key and MAC key stay out of cores (authcert/authcert.h). */
+    if (authcert_no_core_dumps() != AUTHCERT_OK) {
+        fprintf(stderr, "authcert-agent: %s\n", authcert_detail());
+        return 1;
+    }
     ret = agent_config_parse(&a.cfg, argc, argv);
     if (ret != 0) {
         agent_config_free(&a.cfg);

@@ -320,7 +320,9 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if ((rc = authcert_init_with(0)) != AUTHCERT_OK) {
+    /* Its signing key and the server secret stay out of cores (authcert/authcert.h). */
+    if ((rc = authcert_no_core_dumps()) != AUTHCERT_OK ||
+        (rc = authcert_init_with(0)) != AUTHCERT_OK) {
         fprintf(stderr, "authcertd: %s\n", authcert_detail());
         config_free(&d.cfg);
         return EXIT_START;

@@ -41,6 +41,17 @@ AUTHCERT_MUST_CHECK authcert_status authcert_init(void);
 AUTHCERT_MUST_CHECK authcert_status authcert_init_with(unsigned flags);
 void authcert_cleanup(void);
 
+/*
+ * Keep this process's memory (passwords, private keys, MAC keys) out of
+ * core dumps and away from same-user debuggers: no core is written
+ * (RLIMIT_CORE 0) and the process is not dumpable (PR_SET_DUMPABLE 0, which
+ * also makes /proc/PID/mem and ptrace root's only). A program it execs is
+ * dumpable again (the agent's handler). authcert, authcertd and
+ * authcert-agent call it first thing. Errors: AUTHCERT_E_IO (the kernel
+ * refused; the detail says which).
+ */
+AUTHCERT_MUST_CHECK authcert_status authcert_no_core_dumps(void);
+
 const char *authcert_version(void);
 
 #ifdef __cplusplus

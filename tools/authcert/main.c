@@ -338,6 +338,11 @@ int main(int argc, char **argv)
     authcert_status rc;
     int code;
 
+    /* First: the password (even one given as an argument) and keys stay out of cores. */
+    if (authcert_no_core_dumps() != AUTHCERT_OK) {
+        fprintf(stderr, "authcert: %s\n", authcert_detail());
+        return 1;
+    }
     o.pos = calloc((size_t)argc + 1, sizeof *o.pos);
     o.agents = calloc((size_t)argc + 1, sizeof *o.agents);
     o.dns_names = calloc((size_t)argc + 1, sizeof *o.dns_names);
