@@ -84,7 +84,21 @@ static int visible_ascii(const char *s, size_t min, size_t max)
     return i >= min;
 }
 
-/* Well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF), no controls. */
+/*
+ * Characters that change how a name is shown without being seen: bidi
+ * embeddings, overrides and isolates (U+202E makes "web-1<U+202E>gpj.exe"
+ * display as "web-1exe.jpg"), zero-width ones, line and paragraph
+ * separators, the BOM. A name with them could pass for another agent's in
+ * --agents and -l.
+ */
+static int invisible(unsigned cp)
+{
+    return cp == 0x061c || cp == 0x180e || (cp >= 0x200b && cp <= 0x200f) ||
+           (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x2069) || cp == 0xfeff;
+}
+
+/* Well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF), no controls,
+ * nothing invisible. */
 static int clean_utf8(const char *str, size_t max)
 {
     const unsigned char *s = (const unsigned char *)str;
@@ -109,7 +123,7 @@ static int clean_utf8(const char *str, size_t max)
             cp = (cp << 6) | (s[i + k] & 0x3f);
         }
         if (cp < lo || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
-            (cp >= 0x80 && cp < 0xa0))
+            (cp >= 0x80 && cp < 0xa0) || invisible(cp))
             return 0;
         i += need + 1;
     }
@@ -148,7 +162,8 @@ authcert_status authcert_registry_validate_report(const authcert_agent_report *r
     if (r->hostname == NULL || !clean_utf8(r->hostname, AUTHCERT_HOSTNAME_MAX))
         return authcert_fail(AUTHCERT_E_USAGE,
                              "check-in: hostname must be at most %d bytes of UTF-8 "
-                             "without control characters", AUTHCERT_HOSTNAME_MAX);
+                             "without control, bidirectional or invisible characters",
+                             AUTHCERT_HOSTNAME_MAX);
     if (r->address == NULL || !visible_ascii(r->address, 0, AUTHCERT_ADDRESS_MAX))
         return authcert_fail(AUTHCERT_E_USAGE,
                              "check-in: address must be at most %d visible ASCII "

@@ -125,6 +125,13 @@ static void test_untrusted_reports_are_bounded(void **state)
         { "ok", "line\nbreak", "a", TP_A, "hostname" },
         { "ok", "bad\xc3(utf8", "a", TP_A, "hostname" },
         { "ok", "overlong\xc0\xaf", "a", TP_A, "hostname" },
+        /* names that would display as another (spoofing in --agents, -l) */
+        { "ok", "web-1\xe2\x80\xae" "gpj.exe", "a", TP_A, "hostname" },     /* U+202E */
+        { "ok", "web\xe2\x80\x8b-1", "a", TP_A, "hostname" },                /* U+200B */
+        { "ok", "web\xe2\x80\xa8" "1", "a", TP_A, "hostname" },               /* U+2028 */
+        { "ok", "web\xe2\x81\xa6" "1", "a", TP_A, "hostname" },               /* U+2066 */
+        { "ok", "\xef\xbb\xbfweb-1", "a", TP_A, "hostname" },                 /* U+FEFF */
+        { "ok", "web\xe2\x80\x8f" "1", "a", TP_A, "hostname" },               /* U+200F */
         { "ok", "h", "a b", TP_A, "address" },
         { "ok", "h", "a", "AAAA", "thumbprint" },
         { "ok", "h", "a", TP_A "0", "thumbprint" },
