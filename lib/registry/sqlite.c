@@ -33,6 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "authcert/trusted_path.h"
 #include "registry/sqlite.h"
 
 #define APPLICATION_ID 0x41435247 /* "ACRG": authcert registry */
@@ -281,12 +282,46 @@ static void sq_close(void *impl)
     free(s);
 }
 
+/*
+ * The registry file, its -wal and -shm, and every folder above are root's
+ * or ours and nobody else can write them (authcert/trusted_path.h): another
+ * user who could swap the file could hand authcertd agents, commands and
+ * key pins of their choosing.
+ */
+static authcert_status registry_trusted(const char *path)
+{
+    static const char *const suffix[] = { "", "-wal", "-shm" };
+    char dir[4096], file[4200];
+    const char *slash = strrchr(path, '/');
+    authcert_status rc;
+
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    rc = authcert_path_trusted(dir, geteuid());
+    if (rc == AUTHCERT_E_NOTFOUND)
+        return AUTHCERT_OK; /* open says what is missing */
+    if (rc != AUTHCERT_OK)
+        return authcert_fail(rc, "registry %s: not safe: %s", path, authcert_detail());
+    for (size_t i = 0; i < sizeof suffix / sizeof *suffix; i++) {
+        snprintf(file, sizeof file, "%s%s", path, suffix[i]);
+        rc = authcert_entry_trusted(file, geteuid(), false);
+        if (rc != AUTHCERT_OK && rc != AUTHCERT_E_NOTFOUND)
+            return authcert_fail(rc, "registry %s: not safe: %s", path, authcert_detail());
+    }
+    return AUTHCERT_OK;
+}
+
 static authcert_status sq_open(const char *path, void **impl)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     sq *s = NULL;
     int version = 0, fresh = 0, r, fd;
 
+    GUARD(registry_trusted(path));
     GUARD_ALLOC(s = calloc(1, sizeof *s));
     GUARD_ALLOC(s->path = strdup(path));
 

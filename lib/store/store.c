@@ -36,6 +36,7 @@
 #include "authcert/fsutil.h"
 #include "authcert/password.h"
 #include "authcert/store.h"
+#include "authcert/trusted_path.h"
 #include "internal.h"
 #include "store/store_internal.h"
 
@@ -146,7 +147,11 @@ authcert_status store_load_keyfile(const authcert_store *s, const char *thumbpri
 
     if (store_keyfile_path(s, path, sizeof path, thumbprint) != 0)
         FAIL(AUTHCERT_E_USAGE, "%s: path too long", s->dir);
-    rc = authcert_read_file(path, KEYFILE_MAX, &pem, &len);
+    /* Not a link to a key elsewhere, not another user's: the folders above
+     * were checked at open, so nobody can swap it after this. */
+    rc = authcert_entry_trusted(path, s->owner, false);
+    if (rc == AUTHCERT_OK)
+        rc = authcert_read_file(path, KEYFILE_MAX, &pem, &len);
     if (rc == AUTHCERT_E_NOTFOUND)
         FAIL(AUTHCERT_E_CORRUPT, "%s: key file of %s is missing", s->dir, thumbprint);
     GUARD(rc);
@@ -216,8 +221,12 @@ static authcert_status load_index(authcert_store *s)
 
     if (store_path_in(s, path, sizeof path, STORE_INDEX_NAME) != 0)
         FAIL(AUTHCERT_E_USAGE, "%s: path too long", s->dir);
-    /* Remember which index we read, by its inode, for refresh. */
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Remember which index we read, by its inode, for refresh. Not through a
+     * symbolic link, and not a FIFO another user put there. */
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 && errno == ELOOP)
+        FAIL(AUTHCERT_E_PERM, "%s: a symbolic link, refused in a store (replace it with the "
+             "file itself)", path);
     if (fd < 0 && errno == ENOENT) {
         s->index_seen = false;
         rc = AUTHCERT_OK;
@@ -227,6 +236,14 @@ static authcert_status load_index(authcert_store *s)
         FAIL(AUTHCERT_E_IO, "%s: %s", path, strerror(errno));
     if (fstat(fd, &s->index_st) != 0)
         FAIL(AUTHCERT_E_IO, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(s->index_st.st_mode))
+        FAIL(AUTHCERT_E_PERM, "%s: not a regular file, refused", path);
+    if (s->index_st.st_uid != 0 && s->index_st.st_uid != s->owner)
+        FAIL(AUTHCERT_E_PERM, "%s: owned by uid %u, neither root nor the store's owner (uid "
+             "%u): refused", path, (unsigned)s->index_st.st_uid, (unsigned)s->owner);
+    if (s->index_st.st_mode & (S_IWGRP | S_IWOTH))
+        FAIL(AUTHCERT_E_PERM, "%s: writable by group or others: refused (chmod go-w %s)", path,
+             path);
     s->index_seen = true;
     {
         char fdpath[64];
@@ -302,6 +319,32 @@ static authcert_status unreachable(const char *dir)
                          "%s: not permitted: %s does not let uid %u through (only root or "
                          "the store's owner may manage this store)",
                          dir, prefix, (unsigned)geteuid());
+}
+
+/*
+ * The store folder, every folder above it and its own folders are root's or
+ * the store owner's and nobody else can write them (authcert/trusted_path.h):
+ * else another user could swap store.json or keys/ for their own, and the
+ * daemon would sign update-keys moving the fleet to their certificate.
+ */
+static authcert_status trusted(const char *dir, uid_t owner)
+{
+    static const char *const subdirs[] = { "keys", "backups", "tls" };
+    authcert_status rc = authcert_path_trusted(dir, owner);
+
+    if (rc != AUTHCERT_OK)
+        return authcert_fail(rc, "store %s: not safe: %s", dir, authcert_detail());
+    for (size_t i = 0; i < sizeof subdirs / sizeof *subdirs; i++) {
+        char path[4096];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, subdirs[i]) >= sizeof path)
+            return authcert_fail(AUTHCERT_E_USAGE, "%s: path too long", dir);
+        rc = authcert_entry_trusted(path, owner, true);
+        if (rc == AUTHCERT_E_NOTFOUND)
+            continue;
+        if (rc != AUTHCERT_OK)
+            return authcert_fail(rc, "store %s: not safe: %s", dir, authcert_detail());
+    }
+    return AUTHCERT_OK;
 }
 
 /* Root may manage any store; anyone else only one they own. */
@@ -411,9 +454,13 @@ authcert_status authcert_store_open(const char *dir, int flags, authcert_store *
     rc = check_admin(dir, &st);
     if (rc != AUTHCERT_OK)
         return rc;
+    rc = trusted(dir, st.st_uid);
+    if (rc != AUTHCERT_OK)
+        return rc;
 
     GUARD_ALLOC(s = calloc(1, sizeof *s));
     s->lock_fd = -1;
+    s->owner = st.st_uid;
     GUARD_ALLOC(s->dir = strdup(dir));
     if (flags & AUTHCERT_STORE_WRITE) {
         GUARD(take_lock(s));

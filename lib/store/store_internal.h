@@ -34,6 +34,7 @@ struct authcert_store {
     bool dirty;
     struct stat index_st;      /* what refresh compares against */
     bool index_seen;
+    uid_t owner;               /* the store folder's: its files are root's or its */
 };
 
 /* STORE/name into buf; -1 when it does not fit. */

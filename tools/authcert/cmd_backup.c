@@ -15,6 +15,7 @@ int cmd_backup(const struct tool_opts *o)
     char *pw = NULL, *written = NULL;
     size_t n, left_out = 0;
 
+    TRY(tool_check_destination(tool_pos_last(o, 0)));
     /* The index is replaced atomically, so a reader sees one consistent state. */
     TRY(authcert_store_open(o->store_dir, AUTHCERT_STORE_READ, &s));
     TRY(tool_password(o, o->npos == 2 ? o->pos[0] : NULL, true, &pw));

@@ -21,6 +21,7 @@ int cmd_export(const struct tool_opts *o)
     size_t len;
     char buf[4096];
 
+    TRY(tool_check_destination(path));
     TRY(authcert_store_open(o->store_dir, AUTHCERT_STORE_READ, &s));
     cur = authcert_store_current(s);
     if (cur == NULL) {

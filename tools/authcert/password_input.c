@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <termios.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -38,6 +39,10 @@ static authcert_status read_line(int fd, const char *what, char *buf, size_t cap
         }
         if (got == 0 || ch == '\n')
             break;
+        if (ch == '\0') { /* C strings would cut the password there, silently */
+            OPENSSL_cleanse(buf, cap);
+            return authcert_fail(AUTHCERT_E_USAGE, "%s: a NUL byte in the password", what);
+        }
         if (n + 1 >= cap) {
             OPENSSL_cleanse(buf, cap);
             return authcert_fail(AUTHCERT_E_USAGE, "%s: password longer than %d characters",
@@ -50,6 +55,30 @@ static authcert_status read_line(int fd, const char *what, char *buf, size_t cap
     buf[n] = '\0';
     if (n == 0)
         return authcert_fail(AUTHCERT_E_USAGE, "%s: no password given", what);
+    return AUTHCERT_OK;
+}
+
+/*
+ * A password file another user owns or can write is one they chose: the
+ * store would be encrypted, or opened, with their password. Root's or ours,
+ * and writable by neither group nor others (a pipe of ours, such as
+ * --password-file <(pass show x), is fine).
+ */
+static authcert_status password_file_trusted(int fd, const char *path)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) != 0)
+        return authcert_fail(AUTHCERT_E_IO, "%s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        return authcert_fail(AUTHCERT_E_USAGE, "%s: a folder, not a password file", path);
+    if (st.st_uid != 0 && st.st_uid != geteuid())
+        return authcert_fail(AUTHCERT_E_PERM, "%s: owned by uid %u, neither root nor you (uid "
+                             "%u): refused as a password file", path, (unsigned)st.st_uid,
+                             (unsigned)geteuid());
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        return authcert_fail(AUTHCERT_E_PERM, "%s: writable by group or others: refused as a "
+                             "password file (chmod go-w %s)", path, path);
     return AUTHCERT_OK;
 }
 
@@ -140,13 +169,18 @@ authcert_status tool_password(const struct tool_opts *o, const char *argv_pw,
     }
 
     if (o->password_file != NULL) {
-        fd = open(o->password_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: another user's FIFO does not hold us at open; the
+         * checks first, then reads block as usual (a pipe of ours may be slow) */
+        fd = open(o->password_file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0) {
             rc = authcert_fail(errno == ENOENT ? AUTHCERT_E_NOTFOUND : AUTHCERT_E_IO,
                                "%s: %s", o->password_file, strerror(errno));
             goto out;
         }
-        rc = read_line(fd, o->password_file, buf, sizeof buf);
+        if ((rc = password_file_trusted(fd, o->password_file)) == AUTHCERT_OK) {
+            (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+            rc = read_line(fd, o->password_file, buf, sizeof buf);
+        }
     } else if (o->password_fd >= 0) {
         snprintf(what, sizeof what, "--password-fd %d", o->password_fd);
         rc = read_line(o->password_fd, what, buf, sizeof buf);

@@ -128,6 +128,12 @@ authcert_status tool_password(const struct tool_opts *o, const char *argv_pw,
  */
 int tool_fail(const struct tool_opts *o, authcert_status rc);
 
+/*
+ * -e and -b's PATH (destination.c): a symbolic link to a folder must lead
+ * to one of the caller's or root's. Errors: AUTHCERT_E_PERM.
+ */
+authcert_status tool_check_destination(const char *path);
+
 /* "authcert: <mode>: warning: ..." on stderr. */
 void tool_warn(const struct tool_opts *o, const char *fmt, ...) AUTHCERT_PRINTF(2, 3);
 
