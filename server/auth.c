@@ -206,3 +206,37 @@ bool auth_request(daemon_ctx *d, const http_request *rq, bool strict, authed *a,
     a->counter = h.counter;
     return true;
 }
+
+/*
+ * A push's answer is the agent's own: its Authcert-Mac verifies with the MAC
+ * key of the agent's current key epoch, over the answer's body, with the
+ * token's delivery id as the counter. (The update-key that comes before a
+ * command in one push has no delivery id of its own and is not checked: the
+ * pinned TLS connection is the agent's, and only the command's result is
+ * recorded.)
+ */
+bool auth_push_answer(daemon_ctx *d, authcert_registry *reg, const char *agent_id, uint64_t did,
+                      const char *mac_header, const char *body, size_t len)
+{
+    authcert_auth_header h;
+    unsigned char key[32];
+    uint64_t epoch = 0, counter = 0;
+    bool bound = false, ok;
+
+    if (mac_header[0] == '\0' || authcert_auth_header_parse(mac_header, &h) != AUTHCERT_OK ||
+        strcmp(h.agent_id, agent_id) != 0 || h.counter != did)
+        return false;
+    if (authcert_registry_auth_state(reg, agent_id, &bound, &epoch, &counter) != AUTHCERT_OK ||
+        !bound || h.epoch != epoch)
+        return false;
+    if (auth_agent_key(d, agent_id, epoch, key) != AUTHCERT_OK)
+        return false;
+    ok = authcert_request_mac_ok(key, &(authcert_request_auth){
+                                          .method = "PUSH-ANSWER", .path = "/v1/command",
+                                          .agent_id = agent_id, .epoch = epoch,
+                                          .server_id = authcert_server_id(d->srv),
+                                          .counter = did, .body = body, .body_len = len },
+                                 h.mac);
+    OPENSSL_cleanse(key, sizeof key);
+    return ok;
+}

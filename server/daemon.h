@@ -210,6 +210,14 @@ typedef struct authed {
 bool auth_request(daemon_ctx *d, const http_request *rq, bool strict, authed *a,
                   http_answer *out);
 /* The MAC key of an agent at an epoch (caller wipes). */
+/* A push answer's Authcert-Mac, for delivery DID of agent_id (auth.c). */
+bool auth_push_answer(daemon_ctx *d, authcert_registry *reg, const char *agent_id, uint64_t did,
+                      const char *mac_header, const char *body, size_t len);
+/*
+ * Proactive roll-over (rollover.c): one keyed update-key queued for every
+ * agent with a listener on an expired certificate; *total how many.
+ */
+authcert_status rollover_queue(daemon_ctx *d, authcert_registry *reg, uint64_t *total);
 authcert_status auth_agent_key(const daemon_ctx *d, const char *agent_id, uint64_t epoch,
                                unsigned char key[32]);
 /* answer_error with a machine-readable "code" too (the agent acts on it). */

@@ -27,12 +27,9 @@
  * thumbprint and the rest of the job is signed again with the current key,
  * which is now the one the agent holds.
  *
- * Proactive roll-over (pusher_rollover): after a replacement, every agent
- * with a listener on an expired certificate gets one queued update-key
- * (authcert_registry_enqueue_matching, keyed, so never two), one statement
- * per expired thumbprint in use: memory does not grow with the fleet. The
- * pushes then go out at --push-rate; agents that cannot be reached take it
- * at their next check-in.
+ * Proactive roll-over (pusher_rollover): after a replacement, rollover.c
+ * queues one update-key for every agent with a listener on an expired
+ * certificate; they go out at --push-rate like any delivery.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -292,40 +289,6 @@ static size_t on_header(char *ptr, size_t size, size_t n, void *ud)
     return len;
 }
 
-/*
- * The answer is the agent's own: its Authcert-Mac verifies with the MAC key
- * of the agent's current key epoch, over the answer's body, with the token's
- * delivery id as the counter. (The update-key that comes before a command
- * in one push has no delivery id of its own and is not checked: the pinned
- * TLS connection is the agent's, and only the command's result is recorded.)
- */
-static bool answer_authentic(struct pusher *p, authcert_registry *reg, struct job *j)
-{
-    authcert_auth_header h;
-    unsigned char key[32];
-    uint64_t epoch = 0, counter = 0;
-    bool bound = false, ok;
-    uint64_t did = (uint64_t)(j->broadcast ? j->command_id : j->id);
-
-    if (j->mac[0] == '\0' || authcert_auth_header_parse(j->mac, &h) != AUTHCERT_OK ||
-        strcmp(h.agent_id, j->agent_id) != 0 || h.counter != did)
-        return false;
-    if (authcert_registry_auth_state(reg, j->agent_id, &bound, &epoch, &counter) != AUTHCERT_OK ||
-        !bound || h.epoch != epoch)
-        return false;
-    if (authcert_agent_mac_key(p->d->secret, j->agent_id, epoch, key) != AUTHCERT_OK)
-        return false;
-    ok = authcert_request_mac_ok(key, &(authcert_request_auth){
-                                          .method = "PUSH-ANSWER", .path = "/v1/command",
-                                          .agent_id = j->agent_id, .epoch = epoch,
-                                          .server_id = authcert_server_id(p->d->srv),
-                                          .counter = did, .body = j->answer,
-                                          .body_len = j->alen },
-                                 h.mac);
-    OPENSSL_cleanse(key, sizeof key);
-    return ok;
-}
-
 static bool send_next(struct pusher *p, struct job *j)
 {
     const char *tok = j->batch->tokens[j->next];
@@ -573,7 +536,9 @@ static void done(struct pusher *p, authcert_registry *reg, struct job *j, CURLco
         retry_or_fail(p, reg, j, "cannot start the request");
         goto finished;
     }
-    if (!answer_authentic(p, reg, j)) {
+    if (!auth_push_answer(p->d, reg, j->agent_id,
+                          (uint64_t)(j->broadcast ? j->command_id : j->id), j->mac,
+                          j->answer, j->alen)) {
         if (first_time(p, j->agent_id, "unauthenticated answer"))
             dlog("push: agent %s: its answer to delivery %lld carries no valid Authcert-Mac: "
                  "not recorded", j->agent_id, (long long)j->id);
@@ -603,56 +568,17 @@ finished:
     job_free(j);
 }
 
-/* ---- proactive roll-over ---------------------------------------------- */
-
-struct expired {
-    daemon_ctx *d;
-    char (*tp)[AUTHCERT_THUMBPRINT_LEN + 1];
-    size_t n;
-};
-
-/* The thumbprints in use are few (one per certificate): keep the expired ones. */
-static authcert_status expired_cb(void *ctx, const char *thumbprint, uint64_t agents)
-{
-    struct expired *e = ctx;
-    char (*tp)[AUTHCERT_THUMBPRINT_LEN + 1];
-
-    (void)agents;
-    if (authcert_server_classify(e->d->srv, thumbprint, NULL) != AUTHCERT_AGENT_EXPIRED)
-        return AUTHCERT_OK;
-    if ((tp = realloc(e->tp, (e->n + 1) * sizeof *tp)) == NULL)
-        return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
-    e->tp = tp;
-    snprintf(e->tp[e->n++], sizeof *tp, "%s", thumbprint);
-    return AUTHCERT_OK;
-}
+/* ---- proactive roll-over (rollover.c queues, we push) ------------------ */
 
 static void rollover(struct pusher *p, authcert_registry *reg)
 {
-    struct expired e = { .d = p->d };
-    authcert_status rc;
     uint64_t total = 0;
 
-    rc = authcert_registry_count_by_thumbprint(reg, expired_cb, &e);
-    for (size_t i = 0; rc == AUTHCERT_OK && i < e.n; i++) {
-        authcert_agent_filter f = { .thumbprint = e.tp[i], .listening = true };
-        uint64_t n = 0;
-
-        rc = authcert_registry_enqueue_matching(reg, &f, AUTHCERT_UPDATE_KEY_COMMAND, NULL,
-                                                AUTHCERT_UPDATE_KEY_COMMAND, time(NULL), NULL,
-                                                &n);
-        if (rc == AUTHCERT_OK && n > 0)
-            dlog("roll-over: update-key queued for %llu agent(s) on expired %s",
-                 (unsigned long long)n, e.tp[i]);
-        total += n;
-    }
-    if (rc != AUTHCERT_OK) {
-        dlog("roll-over: %s (%s); trying again in a minute", authcert_strerror(rc),
-             authcert_detail());
+    if (rollover_queue(p->d, reg, &total) != AUTHCERT_OK) {
+        dlog("roll-over: %s; trying again in a minute", authcert_detail());
         atomic_store(&p->rollover, true);
     }
     metric_rollover(total);
-    free(e.tp);
 }
 
 static void pusher_rollover(struct pusher *p)
