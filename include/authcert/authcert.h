@@ -7,6 +7,7 @@
 #include "authcert/error.h"
 #include "authcert/fsutil.h"
 #include "authcert/cert.h"
+#include "authcert/cert_policy.h"
 #include "authcert/pkcs12.h"
 #include "authcert/password.h"
 #include "authcert/store.h"
