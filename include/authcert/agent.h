@@ -137,8 +137,12 @@ authcert_agent_verify(authcert_agent_trust *t, const char *agent_id, const char 
 
 /*
  * Carry out a verified "update-key" command: claims.args.certificate (the
- * DER in base64url) must parse as a certificate of a supported key type and
- * its thumbprint equal claims.args.thumbprint. The file is then replaced
+ * DER in base64url) must parse as a certificate of a supported key type,
+ * its thumbprint equal claims.args.thumbprint, and it must pass the
+ * certificate policy (authcert/cert_policy.h) with the trusted certificate
+ * as the one whose key family it keeps: valid now (5 minutes' leeway on
+ * notBefore), no unknown critical extension, not a CA, digitalSignature
+ * allowed, the same key family. The file is then replaced
  * atomically (mode 0644: a certificate is public; temporary name, fsync,
  * rename), and only then the trusted certificate swapped. new_thumbprint
  * (may be NULL) receives the thumbprint trusted afterwards. Updating to the
@@ -148,7 +152,9 @@ authcert_agent_verify(authcert_agent_trust *t, const char *agent_id, const char 
  * Errors: AUTHCERT_E_CORRUPT (cmd not update-key, args missing or of the
  * wrong type, certificate not base64url DER of a supported certificate,
  * thumbprint not 64 hex), AUTHCERT_E_AUTH (thumbprint mismatch),
- * AUTHCERT_E_IO (the file could not be written), AUTHCERT_E_NOMEM.
+ * AUTHCERT_E_POLICY (refused by the certificate policy; the detail says
+ * which rule), AUTHCERT_E_IO (the file could not be written),
+ * AUTHCERT_E_NOMEM.
  */
 AUTHCERT_MUST_CHECK authcert_status
 authcert_agent_apply_update_key(authcert_agent_trust *t, const json_t *claims,

@@ -19,6 +19,7 @@
 
 #include "authcert/agent.h"
 #include "authcert/base64url.h"
+#include "authcert/cert_policy.h"
 #include "authcert/fsutil.h"
 #include "authcert/jws.h"
 #include "authcert/replay.h"
@@ -426,7 +427,8 @@ authcert_status authcert_agent_apply_update_key(authcert_agent_trust *t, const j
                                                 char new_thumbprint[65])
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
-    authcert_cert *c = NULL;
+    authcert_cert *c = NULL, *trusted = NULL;
+    authcert_cert_policy policy = {0};
     uint8_t *der = NULL;
     size_t derlen = 0;
     bool locked = false;
@@ -465,6 +467,12 @@ authcert_status authcert_agent_apply_update_key(authcert_agent_trust *t, const j
     locked = true;
     authcert_agent_trust_thumbprint(t, current);
     if (strcmp(current, authcert_cert_thumbprint(c)) != 0) {
+        /* What becomes current must pass the policy, against the key we trust. */
+        trusted = authcert_agent_trust_cert(t);
+        policy.trusted = trusted;
+        rc = authcert_cert_check_policy(c, &policy, NULL);
+        if (rc != AUTHCERT_OK)
+            FAIL(rc, "update-key: %s", authcert_detail());
         if (t->path != NULL) {
             GUARD(authcert_write_atomic(t->path, der, derlen, 0644));
             /* The identity of what we wrote, so that reload does not read it back. */
@@ -480,6 +488,7 @@ authcert_status authcert_agent_apply_update_key(authcert_agent_trust *t, const j
 out:
     if (locked)
         pthread_mutex_unlock(&t->write_lock);
+    authcert_cert_free(trusted);
     authcert_cert_free(c);
     free(der);
     return rc;

@@ -20,6 +20,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "authcert/agent.h"
+#include "authcert/base64url.h"
 #include "testlib.h"
 #include "certdata.h"
 
@@ -431,6 +433,76 @@ static void test_unsupported_keys_never_get_this_far(void **state)
     free(path);
 }
 
+/* ---- at the agent: update-key through the policy ---- */
+
+static json_t *update_claims(const authcert_cert *c)
+{
+    size_t n = 0;
+    const uint8_t *der = authcert_cert_der(c, &n);
+    char *b = NULL;
+    json_t *j;
+
+    assert_ok(authcert_b64url_encode(der, n, &b));
+    j = json_pack("{s:s, s:{s:s, s:s}}", "cmd", "update-key", "args", "certificate", b,
+                  "thumbprint", authcert_cert_thumbprint(c));
+    free(b);
+    assert_non_null(j);
+    return j;
+}
+
+static void test_update_key_applies_the_policy(void **state)
+{
+    /* update-key checks at time(NULL): certificates around the real now. */
+    time_t now = time(NULL);
+    static const ext ca_certsign[] = {
+        {"basicConstraints", "critical,CA:TRUE"},
+        {"keyUsage", "critical,keyCertSign"},
+        {NULL, NULL},
+    };
+    static const ext unknown_crit[] = {
+        {"1.3.6.1.4.1.55555.1", "critical,ASN1:UTF8String:must understand"},
+        {NULL, NULL},
+    };
+    authcert_cert *trusted = make(k_p256, 3, now - DAY, now + DAY, ours);
+    struct {
+        const char *what;
+        authcert_cert *c;
+    } bad[] = {
+        {"expired", make(k_p256b, 3, now - 2 * DAY, now - DAY, ours)},
+        {"not yet valid", make(k_p256b, 3, now + DAY, now + 2 * DAY, ours)},
+        {"unknown critical extension", make(k_p256b, 3, now - DAY, now + DAY, unknown_crit)},
+        {"CA with keyCertSign only", make(k_p256b, 3, now - DAY, now + DAY, ca_certsign)},
+        {"another key type", make(k_ed25519, 3, now - DAY, now + DAY, ours)},
+    };
+    authcert_cert *good = make(k_p256b, 3, now - DAY, now + DAY, ours);
+    authcert_agent_trust *t = NULL;
+    authcert_agent_trust_opts o = {.replay_capacity = 4};
+    char thumb[65];
+    (void)state;
+
+    assert_ok(authcert_agent_trust_new(trusted, &o, &t));
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *cl = update_claims(bad[i].c);
+        authcert_status st = authcert_agent_apply_update_key(t, cl, NULL);
+        if (st != AUTHCERT_E_POLICY)
+            fail_msg("%s: %s (%s)", bad[i].what, authcert_strerror(st), authcert_detail());
+        assert_non_null(strstr(authcert_detail(), "update-key: certificate "));
+        authcert_agent_trust_thumbprint(t, thumb);
+        assert_string_equal(thumb, authcert_cert_thumbprint(trusted));
+        json_decref(cl);
+        authcert_cert_free(bad[i].c);
+    }
+    /* The control: a valid certificate of the same type is installed. */
+    json_t *cl = update_claims(good);
+    assert_ok(authcert_agent_apply_update_key(t, cl, thumb));
+    assert_string_equal(thumb, authcert_cert_thumbprint(good));
+    json_decref(cl);
+
+    authcert_agent_trust_free(t);
+    authcert_cert_free(trusted);
+    authcert_cert_free(good);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -442,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_ca_and_key_usage),
         cmocka_unit_test(test_key_family_against_the_trusted_one),
         cmocka_unit_test(test_unsupported_keys_never_get_this_far),
+        cmocka_unit_test(test_update_key_applies_the_policy),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
