@@ -212,3 +212,57 @@ refuse_restore() {
     (cd "$T/tree" && 7z a -tzip -mem=AES256 -p"$PASS" "$T/swap.zip" . >/dev/null)
     refuse_restore 5 -r "$PASS" "$T/swap.zip"
 }
+
+# A backup whose current certificate is MKCERT_ARGS' (tests/tools/mkcert.py):
+# the store is edited by hand (no command of ours makes such a one current
+# any more), then backed up with -b. $ZIP is the backup, $BAD its thumbprint.
+backup_with_current() { # MKCERT_ARGS...
+    make_store
+    python3 "$AUTHCERT_SRC/tests/tools/mkcert.py" "$T/bad" "$@"
+    BAD=$(openssl x509 -in "$T/bad.crt" -outform DER | sha256sum | cut -c1-64)
+    (umask 077 && cp "$T/bad.pem" "$AUTHCERT_STORE/keys/$BAD.pem")
+    python3 - "$AUTHCERT_STORE/store.json" "$BAD" <<'PY'
+import json, sys, time
+path, bad = sys.argv[1], sys.argv[2]
+s = json.load(open(path))
+for c in s["certificates"]:
+    if c["state"] == "current":
+        c["state"], c["retired"] = "expired", int(time.time())
+s["certificates"].insert(0, {"added": int(time.time()), "exportable": True, "retired": 0,
+                             "state": "current", "thumbprint": bad})
+json.dump(s, open(path, "w"))
+PY
+    [ "$(current_thumb)" = "$BAD" ]
+    ZIP="$T/bad.zip"
+    authcert -q -b --password-file "$PWF" "$ZIP"
+}
+
+@test "-r/-re of a backup whose current certificate expired: 10, one line, nothing changed" {
+    backup_with_current --days-from -400 --days-to -1
+    export AUTHCERT_STORE="$T/other"
+    make_store
+    for mode in -r -re; do
+        refuse_restore 10 "$mode" "$PASS" "$ZIP"
+        [[ "$stderr" == "authcert: restore: $ZIP: certificate $BAD: expired on "*": a restore would make it current; to keep its keys for roll-overs, import its .pfx with -i --as-expired (nothing was changed)" ]]
+    done
+    # Into a fresh store: refused before it is made.
+    refuse_restore 10 -r --store "$T/fresh" "$PASS" "$ZIP"
+    [ ! -e "$T/fresh" ]
+}
+
+@test "-r of a backup whose current certificate is a CA, or has an unknown critical extension: 10" {
+    backup_with_current --kind ca-certsign
+    refuse_restore 10 -r --store "$T/fresh" "$PASS" "$ZIP"
+    [[ "$stderr" == *": a CA certificate"* ]]
+    [ ! -e "$T/fresh" ]
+    rm -rf "$AUTHCERT_STORE"
+    backup_with_current --kind unknown-critical
+    refuse_restore 10 -r --store "$T/fresh" "$PASS" "$ZIP"
+    [[ "$stderr" == *": unknown critical extension 1.3.6.1.4.1.55555.1 (nothing was changed)" ]]
+    [ ! -e "$T/fresh" ]
+    # The control: the same hand-made store with a valid current one restores.
+    rm -rf "$AUTHCERT_STORE"
+    backup_with_current
+    authcert -q -r --store "$T/fresh" --password-file "$PWF" "$ZIP"
+    [ "$(current_thumb --store "$T/fresh")" = "$BAD" ]
+}

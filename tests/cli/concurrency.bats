@@ -22,6 +22,7 @@ ms() { date +%s%3N; }
     ac --store "$T/x" -q -c --key-type ed25519 --password-file "$PWF"
     ac --store "$T/x" -q -b --password-file "$PWF" "$T/x.zip"
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -addext basicConstraints=critical,CA:FALSE -addext keyUsage=critical,digitalSignature \
         -keyout "$T/k.pem" -out "$T/c.pem" -days 30 -subj /CN=i 2>/dev/null
     openssl pkcs12 -export -in "$T/c.pem" -inkey "$T/k.pem" -out "$T/x.pfx" -passout "pass:$PASS"
     before="$(store_map "$S")"

@@ -116,3 +116,20 @@ load helpers
     [ "$status" -eq 2 ]
     [ "$(store_digest)" = "$before" ]
 }
+
+@test "-c keeps the current key type; --key-type another one warns that agents will not follow" {
+    make_store --key-type ed25519
+    run --separate-stderr authcert -c --password-file "$PWF"
+    [ "$status" -eq 0 ]
+    [ -z "$stderr" ]
+    [ "$(authcert --status --json | jq -r .certificates[0].key_type)" = ed25519 ]
+    # An explicit change is the operator's: done, with one warning line.
+    run --separate-stderr authcert -c --key-type p256 --password-file "$PWF"
+    [ "$status" -eq 0 ]
+    [ "$stderr" = "authcert: create: warning: agents refuse a key update from key type ed25519 to p256: copy the agent certificate file (-e) to each of them" ]
+    [ "$(authcert --status --json | jq -r .certificates[0].key_type)" = p256 ]
+    # With --compromised the agents need the exported file anyway: no warning.
+    run --separate-stderr authcert -c --compromised --key-type ed25519 --password-file "$PWF"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" != *"refuse a key update"* ]]
+}

@@ -87,9 +87,13 @@ with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
 PY
 }
 
+# What a certificate needs for the certificate policy to let it become
+# current (`openssl req -x509` alone makes a CA: basicConstraints CA:TRUE).
+LEAF_EXT=(-addext basicConstraints=critical,CA:FALSE -addext keyUsage=critical,digitalSignature)
+
 # A self-signed certificate and key made by openssl alone: KEY CERT [CN]
 openssl_cert() {
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "${LEAF_EXT[@]}" \
         -keyout "$1" -out "$2" -days 30 -subj "/CN=${3:-imported}" 2>/dev/null
 }
 

@@ -40,7 +40,7 @@ refuse_import() { # CODE ARGS...
 }
 
 @test "-i of an RSA PFX" {
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/k.pem" -out "$T/c.pem" -days 30 -subj /CN=rsa 2>/dev/null
+    openssl req -x509 -newkey rsa:2048 -nodes "${LEAF_EXT[@]}" -keyout "$T/k.pem" -out "$T/c.pem" -days 30 -subj /CN=rsa 2>/dev/null
     pfx "$T/rsa.pfx"
     authcert -q -i --password-file "$PWF" "$T/rsa.pfx"
     [ "$(authcert --status --json | jq -r .certificates[0].key_type)" = rsa2048 ]
@@ -102,4 +102,74 @@ refuse_import() { # CODE ARGS...
     authcert -q -i --password-file "$PWF" "$T/leaked.pfx"
     authcert -q -c --compromised --password-file "$PWF"
     refuse_import 10 -i "$PASS" "$T/leaked.pfx"
+}
+
+# The certificate policy (issue 14, item 4). Certificates with any dates and
+# extensions come from tests/tools/mkcert.py (python3-cryptography).
+policy_pfx() { # NAME [mkcert.py options...]: $T/NAME.pfx
+    local name=$1; shift
+    python3 "$AUTHCERT_SRC/tests/tools/mkcert.py" "$T/$name" "$@"
+    openssl pkcs12 -export -inkey "$T/$name.key" -in "$T/$name.crt" -passout pass:"$PASS" \
+        -out "$T/$name.pfx"
+}
+
+@test "-i of an expired PFX is refused (10) with one line naming --as-expired; with it, added as expired" {
+    make_store
+    cur=$(current_thumb)
+    policy_pfx expired --days-from -400 --days-to -1
+    refuse_import 10 -i "$PASS" "$T/expired.pfx"
+    [[ "$stderr" == *"certificate "*": expired on "*": import it with --as-expired (nothing was changed)" ]]
+    # Into no store at all: refused the same, and no store is made.
+    refuse_import 10 -i --store "$T/none" "$PASS" "$T/expired.pfx"
+    [ ! -e "$T/none" ]
+    # With --as-expired it is kept to roll agents over, and the current one stays.
+    run --separate-stderr authcert -i --as-expired "$PASS" "$T/expired.pfx"
+    [ "$status" -eq 0 ]
+    old=$(openssl x509 -in "$T/expired.crt" -outform DER | sha256sum | cut -c1-64)
+    [ "$(state_of "$old")" = expired ]
+    [ "$(current_thumb)" = "$cur" ]
+}
+
+@test "-i of a PFX not valid yet (tomorrow) is refused (10), nothing changed" {
+    make_store
+    policy_pfx future --days-from 1 --days-to 400
+    refuse_import 10 -i "$PASS" "$T/future.pfx"
+    [[ "$stderr" == *": not valid before "* ]]
+}
+
+@test "-i of a CA PFX is refused (10), also --as-expired: keyCertSign only, and openssl req -x509's default" {
+    make_store
+    policy_pfx ca --kind ca-certsign
+    refuse_import 10 -i "$PASS" "$T/ca.pfx"
+    [[ "$stderr" == *": a CA certificate"* ]]
+    refuse_import 10 -i --as-expired "$PASS" "$T/ca.pfx"
+    # `openssl req -x509` without -addext writes basicConstraints CA:TRUE.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$T/k.pem" -out "$T/c.pem" -days 30 -subj /CN=plain 2>/dev/null
+    pfx "$T/plain.pfx"
+    refuse_import 10 -i "$PASS" "$T/plain.pfx"
+    [[ "$stderr" == *"a CA certificate (basic constraints cA true): make it with CA:FALSE"* ]]
+}
+
+@test "-i of a PFX with an unknown critical extension is refused (10), nothing changed" {
+    make_store
+    policy_pfx crit --kind unknown-critical
+    refuse_import 10 -i "$PASS" "$T/crit.pfx"
+    [[ "$stderr" == *": unknown critical extension 1.3.6.1.4.1.55555.1 (nothing was changed)" ]]
+    refuse_import 10 -i --as-expired "$PASS" "$T/crit.pfx"
+}
+
+@test "control: a valid PFX from another implementation becomes current; another key type warns" {
+    make_store
+    policy_pfx good
+    run --separate-stderr authcert -i "$PASS" "$T/good.pfx"
+    [ "$status" -eq 0 ]
+    [ -z "$stderr" ]
+    [ "$(current_thumb)" = "$(openssl x509 -in "$T/good.crt" -outform DER | sha256sum | cut -c1-64)" ]
+    # Ed25519 after P-256: imported, but the agents will not follow by update-key.
+    policy_pfx ed --type ed25519
+    run --separate-stderr authcert -i "$PASS" "$T/ed.pfx"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == "authcert: import: warning: agents refuse a key update from key type p256 to ed25519: copy the agent certificate file (-e) to each of them" ]]
+    [ "$(current_thumb)" = "$(openssl x509 -in "$T/ed.crt" -outform DER | sha256sum | cut -c1-64)" ]
 }

@@ -39,6 +39,7 @@ setup() {
     ac --store "$T/other" -q -c --password-file "$PWF"
     ac --store "$T/other" -q -b --password-file "$PWF" "$T/other.zip"
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -addext basicConstraints=critical,CA:FALSE -addext keyUsage=critical,digitalSignature \
         -keyout "$T/k.pem" -out "$T/c.pem" -days 30 -subj /CN=imported 2>/dev/null
     openssl pkcs12 -export -in "$T/c.pem" -inkey "$T/k.pem" -out "$T/x.pfx" \
         -passout "pass:$PASS"

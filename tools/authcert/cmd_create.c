@@ -69,8 +69,14 @@ int cmd_create(const struct tool_opts *o)
         TRY(authcert_password_check_strength(pw, NULL));
     else
         TRY(authcert_store_check_password(s, pw));
+    /* The agents follow a key update only to a key of the type they hold:
+     * without --key-type, a replacement keeps the current one's. */
+    if (params.type == AUTHCERT_KEY_UNKNOWN && s != NULL && authcert_store_current(s) != NULL)
+        params.type = authcert_cert_key_type(authcert_store_current(s)->cert);
     /* Before the store is created, so that a bad --subject leaves none. */
     TRY(authcert_cert_generate(&params, &cert));
+    /* Ours passes the certificate policy; checked all the same. */
+    TRY(tool_cert_policy(cert, true, NULL));
     if (fresh) {
         TRY(authcert_store_open(o->store_dir, AUTHCERT_STORE_CREATE | AUTHCERT_STORE_WRITE, &s));
         /* Another -c may have made it meanwhile, with its own password. */
@@ -82,6 +88,8 @@ int cmd_create(const struct tool_opts *o)
     replaced = authcert_store_current(s) != NULL;
     if (replaced)
         TRY(auto_backup(o, s, pw, &backup));
+    if (!o->compromised) /* revoked: its agents need the exported file anyway */
+        tool_warn_key_change(o, s, cert);
     TRY(authcert_store_make_current(s, cert, true,
                                     o->compromised ? AUTHCERT_STATE_REVOKED
                                                    : AUTHCERT_STATE_EXPIRED));

@@ -26,11 +26,15 @@ int cmd_import(const struct tool_opts *o)
     TRY(tool_password(o, o->npos == 2 ? o->pos[0] : NULL, false, &pw));
     TRY(authcert_read_file(path, PFX_MAX_SIZE, &data, &len));
     TRY(authcert_pkcs12_import(data, len, pw, &cert));
+    /* The certificate policy, before the store is touched. */
+    TRY(tool_cert_policy(cert, !o->as_expired, "import it with --as-expired"));
     TRY(authcert_store_open(o->store_dir, AUTHCERT_STORE_CREATE | AUTHCERT_STORE_WRITE, &s));
-    if (o->as_expired)
+    if (o->as_expired) {
         TRY(authcert_store_add(s, cert, AUTHCERT_STATE_EXPIRED, true));
-    else
+    } else {
+        tool_warn_key_change(o, s, cert);
         TRY(authcert_store_make_current(s, cert, true, AUTHCERT_STATE_EXPIRED));
+    }
     TRY(authcert_store_commit(s));
     tool_say(o, "imported %s (%s) as %s", authcert_cert_thumbprint(cert),
              authcert_key_type_name(authcert_cert_key_type(cert)),

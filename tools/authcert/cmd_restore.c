@@ -9,6 +9,26 @@
 
 #include "tool.h"
 
+/*
+ * The backup's current certificate becomes current here: it must pass the
+ * certificate policy, checked before the store is opened. (The others come
+ * back as expired or revoked, signing only roll-overs.)
+ */
+static authcert_status check_backup_current(const authcert_backup *b)
+{
+    for (size_t i = 0; i < authcert_backup_count(b); i++) {
+        const authcert_backup_entry *e = authcert_backup_entry_at(b, i);
+        if (e->state != AUTHCERT_STATE_CURRENT)
+            continue;
+        if (tool_cert_policy(e->cert, true,
+                             "a restore would make it current; to keep its keys for roll-overs, "
+                             "import its .pfx with -i --as-expired") != AUTHCERT_OK)
+            return authcert_fail(AUTHCERT_E_POLICY, "%s: %s", authcert_backup_path(b),
+                                 authcert_detail());
+    }
+    return AUTHCERT_OK;
+}
+
 static int restore(const struct tool_opts *o, bool exportable)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
@@ -22,6 +42,7 @@ static int restore(const struct tool_opts *o, bool exportable)
 
     TRY(tool_password(o, o->npos == 2 ? o->pos[0] : NULL, false, &pw));
     TRY(authcert_backup_read(tool_pos_last(o, 0), pw, &b));
+    TRY(check_backup_current(b));
     TRY(authcert_store_open(o->store_dir, AUTHCERT_STORE_CREATE | AUTHCERT_STORE_WRITE, &s));
     had = authcert_store_server_secret(s, before) == AUTHCERT_OK;
     TRY(authcert_backup_restore(s, b, pw, exportable));

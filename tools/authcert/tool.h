@@ -140,6 +140,22 @@ void tool_warn(const struct tool_opts *o, const char *fmt, ...) AUTHCERT_PRINTF(
 /* A line on stdout unless -q. */
 void tool_say(const struct tool_opts *o, const char *fmt, ...) AUTHCERT_PRINTF(2, 3);
 
+/*
+ * The certificate policy (authcert/cert_policy.h) for c, which becomes
+ * current (current true: its dates are checked) or is added as expired
+ * (current false). An expired certificate's refusal gets expired_hint
+ * (may be NULL) appended: what the operator can do instead.
+ * Errors: AUTHCERT_E_POLICY. (cert_policy.c)
+ */
+authcert_status tool_cert_policy(const authcert_cert *c, bool current, const char *expired_hint);
+
+/*
+ * Warn when c, about to become current in s, has a key of another family
+ * than the current certificate: agents refuse such a key update.
+ */
+void tool_warn_key_change(const struct tool_opts *o, const authcert_store *s,
+                          const authcert_cert *c);
+
 /* A step that returns authcert_status; on failure leave for `out:`. */
 #define TRY(expr)                                                           \
     do {                                                                    \
