@@ -24,6 +24,10 @@ selfsigned rsa2048  -algorithm RSA -pkeyopt rsa_keygen_bits:2048
 selfsigned rsa1024  -algorithm RSA -pkeyopt rsa_keygen_bits:1024
 selfsigned p384     -algorithm EC -pkeyopt ec_paramgen_curve:P-384
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out other-p256.key
+# RSA keys for test_cert_policy.c, which makes its certificates itself (RSA
+# key generation takes minutes under valgrind).
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out policy-rsa2048.key
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out policy-rsa3072.key
 
 # The SHA-256 fingerprint as authcert writes thumbprints (lowercase, no colons).
 openssl x509 -in p256.pem -noout -fingerprint -sha256 | sed 's/^.*=//; s/://g' \
