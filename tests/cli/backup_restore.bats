@@ -237,17 +237,19 @@ PY
     authcert -q -b --password-file "$PWF" "$ZIP"
 }
 
-@test "-r/-re of a backup whose current certificate expired: 10, one line, nothing changed" {
+@test "-r/-re of a backup whose current certificate has since expired: restored (no key stranded), told to run -c" {
     backup_with_current --days-from -400 --days-to -1
-    export AUTHCERT_STORE="$T/other"
-    make_store
     for mode in -r -re; do
-        refuse_restore 10 "$mode" "$PASS" "$ZIP"
-        [[ "$stderr" == "authcert: restore: $ZIP: certificate $BAD: expired on "*": a restore would make it current; to keep its keys for roll-overs, import its .pfx with -i --as-expired (nothing was changed)" ]]
+        rm -rf "$T/fresh"
+        run --separate-stderr authcert "$mode" --store "$T/fresh" "$PASS" "$ZIP"
+        echo "$stderr"
+        [ "$status" -eq 0 ]
+        [[ "$stderr" == *"warning"*"outside its validity dates: make a new one with -c"* ]]
+        [ "$(current_thumb --store "$T/fresh")" = "$BAD" ]
     done
-    # Into a fresh store: refused before it is made.
-    refuse_restore 10 -r --store "$T/fresh" "$PASS" "$ZIP"
-    [ ! -e "$T/fresh" ]
+    # and -c then moves on: the restored one is kept, expired, for roll-overs
+    authcert -q -c --store "$T/fresh" --password-file "$PWF"
+    [ "$(state_of "$BAD" --store "$T/fresh")" = expired ]
 }
 
 @test "-r of a backup whose current certificate is a CA, or has an unknown critical extension: 10" {
