@@ -7,7 +7,6 @@
 # expected whenever PostgreSQL is installed.
 
 setup() {
-    command -v wrk >/dev/null || skip "wrk is not installed (scripts/install-deps)"
     command -v sqlite3 >/dev/null || skip "sqlite3 is not installed"
     [ -x "$AUTHCERT_BIN/loadgen" ] || skip "no loadgen in $AUTHCERT_BIN"
 }
