@@ -32,6 +32,7 @@ struct cxfer {
     CURL *easy;
     struct curl_slist *hdrs;
     char body[512];
+    size_t agent;
     double t0;
     bool looked;
 };
@@ -42,6 +43,8 @@ struct run {
     enum mode mode;
     uint8_t (*keys)[AUTHCERT_MAC_KEY_LEN];
     unsigned char *have; /* keys[i] derived */
+    unsigned char *busy; /* agent i's check-in is in flight */
+    size_t next;         /* the next agent, modulo count */
     size_t resumed, full;
     uint32_t *lat; /* microseconds, one per answered check-in */
     size_t nlat, caplat;
@@ -69,10 +72,24 @@ static size_t on_data(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
-static void start(CURLM *m, struct run *r, struct cxfer *x, size_t k, size_t i)
+/*
+ * Start the next agent's check-in on x (connection k). An agent has one
+ * check-in in flight at a time, as a real one does: when the cycle comes
+ * back to an agent whose last check-in is still on its way (a slow answer
+ * while the others went round), its next one could overtake it, and the
+ * slow one would then be refused as a replay (its counter below the last
+ * one seen). Such an agent is skipped this time round.
+ */
+static void start(CURLM *m, struct run *r, struct cxfer *x, size_t k)
 {
     char id[64], authz[AUTHZ_MAX];
-    size_t len;
+    size_t len, i;
+
+    while (r->busy[r->next % r->count])
+        r->next++;
+    i = r->next++ % r->count;
+    r->busy[i] = 1;
+    x->agent = i;
 
     snprintf(id, sizeof id, "%s-%zu", r->prefix, g_first + i);
     len = (size_t)snprintf(x->body, sizeof x->body,
@@ -133,7 +150,7 @@ int checkin(int argc, char **argv)
 {
     char url[512];
     struct run r = { .url = url };
-    size_t conns, next, inflight = 0, non2xx = 0, errors = 0, slot;
+    size_t conns, inflight = 0, non2xx = 0, errors = 0, slot;
     double secs, t0, t;
     struct cxfer *xs;
     const char *qfile = argc > 10 ? argv[10] : NULL;
@@ -155,13 +172,14 @@ int checkin(int argc, char **argv)
         r.mode = FULL;
     else
         return 2;
-    next = argc > 9 ? strtoull(argv[9], NULL, 10) : 0;
-    if (r.count == 0 || conns == 0 || secs <= 0)
+    r.next = argc > 9 ? strtoull(argv[9], NULL, 10) : 0;
+    if (r.count == 0 || conns == 0 || conns >= r.count || secs <= 0)
         return 2;
     r.caplat = 65536;
     if ((xs = calloc(conns, sizeof *xs)) == NULL || (m = curl_multi_init()) == NULL ||
         (r.keys = calloc(r.count, sizeof *r.keys)) == NULL ||
-        (r.have = calloc(r.count, 1)) == NULL || (r.lat = malloc(r.caplat * 4)) == NULL)
+        (r.have = calloc(r.count, 1)) == NULL || (r.busy = calloc(r.count, 1)) == NULL ||
+        (r.lat = malloc(r.caplat * 4)) == NULL)
         die("out of memory");
     curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)conns);
     if (r.mode != FULL) {
@@ -169,18 +187,20 @@ int checkin(int argc, char **argv)
          * are up, and each handle begins with a session to resume, as an agent
          * has one from its last check-in. */
         for (size_t k = 0; k < conns; k++)
-            start(m, &r, &xs[k], k, next++ % r.count);
+            start(m, &r, &xs[k], k);
         for (int running = 1; running > 0;) {
             curl_multi_perform(m, &running);
             curl_multi_poll(m, NULL, 0, 100, NULL);
         }
-        for (size_t k = 0; k < conns; k++)
+        for (size_t k = 0; k < conns; k++) {
             curl_multi_remove_handle(m, xs[k].easy);
+            r.busy[xs[k].agent] = 0;
+        }
         r.resumed = r.full = 0;
     }
     t0 = now_s();
     for (size_t k = 0; k < conns; k++, inflight++)
-        start(m, &r, &xs[k], k, next++ % r.count);
+        start(m, &r, &xs[k], k);
     while (inflight > 0) {
         int running, left;
         CURLMsg *msg;
@@ -194,6 +214,7 @@ int checkin(int argc, char **argv)
             for (slot = 0; slot < conns && xs[slot].easy != msg->easy_handle; slot++)
                 ;
             x = &xs[slot];
+            r.busy[x->agent] = 0;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
             curl_multi_remove_handle(m, msg->easy_handle);
             if (msg->data.result != CURLE_OK) {
@@ -214,7 +235,7 @@ int checkin(int argc, char **argv)
                 r.lat[r.nlat++] = (uint32_t)((now_s() - x->t0) * 1e6);
             }
             if (now_s() - t0 < secs)
-                start(m, &r, x, slot, next++ % r.count);
+                start(m, &r, x, slot);
             else
                 inflight--;
         }
@@ -242,6 +263,7 @@ int checkin(int argc, char **argv)
     free(xs);
     free(r.keys);
     free(r.have);
+    free(r.busy);
     free(r.lat);
     return 0;
 }
