@@ -36,9 +36,10 @@
  *       Check-ins for SECONDS, cycling through agents PREFIX-START..
  *       modulo COUNT that report THUMBPRINT, CONNS at once, one thread,
  *       connection k from its own source address (below). MODE keepalive:
- *       CONNS kept-alive connections; resume or full: each check-in on a new
- *       connection closed after it (resumed from the handle's last TLS
- *       session, or a full handshake). Prints "requests N seconds S rate R
+ *       CONNS kept-alive connections (HTTP/1.1 of our own over OpenSSL, as
+ *       lean as wrk: keepalive.c); resume or full: each check-in on a new
+ *       libcurl connection closed after it (resumed from the handle's last
+ *       TLS session, or a full handshake). Prints "requests N seconds S rate R
  *       resumed K full F non2xx X errors E p50_ms P p99_ms Q" (K, F: the TLS
  *       handshakes of each kind, in resume and full). QFILE: the request
  *       count and the latency quantiles 0.1% .. 100% ("permille
