@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""bench/wrkmerge.py QFILE... : p50 and p99 (ms) of several wrk runs together.
+"""bench/latmerge.py QFILE... : p50 and p99 (ms) of several check-in runs together.
 
-Each QFILE is what bench/checkin.lua writes (CHECKIN_QFILE): "requests N",
+Each QFILE is what `loadgen checkin` writes (its QFILE argument): "requests N",
 then "permille microseconds" for 1..1000. Run i's share of requests below a
 latency x is n_i * F_i(x), F_i read off its quantiles (to 0.1%); the merged
 p-quantile is the smallest latency any run reported at which the shares sum
