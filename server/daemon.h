@@ -45,7 +45,8 @@ typedef struct daemon_config {
     char *registry;
     char *listen;         /* ADDR:PORT, [V6]:PORT */
     char *port_file;      /* the bound port is written here */
-    char *server_id;
+    char *server_id;  /* what agents bind: the same on every node (default: derived) */
+    char *node_id;    /* this node in the registry's node list (default: host name) */
     long token_ttl;       /* seconds */
     long interval;        /* check-in interval told to agents */
     long push_concurrency;

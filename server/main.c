@@ -22,6 +22,7 @@
 #include <openssl/crypto.h>
 
 #include "authcert/config.h"
+#include "authcert/auth.h"
 #include "authcert/authcert.h"
 #include "authcert/fsutil.h"
 #include "daemon.h"
@@ -41,7 +42,7 @@ struct opt {
 #define B(n, f) { n, O_BOOL, offsetof(daemon_config, f), 0, 1 }
 static const struct opt opts[] = {
     S("store", store_dir), S("registry", registry), S("listen", listen),
-    S("port-file", port_file), S("server-id", server_id),
+    S("port-file", port_file), S("server-id", server_id), S("node-id", node_id),
     N("token-ttl", token_ttl, 1, 31 * 86400), N("interval", interval, 1, 86400),
     N("push-concurrency", push_concurrency, 1, 10000), N("push-rate", push_rate, 1, 1000000),
     N("push-timeout", push_timeout, 1, 300), N("threads", threads, 1, 256),
@@ -59,7 +60,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: authcertd --store DIR --registry DB --listen ADDR:PORT [--config FILE]\n"
-        "                 [--port-file FILE] [--server-id ID] [--token-ttl S] [--interval S]\n"
+        "                 [--port-file FILE] [--server-id ID] [--node-id ID] [--token-ttl S] [--interval S]\n"
         "                 [--push-concurrency N] [--push-rate N] [--push-timeout S]\n"
         "                 [--threads N] [--max-connections N] [--connection-timeout S]\n"
         "                 [--batch-ms MS] [--tls-cert FILE --tls-key FILE | --insecure-http]\n"
@@ -333,6 +334,33 @@ int main(int argc, char **argv)
                 authcert_strerror(rc), authcert_detail());
         goto out;
     }
+    if ((rc = authcert_store_server_secret(d.store, d.secret)) != AUTHCERT_OK) {
+        fprintf(stderr, "authcertd: %s\n", authcert_detail());
+        status = (int)rc;
+        goto out;
+    }
+    /*
+     * The id agents bind (JWS issuer, request MACs, enrollment proofs) must
+     * be the same on every node an agent may reach: by default it is derived
+     * from the server secret all of them share; the node's own name, for the
+     * registry's node list, is another option.
+     */
+    if (d.cfg.server_id == NULL) {
+        char id[AUTHCERT_DERIVED_SERVER_ID_LEN + 1];
+        if ((rc = authcert_server_id_derive(d.secret, id)) != AUTHCERT_OK ||
+            (d.cfg.server_id = strdup(id)) == NULL) {
+            fprintf(stderr, "authcertd: server id: %s\n", authcert_detail());
+            goto out;
+        }
+    }
+    if (d.cfg.node_id == NULL) {
+        char host[256] = "";
+        if (gethostname(host, sizeof host) != 0 || host[0] == '\0')
+            snprintf(host, sizeof host, "%s", d.cfg.server_id);
+        host[sizeof host - 1] = '\0';
+        if ((d.cfg.node_id = strdup(host)) == NULL)
+            goto out;
+    }
     so.server_id = d.cfg.server_id;
     so.token_ttl = d.cfg.token_ttl;
     so.interval = (unsigned)d.cfg.interval;
@@ -345,11 +373,6 @@ int main(int argc, char **argv)
     if ((rc = dreg_open(&d)) != AUTHCERT_OK) {
         fprintf(stderr, "authcertd: registry %s: %s (%s)\n", d.cfg.registry,
                 authcert_strerror(rc), authcert_detail());
-        goto out;
-    }
-    if ((rc = authcert_store_server_secret(d.store, d.secret)) != AUTHCERT_OK) {
-        fprintf(stderr, "authcertd: %s\n", authcert_detail());
-        status = (int)rc;
         goto out;
     }
     d.enroll_mode = d.cfg.enroll == NULL || strcmp(d.cfg.enroll, "token") == 0 ? ENROLL_TOKEN
@@ -392,9 +415,10 @@ int main(int argc, char **argv)
     if (d.cfg.port_file != NULL && write_port_file(d.cfg.port_file, port) != 0)
         goto out;
     authcert_server_current(d.srv, cur, NULL);
-    dlog("listening on %s (port %u, %s), server id %s, current certificate %s, "
+    dlog("listening on %s (port %u, %s), server id %s, node %s, current certificate %s, "
          "store generation %llu, %ld HTTP threads", d.cfg.listen, port,
-         d.cfg.insecure_http ? "plain HTTP" : "HTTPS", authcert_server_id(d.srv), cur,
+         d.cfg.insecure_http ? "plain HTTP" : "HTTPS", authcert_server_id(d.srv),
+         d.cfg.node_id, cur,
          authcert_server_generation(d.srv), d.cfg.threads);
 
     nodes_tick(&d);

@@ -44,7 +44,7 @@ void nodes_tick(daemon_ctx *d)
     time_t since = now - 3 * NODES_TICK_SECONDS;
     authcert_registry *reg = NULL;
     authcert_status rc;
-    struct compare c = { .self = authcert_server_id(d->srv), .ours = ours };
+    struct compare c = { .self = d->cfg.node_id, .ours = ours };
 
     authcert_server_current(d->srv, ours, NULL);
     if ((rc = dreg(d, &reg)) == AUTHCERT_OK

@@ -44,6 +44,18 @@ extern "C" {
 #define AUTHCERT_AUTH_SCHEME "AUTHCERT-V2"
 
 /*
+ * The server id agents bind at enrollment when none is configured:
+ * "authcert-" and 16 hex characters derived (HKDF-SHA256, salt
+ * "authcert-v2 server id", no info) from the server secret. Every node
+ * serving the same store (-b/-r carry the secret) has the same one, and it
+ * does not change with a host name.
+ */
+#define AUTHCERT_DERIVED_SERVER_ID_LEN 25
+AUTHCERT_MUST_CHECK authcert_status
+authcert_server_id_derive(const uint8_t secret[AUTHCERT_SECRET_LEN],
+                          char id[AUTHCERT_DERIVED_SERVER_ID_LEN + 1]);
+
+/*
  * The MAC key of one agent: HKDF-SHA256(secret, salt "authcert-v2 agent
  * MAC key", info agent_id NUL epoch-as-8-bytes-big-endian), 32 bytes.
  * Errors: AUTHCERT_E_CRYPTO.

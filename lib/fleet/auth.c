@@ -81,6 +81,25 @@ authcert_status authcert_agent_mac_key(const uint8_t secret[AUTHCERT_SECRET_LEN]
     return rc;
 }
 
+authcert_status authcert_server_id_derive(const uint8_t secret[AUTHCERT_SECRET_LEN],
+                                          char id[AUTHCERT_DERIVED_SERVER_ID_LEN + 1])
+{
+    static const char digits[] = "0123456789abcdef";
+    uint8_t raw[8];
+    authcert_status rc = hkdf(secret, AUTHCERT_SECRET_LEN, "authcert-v2 server id",
+                              (const uint8_t *)"", 0, raw, sizeof raw);
+
+    if (rc != AUTHCERT_OK)
+        return rc;
+    memcpy(id, "authcert-", 9);
+    for (size_t i = 0; i < sizeof raw; i++) {
+        id[9 + 2 * i] = digits[raw[i] >> 4];
+        id[9 + 2 * i + 1] = digits[raw[i] & 15];
+    }
+    id[AUTHCERT_DERIVED_SERVER_ID_LEN] = '\0';
+    return AUTHCERT_OK;
+}
+
 static bool visible(const char *s, size_t max)
 {
     size_t n = 0;

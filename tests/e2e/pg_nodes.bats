@@ -86,7 +86,7 @@ node() {
     fi
     eval "PIN$n=$(ac --store "$T/store$n" --tls-cert pins | awk '$2 == "current" { print $1 }')"
     "$BIN/authcertd" --store "$T/store$n" --registry "$REG" --listen 127.0.0.1:0 \
-        --port-file "$T/node$n.port" --server-id "node-$n" --interval 1 "$@" \
+        --port-file "$T/node$n.port" --node-id "node-$n" --interval 1 "$@" \
         2>>"$T/node$n.log" &
     echo $! > "$T/node$n.pid"
     wait_for 10 test -s "$T/node$n.port"

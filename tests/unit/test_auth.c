@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,6 +239,40 @@ static void test_tokens(void **state)
     assert_status(authcert_token_split(NULL, id2, s2), AUTHCERT_E_CORRUPT);
 }
 
+/* The default server id: the same for the same secret (every node), another
+ * for another, and HKDF as openssl computes it. */
+static void test_derived_server_id(void **state)
+{
+    uint8_t a[AUTHCERT_SECRET_LEN], b[AUTHCERT_SECRET_LEN];
+    char ida[AUTHCERT_DERIVED_SERVER_ID_LEN + 1], ida2[AUTHCERT_DERIVED_SERVER_ID_LEN + 1];
+    char idb[AUTHCERT_DERIVED_SERVER_ID_LEN + 1], cmd[512], want[64] = "";
+    FILE *p;
+
+    (void)state;
+    memset(a, 0x11, sizeof a);
+    memset(b, 0x22, sizeof b);
+    assert_int_equal(authcert_server_id_derive(a, ida), AUTHCERT_OK);
+    assert_int_equal(authcert_server_id_derive(a, ida2), AUTHCERT_OK);
+    assert_int_equal(authcert_server_id_derive(b, idb), AUTHCERT_OK);
+    assert_string_equal(ida, ida2);
+    assert_string_not_equal(ida, idb);
+    assert_int_equal(strlen(ida), AUTHCERT_DERIVED_SERVER_ID_LEN);
+    assert_memory_equal(ida, "authcert-", 9);
+    snprintf(cmd, sizeof cmd, "openssl kdf -keylen 8 -kdfopt digest:SHA256 -kdfopt hexkey:%s "
+             "-kdfopt 'salt:authcert-v2 server id' -kdfopt info: HKDF 2>/dev/null",
+             "1111111111111111111111111111111111111111111111111111111111111111");
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_non_null(fgets(want, sizeof want, p));
+    pclose(p);
+    /* openssl prints AA:BB:...; ours is aabb... */
+    char hex[17] = "";
+    for (size_t i = 0, k = 0; want[i] != '\0' && k < 16; i++)
+        if (want[i] != ':' && want[i] != '\n')
+            hex[k++] = (char)tolower((unsigned char)want[i]);
+    assert_string_equal(ida + 9, hex);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -248,6 +283,7 @@ int main(void)
         cmocka_unit_test(test_proofs_p256_and_ed25519),
         cmocka_unit_test(test_keys_we_do_not_take),
         cmocka_unit_test(test_tokens),
+        cmocka_unit_test(test_derived_server_id),
     };
     int rc;
 
