@@ -16,6 +16,8 @@ plain=${1:?usage: tests/check.sh PLAIN_BUILD ASAN_BUILD FUZZ_BUILD}
 asan=${2:?usage: tests/check.sh PLAIN_BUILD ASAN_BUILD FUZZ_BUILD}
 fuzz=${3:?usage: tests/check.sh PLAIN_BUILD ASAN_BUILD FUZZ_BUILD}
 src=$(cd "$(dirname "$0")/.." && pwd)
+# Absolute: each lane cd's into its own build (make passes relative names).
+plain=$(cd "$plain" && pwd) asan=$(cd "$asan" && pwd) fuzz=$(cd "$fuzz" && pwd)
 jobs=${JOBS:-2}
 logs=$plain/check-logs
 rm -rf "$logs"
@@ -47,7 +49,7 @@ plain_suite() { (cd "$plain" && ctest --output-on-failure -j "$jobs"); }
 # no leak check and what it ran is a prefix of an uninterrupted run, which
 # the ASan suite runs; every run after each crash is the ASan build's.
 asan_suite() {
-    (cd "$asan" && AUTHCERT_REAL_BIN="$(cd "$plain" && pwd)/bin" \
+    (cd "$asan" && AUTHCERT_REAL_BIN="$plain/bin" \
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --output-on-failure -j "$jobs" ${CHECK_ASAN_EXCLUDE:+-E "$CHECK_ASAN_EXCLUDE"})

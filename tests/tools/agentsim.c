@@ -197,6 +197,8 @@ static int enroll(char **argv, int argc)
     free(b.data);
     if (ans == NULL) {
         printf("%ld no nonce\n", code);
+        free(spki);
+        EVP_PKEY_free(k);
         return 1;
     }
     if (token != NULL) {
