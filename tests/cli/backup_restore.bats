@@ -268,3 +268,31 @@ PY
     authcert -q -r --store "$T/fresh" --password-file "$PWF" "$ZIP"
     [ "$(current_thumb --store "$T/fresh")" = "$BAD" ]
 }
+
+@test "-r FOLDER passes over a FIFO named like the newest backup; -r FIFO is refused (2), not waited on" {
+    make_store
+    mkdir "$T/bk"
+    authcert -q -b --password-file "$PWF" "$T/bk"
+    want=$(current_thumb)
+    # Newer by its name, and another user's (as root: chown nobody).
+    mkfifo "$T/bk/authcert-backup-29991231T235959Z.zip"
+    [ "$(id -u)" -ne 0 ] || chown nobody "$T/bk/authcert-backup-29991231T235959Z.zip"
+    mkdir "$T/bk/authcert-backup-29991231T235958Z.zip"
+    run --separate-stderr timeout 10 "$AUTHCERT_BIN/authcert" -r --store "$T/new" \
+        --password-file "$PWF" "$T/bk"
+    [ "$status" -eq 0 ] || { echo "exit $status: $stderr" >&2; false; }
+    [ "$(current_thumb --store "$T/new")" = "$want" ]
+    # Nothing but the FIFO and the folder: no backup here (9).
+    find "$T/bk" -maxdepth 1 -type f -delete
+    [ -p "$T/bk/authcert-backup-29991231T235959Z.zip" ]
+    before=$(store_digest)
+    run --separate-stderr timeout 10 "$AUTHCERT_BIN/authcert" -r --password-file "$PWF" "$T/bk"
+    [ "$status" -eq 9 ] || { echo "exit $status: $stderr" >&2; false; }
+    assert_one_error_line
+    run --separate-stderr timeout 10 "$AUTHCERT_BIN/authcert" -r --password-file "$PWF" \
+        "$T/bk/authcert-backup-29991231T235959Z.zip"
+    [ "$status" -eq 2 ] || { echo "exit $status: $stderr" >&2; false; }
+    assert_one_error_line
+    [[ "$stderr" == *"not a regular file"* ]]
+    [ "$(store_digest)" = "$before" ]
+}

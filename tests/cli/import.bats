@@ -219,3 +219,18 @@ refuse_import_quickly() { # CODE ARGS...
     authcert -q -i --store "$T/s3" --password-file "$PWF" "$T/x/certs/$own.pfx"
     [ "$(current_thumb --store "$T/s3")" = "$own" ]
 }
+
+@test "-i of a FIFO (or a device) is refused (2) at once, not waited on" {
+    make_store
+    mkfifo "$T/x.pfx"
+    [ "$(id -u)" -ne 0 ] || chown nobody "$T/x.pfx"   # as another user would leave it
+    before=$(store_digest)
+    # A hang is the failure: timeout's 124 is not 2.
+    run --separate-stderr timeout 10 "$AUTHCERT_BIN/authcert" -i "$PASS" "$T/x.pfx"
+    [ "$status" -eq 2 ] || { echo "exit $status: $stderr" >&2; false; }
+    assert_one_error_line
+    [[ "$stderr" == *"not a regular file"* ]]
+    run --separate-stderr timeout 10 "$AUTHCERT_BIN/authcert" -i "$PASS" /dev/zero
+    [ "$status" -eq 2 ]
+    [ "$(store_digest)" = "$before" ]
+}
