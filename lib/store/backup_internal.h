@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "authcert/backup.h"
@@ -40,5 +41,20 @@ void backup_member_name(const char *thumbprint, char out[80]);
 
 /* The newest authcert-backup-*.zip in dir by the time in its name; caller frees. */
 authcert_status backup_newest_in_dir(const char *dir, char **out);
+
+/* ---- the ZIP container (lib/store/backup_zip.c) ---------------------------- */
+
+/* The central directory, as the end-of-central-directory record gives it. */
+typedef struct backup_zip_dir {
+    uint64_t count, offset, size;
+} backup_zip_dir;
+
+/*
+ * Before zip_open: the end-of-central-directory record(s) of zip (ZIP64
+ * too) announce at most BACKUP_MAX_MEMBERS members and a directory that fits
+ * in the file, and there is exactly one. AUTHCERT_E_CORRUPT says which not.
+ */
+AUTHCERT_MUST_CHECK authcert_status
+backup_zip_check_end(const uint8_t *zip, size_t len, backup_zip_dir *dir);
 
 #endif

@@ -16,6 +16,10 @@
  * "wrong password" (AUTHCERT_E_AUTH) — by far the common cause; once the
  * manifest has authenticated, the password is right and any later failure
  * is damage (AUTHCERT_E_CORRUPT).
+ *
+ * Costs are capped before they are paid: the end of the central directory
+ * (backup_zip.c) before zip_open, and the key derivations of all PKCS#12
+ * members against one budget for the whole backup (pkcs12_import_budget).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +33,7 @@
 #include "authcert/authcert.h"
 #include "internal.h"
 #include "store/backup_internal.h"
+#include "store/pkcs12_internal.h"
 
 typedef struct member {
     zip_uint64_t index;
@@ -443,7 +448,7 @@ out:
 
 /* The PKCS#12 of e: hash, import, and the certificate the manifest promised. */
 static authcert_status load_entry(zip_t *za, const mentry *e, const char *password,
-                                  authcert_backup_entry *be)
+                                  uint64_t *iter_left, authcert_backup_entry *be)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     uint8_t *der = NULL;
@@ -459,7 +464,7 @@ static authcert_status load_entry(zip_t *za, const mentry *e, const char *passwo
     GUARD_OSSL(EVP_Digest(der, len, md, &mdlen, EVP_sha256(), NULL), "SHA-256");
     if (CRYPTO_memcmp(md, e->sha256, sizeof md) != 0)
         FAIL(AUTHCERT_E_CORRUPT, "member %s: SHA-256 does not match the manifest", name);
-    rc = authcert_pkcs12_import(der, len, password, &cert);
+    rc = pkcs12_import_budget(der, len, password, iter_left, &cert);
     if (rc != AUTHCERT_OK) {
         /* The archive opened with this password, so its PKCS#12 should too. */
         snprintf(why, sizeof why, "%s", authcert_detail());
@@ -503,6 +508,8 @@ static authcert_status read_archive(const uint8_t *data, size_t len, const char 
     uint8_t *mtext = NULL;
     authcert_backup *b = NULL;
     unsigned char secret_sha256[32] = { 0 };
+    backup_zip_dir dir;
+    uint64_t iter_left = AUTHCERT_PKCS12_MAX_TOTAL_ITER; /* for all members together */
 
     zip_error_init(&zerr);
     if (password == NULL || *password == '\0')
@@ -512,6 +519,8 @@ static authcert_status read_archive(const uint8_t *data, size_t len, const char 
     if (len > AUTHCERT_BACKUP_MAX_SIZE)
         FAIL(AUTHCERT_E_CORRUPT, "larger than %u bytes: not a backup",
              AUTHCERT_BACKUP_MAX_SIZE);
+    /* What the directory announces, before libzip reads (and allocates) it. */
+    GUARD(backup_zip_check_end(data, len, &dir));
     GUARD_ALLOC(src = zip_source_buffer_create(data, len, 0, &zerr));
     za = zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &zerr);
     if (za == NULL)
@@ -531,7 +540,7 @@ static authcert_status read_archive(const uint8_t *data, size_t len, const char 
         GUARD_ALLOC(b->path = strdup(path));
     GUARD_ALLOC(b->entries = calloc(ne, sizeof *b->entries));
     for (size_t i = 0; i < ne; i++) {
-        GUARD(load_entry(za, &es[i], password, &b->entries[i]));
+        GUARD(load_entry(za, &es[i], password, &iter_left, &b->entries[i]));
         b->count++;
     }
     for (size_t k = 0; k < nm; k++) {
