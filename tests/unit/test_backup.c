@@ -441,6 +441,24 @@ static void test_end_of_directory_checked_first(void **state)
     free(man);
 }
 
+/* 7-Zip adds the folder as an entry of its own: empty, it is passed over. */
+static void test_empty_certs_folder_is_ignored(void **state)
+{
+    mcert cs[] = {{THUMB_A, "current", fake_pfx_a, sizeof fake_pfx_a, 0, 0, 0}};
+    char *man = manifest_for(1, cs, 1);
+    zm ms[] = {{"certs/", "", 0, ZIP_EM_NONE, NULL},
+               {"manifest.json", man, strlen(man), ZIP_EM_AES_256, NULL},
+               {"certs/" THUMB_A ".pfx", fake_pfx_a, sizeof fake_pfx_a, ZIP_EM_AES_256, NULL}};
+    uint8_t *zip;
+    size_t len;
+
+    (void)state;
+    build_zip(ms, 3, &zip, &len);
+    expect_refused(zip, len, PW, AUTHCERT_E_CORRUPT, "certs/" THUMB_A ".pfx"); /* got that far */
+    free(zip);
+    free(man);
+}
+
 /* ---- the PKCS#12 members' iteration counts (issue 14) ------------------- */
 
 static double now_s(void)
@@ -557,6 +575,7 @@ int main(void)
         cmocka_unit_test(test_manifest_text_is_strict),
         cmocka_unit_test(test_no_manifest_is_corrupt),
         cmocka_unit_test(test_end_of_directory_checked_first),
+        cmocka_unit_test(test_empty_certs_folder_is_ignored),
         cmocka_unit_test(test_pkcs12_members_capped),
     };
     int rc;
