@@ -226,7 +226,12 @@ authcert_status authcert_read_file(const char *path, size_t max_len,
 
     *data = NULL;
     *len = 0;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /*
+     * O_NONBLOCK: opening a FIFO for reading would wait for a writer, and
+     * another user's FIFO named like the expected file could hold us there
+     * for ever. It changes nothing for the regular file we then insist on.
+     */
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return io_fail("open", path, errno);
     if (fstat(fd, &st) != 0)

@@ -42,8 +42,10 @@ authcert_read_private(const char *path, size_t max_len, uint8_t **data, size_t *
 
 /*
  * Read a whole regular file (at most max_len bytes, else AUTHCERT_E_CORRUPT).
+ * It is opened O_NONBLOCK and must be a regular file: a FIFO or a device is
+ * AUTHCERT_E_USAGE, never waited on.
  * Caller frees *data (with OPENSSL_clear_free when it is secret).
- * Errors: AUTHCERT_E_NOTFOUND when missing, AUTHCERT_E_IO.
+ * Errors: AUTHCERT_E_NOTFOUND when missing, AUTHCERT_E_USAGE, AUTHCERT_E_IO.
  */
 AUTHCERT_MUST_CHECK authcert_status
 authcert_read_file(const char *path, size_t max_len, uint8_t **data, size_t *len);

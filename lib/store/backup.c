@@ -427,7 +427,12 @@ authcert_status backup_newest_in_dir(const char *dir, char **out)
         char stamp[BACKUP_STAMP_LEN + 1];
         int seq = parse_backup_name(de->d_name, stamp);
         int cmp;
+        struct stat st;
         if (seq == 0 || strlen(de->d_name) >= sizeof best)
+            continue;
+        /* Only a regular file (or a link to one) is a backup: a FIFO, a
+         * device or a folder named like the newest is passed over. */
+        if (fstatat(dirfd(d), de->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode))
             continue;
         cmp = strcmp(stamp, best_stamp);
         if (best_seq == 0 || cmp > 0 || (cmp == 0 && seq > best_seq)) {

@@ -7,13 +7,18 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
+
+#include <zip.h>
 
 #include "authcert/backup.h"
 
 #define BACKUP_MANIFEST_NAME "manifest.json"
 /* The store's server secret (protocol v2), 32 bytes, encrypted like the rest. */
 #define BACKUP_SECRET_NAME "server-secret.bin"
+/* The folder of the PKCS#12 members, as an entry of its own (7-Zip adds one). */
+#define BACKUP_CERTS_DIR "certs/"
 #define BACKUP_MAX_MEMBERS 1000
 /* A PKCS#12 of an RSA-4096 key is ~5 KB; the manifest ~400 bytes a cert. */
 #define BACKUP_MAX_PFX_SIZE (256u * 1024)
@@ -40,5 +45,61 @@ void backup_member_name(const char *thumbprint, char out[80]);
 
 /* The newest authcert-backup-*.zip in dir by the time in its name; caller frees. */
 authcert_status backup_newest_in_dir(const char *dir, char **out);
+
+/* ---- the ZIP container (lib/store/backup_zip.c) ---------------------------- */
+
+/* The central directory, as the end-of-central-directory record gives it. */
+typedef struct backup_zip_dir {
+    uint64_t count, offset, size;
+} backup_zip_dir;
+
+/*
+ * Before zip_open: the end-of-central-directory record(s) of zip (ZIP64
+ * too) announce at most BACKUP_MAX_MEMBERS members and a directory that fits
+ * in the file, and there is exactly one. AUTHCERT_E_CORRUPT says which not.
+ */
+AUTHCERT_MUST_CHECK authcert_status
+backup_zip_check_end(const uint8_t *zip, size_t len, backup_zip_dir *dir);
+
+/* A member of the archive being read, from its central directory entry. */
+typedef struct backup_member {
+    zip_uint64_t index;
+    zip_uint64_t size;
+    bool manifest;
+    bool secret;                                  /* server-secret.bin */
+    bool folder;                                  /* an empty "certs/" entry: ignored */
+    char thumbprint[AUTHCERT_THUMBPRINT_LEN + 1]; /* PKCS#12 members */
+    bool listed;                                  /* named by the manifest */
+    bool compressed;                              /* not stored */
+    bool crc_zero;                                /* a CRC of 0 that libzip checks (AE-2) */
+} backup_member;
+
+/* The archive being read: libzip's handle and what a second look needs. */
+typedef struct backup_reader {
+    zip_t *za;
+    const uint8_t *data; /* the archive's bytes */
+    size_t len;
+    backup_zip_dir dir;
+    const char *password;
+    const backup_member *members; /* all of them, from the central directory */
+    size_t nmembers;
+    uint64_t iter_left; /* PKCS#12 iterations the members not read yet may ask for */
+    zip_t *fixed;          /* the archive with AE-2 CRCs filled in (backup_zip.c) */
+    uint8_t *fixed_data;
+} backup_reader;
+
+/*
+ * Member m's contents (caller frees *out, *outlen bytes, with
+ * OPENSSL_clear_free), authenticated by libzip: the password verifier and
+ * the HMAC over all of it, whatever the compression and the CRC field say.
+ * name is for the detail. A failure of the manifest's is AUTHCERT_E_AUTH
+ * ("wrong password"), of any other AUTHCERT_E_CORRUPT.
+ */
+AUTHCERT_MUST_CHECK authcert_status
+backup_zip_read_member(backup_reader *rd, const backup_member *m, const char *name,
+                       uint8_t **out, size_t *outlen);
+
+/* Close rd's archives and free what backup_zip_read_member kept. */
+void backup_zip_reader_fini(backup_reader *rd);
 
 #endif

@@ -16,6 +16,14 @@
  * "wrong password" (AUTHCERT_E_AUTH) — by far the common cause; once the
  * manifest has authenticated, the password is right and any later failure
  * is damage (AUTHCERT_E_CORRUPT).
+ *
+ * Each member is read by backup_zip_read_member (backup_zip.c), which also
+ * gets libzip 1.7 to authenticate what it alone would not: compressed
+ * members, and the WinZip AE-2 members 7-Zip writes.
+ *
+ * Costs are capped before they are paid: the end of the central directory
+ * (backup_zip.c) before zip_open, and the key derivations of all PKCS#12
+ * members against one budget for the whole backup (pkcs12_import_budget).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,15 +37,7 @@
 #include "authcert/authcert.h"
 #include "internal.h"
 #include "store/backup_internal.h"
-
-typedef struct member {
-    zip_uint64_t index;
-    zip_uint64_t size;
-    bool manifest;
-    bool secret;                                  /* server-secret.bin */
-    char thumbprint[AUTHCERT_THUMBPRINT_LEN + 1]; /* PKCS#12 members */
-    bool listed;                                  /* named by the manifest */
-} member;
+#include "store/pkcs12_internal.h"
 
 typedef struct mentry {
     char thumbprint[AUTHCERT_THUMBPRINT_LEN + 1];
@@ -46,7 +46,7 @@ typedef struct mentry {
     time_t added, retired, not_before, not_after;
     authcert_key_type type;
     unsigned char sha256[32];
-    const member *m;
+    const backup_member *m;
 } mentry;
 
 /* name with anything unprintable as \xNN, for a detail line. */
@@ -74,11 +74,12 @@ static bool is_lower_hex(const char *s, size_t len)
 }
 
 /*
- * "manifest.json" or "certs/<64 lowercase hex>.pfx", nothing else. Being
+ * "manifest.json", "server-secret.bin", "certs/<64 lowercase hex>.pfx", or
+ * the folder "certs/" itself, nothing else. Being
  * this narrow makes "../x", "/abs", "certs/../../x", backslashes and
  * directories all fail the same way.
  */
-static bool classify_name(const char *name, member *m)
+static bool classify_name(const char *name, backup_member *m)
 {
     static const char pre[] = "certs/", suf[] = ".pfx";
     size_t len = strlen(name);
@@ -89,6 +90,10 @@ static bool classify_name(const char *name, member *m)
     }
     if (strcmp(name, BACKUP_SECRET_NAME) == 0) {
         m->secret = true;
+        return true;
+    }
+    if (strcmp(name, BACKUP_CERTS_DIR) == 0) {
+        m->folder = true; /* as 7-Zip adds it; allowed only empty (check_members) */
         return true;
     }
     if (len != strlen(pre) + AUTHCERT_THUMBPRINT_LEN + strlen(suf) ||
@@ -102,12 +107,12 @@ static bool classify_name(const char *name, member *m)
 }
 
 /* Every member's name, encryption and size, from the central directory. */
-static authcert_status check_members(zip_t *za, member **out, size_t *n,
+static authcert_status check_members(zip_t *za, backup_member **out, size_t *n,
                                      zip_uint64_t *manifest_at)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     zip_int64_t count = zip_get_num_entries(za, 0);
-    member *ms = NULL;
+    backup_member *ms = NULL;
     zip_uint64_t total = 0;
     bool have_manifest = false;
     char esc[160];
@@ -122,7 +127,7 @@ static authcert_status check_members(zip_t *za, member **out, size_t *n,
         /* The bytes as stored and as libzip decodes them must agree. */
         const char *raw = zip_get_name(za, i, ZIP_FL_ENC_RAW);
         const char *dec = zip_get_name(za, i, 0);
-        member *m = &ms[i];
+        backup_member *m = &ms[i];
         zip_stat_t st;
 
         if (raw == NULL || dec == NULL)
@@ -132,11 +137,18 @@ static authcert_status check_members(zip_t *za, member **out, size_t *n,
             FAIL(AUTHCERT_E_CORRUPT, "unexpected member %s", esc);
         for (zip_uint64_t j = 0; j < i; j++)
             if (ms[j].manifest == m->manifest && ms[j].secret == m->secret &&
-                strcmp(ms[j].thumbprint, m->thumbprint) == 0)
+                ms[j].folder == m->folder && strcmp(ms[j].thumbprint, m->thumbprint) == 0)
                 FAIL(AUTHCERT_E_CORRUPT, "unexpected member %s (twice)", esc);
         zip_stat_init(&st);
         if (zip_stat_index(za, i, 0, &st) != 0)
             FAIL(AUTHCERT_E_CORRUPT, "member %s: %s", esc, zip_strerror(za));
+        m->index = i;
+        if (m->folder) {
+            /* Nothing in it to swap: encrypted or not, it is never read. */
+            if (!(st.valid & ZIP_STAT_SIZE) || st.size != 0)
+                FAIL(AUTHCERT_E_CORRUPT, "unexpected member %s", esc);
+            continue;
+        }
         /* An unencrypted member could be swapped in by anyone. */
         if (!(st.valid & ZIP_STAT_ENCRYPTION_METHOD) ||
             st.encryption_method != ZIP_EM_AES_256)
@@ -147,8 +159,9 @@ static authcert_status check_members(zip_t *za, member **out, size_t *n,
         total += st.size;
         if (total > AUTHCERT_BACKUP_MAX_SIZE)
             FAIL(AUTHCERT_E_CORRUPT, "the archive's members are too large together");
-        m->index = i;
         m->size = st.size;
+        m->compressed = (st.valid & ZIP_STAT_COMP_METHOD) && st.comp_method != ZIP_CM_STORE;
+        m->crc_zero = (st.valid & ZIP_STAT_CRC) && st.crc == 0 && st.size > 0;
         if (m->manifest) {
             have_manifest = true;
             *manifest_at = i;
@@ -162,69 +175,6 @@ static authcert_status check_members(zip_t *za, member **out, size_t *n,
     rc = AUTHCERT_OK;
 out:
     free(ms);
-    return rc;
-}
-
-/* A libzip failure on a member's data; see the file comment for AUTH vs CORRUPT. */
-static authcert_status member_fail(int ze, const member *m, const char *name)
-{
-    bool decrypt = ze == ZIP_ER_WRONGPASSWD || ze == ZIP_ER_NOPASSWD ||
-                   ze == ZIP_ER_CRC || ze == ZIP_ER_ZLIB ||
-                   ze == ZIP_ER_COMPRESSED_DATA || ze == ZIP_ER_EOF || ze == ZIP_ER_OK;
-    zip_error_t e;
-    authcert_status st;
-
-    if (m->manifest && decrypt)
-        return authcert_fail(AUTHCERT_E_AUTH, "wrong password");
-    zip_error_init_with_code(&e, ze);
-    st = authcert_fail(AUTHCERT_E_CORRUPT, "member %s does not decrypt: %s", name,
-                       ze == ZIP_ER_OK ? "wrong length" : zip_error_strerror(&e));
-    zip_error_fini(&e);
-    return st;
-}
-
-/*
- * The whole member, read past its declared size to the end so that libzip
- * checks the HMAC, and zip_fclose's verdict too.
- */
-static authcert_status read_member(zip_t *za, const member *m, const char *name,
-                                   uint8_t **out, size_t *outlen)
-{
-    authcert_status rc = AUTHCERT_E_INTERNAL;
-    zip_file_t *zf = zip_fopen_index(za, m->index, 0);
-    uint8_t *buf = NULL;
-    size_t cap = (size_t)m->size + 1, got = 0;
-    int ze;
-
-    if (zf == NULL)
-    {
-        rc = member_fail(zip_error_code_zip(zip_get_error(za)), m, name);
-        goto out;
-    }
-    GUARD_ALLOC(buf = malloc(cap));
-    for (;;) {
-        zip_int64_t r = zip_fread(zf, buf + got, cap - got);
-        if (r < 0) {
-            rc = member_fail(zip_error_code_zip(zip_file_get_error(zf)), m, name);
-            goto out;
-        }
-        if (r == 0 || (got += (size_t)r) == cap)
-            break;
-    }
-    ze = zip_fclose(zf);
-    zf = NULL;
-    if (ze != 0 || got != m->size) {
-        rc = member_fail(ze, m, name);
-        goto out;
-    }
-    *out = buf;
-    *outlen = got;
-    buf = NULL;
-    rc = AUTHCERT_OK;
-out:
-    if (zf != NULL)
-        zip_fclose(zf);
-    OPENSSL_clear_free(buf, cap);
     return rc;
 }
 
@@ -301,7 +251,7 @@ static const char *const entry_keys[] = {
     "not_after", "key_type", "member", "sha256", NULL};
 
 /* One "certificates" element, matched to its member. */
-static authcert_status parse_entry(json_t *o, size_t i, member *ms, size_t nm,
+static authcert_status parse_entry(json_t *o, size_t i, backup_member *ms, size_t nm,
                                    mentry *e)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
@@ -357,7 +307,7 @@ static const char *const top_keys[] = {"format", "created", "generator", "certif
                                        "server_secret", NULL};
 
 /* The manifest, strictly: *out has one element per listed certificate. */
-static authcert_status parse_manifest(const uint8_t *text, size_t len, member *ms,
+static authcert_status parse_manifest(const uint8_t *text, size_t len, backup_member *ms,
                                       size_t nm, mentry **out, size_t *n,
                                       unsigned char secret_sha256[32])
 {
@@ -399,7 +349,7 @@ static authcert_status parse_manifest(const uint8_t *text, size_t len, member *m
     /* The server secret: listed with its hash exactly when its member is there. */
     {
         json_t *sec = json_object_get(root, "server_secret");
-        const member *sm = NULL;
+        const backup_member *sm = NULL;
         const char *hash = NULL, *mem = NULL;
         for (size_t k = 0; k < nm; k++)
             if (ms[k].secret)
@@ -423,7 +373,7 @@ static authcert_status parse_manifest(const uint8_t *text, size_t len, member *m
         }
     }
     for (size_t k = 0; k < nm; k++)
-        if (!ms[k].manifest && !ms[k].listed)
+        if (!ms[k].manifest && !ms[k].folder && !ms[k].listed)
             FAIL(AUTHCERT_E_CORRUPT, "unexpected member %s (not in the manifest)",
                  ms[k].secret ? BACKUP_SECRET_NAME : ms[k].thumbprint);
     if (currents != 1)
@@ -442,8 +392,7 @@ out:
 /* ---- the members' contents ------------------------------------------------ */
 
 /* The PKCS#12 of e: hash, import, and the certificate the manifest promised. */
-static authcert_status load_entry(zip_t *za, const mentry *e, const char *password,
-                                  authcert_backup_entry *be)
+static authcert_status load_entry(backup_reader *rd, const mentry *e, authcert_backup_entry *be)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     uint8_t *der = NULL;
@@ -455,11 +404,11 @@ static authcert_status load_entry(zip_t *za, const mentry *e, const char *passwo
     authcert_cert_info info;
 
     backup_member_name(e->thumbprint, name);
-    GUARD(read_member(za, e->m, name, &der, &len));
+    GUARD(backup_zip_read_member(rd, e->m, name, &der, &len));
     GUARD_OSSL(EVP_Digest(der, len, md, &mdlen, EVP_sha256(), NULL), "SHA-256");
     if (CRYPTO_memcmp(md, e->sha256, sizeof md) != 0)
         FAIL(AUTHCERT_E_CORRUPT, "member %s: SHA-256 does not match the manifest", name);
-    rc = authcert_pkcs12_import(der, len, password, &cert);
+    rc = pkcs12_import_budget(der, len, rd->password, &rd->iter_left, &cert);
     if (rc != AUTHCERT_OK) {
         /* The archive opened with this password, so its PKCS#12 should too. */
         snprintf(why, sizeof why, "%s", authcert_detail());
@@ -495,8 +444,9 @@ static authcert_status read_archive(const uint8_t *data, size_t len, const char 
     authcert_status rc = AUTHCERT_E_INTERNAL;
     zip_error_t zerr;
     zip_source_t *src = NULL;
-    zip_t *za = NULL;
-    member *ms = NULL;
+    backup_reader rd = { .data = data, .len = len, .password = password,
+                  .iter_left = AUTHCERT_PKCS12_MAX_TOTAL_ITER };
+    backup_member *ms = NULL;
     mentry *es = NULL;
     size_t nm = 0, ne = 0, mlen = 0;
     zip_uint64_t mi = 0;
@@ -512,18 +462,22 @@ static authcert_status read_archive(const uint8_t *data, size_t len, const char 
     if (len > AUTHCERT_BACKUP_MAX_SIZE)
         FAIL(AUTHCERT_E_CORRUPT, "larger than %u bytes: not a backup",
              AUTHCERT_BACKUP_MAX_SIZE);
+    /* What the directory announces, before libzip reads (and allocates) it. */
+    GUARD(backup_zip_check_end(data, len, &rd.dir));
     GUARD_ALLOC(src = zip_source_buffer_create(data, len, 0, &zerr));
-    za = zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &zerr);
-    if (za == NULL)
+    rd.za = zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &zerr);
+    if (rd.za == NULL)
         FAIL(AUTHCERT_E_CORRUPT, "not a ZIP archive or damaged: %s",
              zip_error_strerror(&zerr));
-    src = NULL; /* za owns it now */
-    GUARD(check_members(za, &ms, &nm, &mi));
+    src = NULL; /* rd.za owns it now */
+    GUARD(check_members(rd.za, &ms, &nm, &mi));
     if (ms == NULL) /* check_members fails rather than return no members */
         FAIL(AUTHCERT_E_INTERNAL, "backup: no member list");
-    if (zip_set_default_password(za, password) != 0)
+    rd.members = ms;
+    rd.nmembers = nm;
+    if (zip_set_default_password(rd.za, password) != 0)
         FAIL(AUTHCERT_E_NOMEM, "out of memory");
-    GUARD(read_member(za, &ms[mi], BACKUP_MANIFEST_NAME, &mtext, &mlen));
+    GUARD(backup_zip_read_member(&rd, &ms[mi], BACKUP_MANIFEST_NAME, &mtext, &mlen));
     GUARD(parse_manifest(mtext, mlen, ms, nm, &es, &ne, secret_sha256));
 
     GUARD_ALLOC(b = calloc(1, sizeof *b));
@@ -531,7 +485,7 @@ static authcert_status read_archive(const uint8_t *data, size_t len, const char 
         GUARD_ALLOC(b->path = strdup(path));
     GUARD_ALLOC(b->entries = calloc(ne, sizeof *b->entries));
     for (size_t i = 0; i < ne; i++) {
-        GUARD(load_entry(za, &es[i], password, &b->entries[i]));
+        GUARD(load_entry(&rd, &es[i], &b->entries[i]));
         b->count++;
     }
     for (size_t k = 0; k < nm; k++) {
@@ -540,7 +494,7 @@ static authcert_status read_archive(const uint8_t *data, size_t len, const char 
         unsigned char md[32];
         if (!ms[k].secret)
             continue;
-        GUARD(read_member(za, &ms[k], BACKUP_SECRET_NAME, &raw, &rlen));
+        GUARD(backup_zip_read_member(&rd, &ms[k], BACKUP_SECRET_NAME, &raw, &rlen));
         if (rlen != 32 || EVP_Digest(raw, rlen, md, NULL, EVP_sha256(), NULL) != 1 ||
             CRYPTO_memcmp(md, secret_sha256, 32) != 0) {
             OPENSSL_clear_free(raw, rlen);
@@ -556,8 +510,7 @@ static authcert_status read_archive(const uint8_t *data, size_t len, const char 
     rc = AUTHCERT_OK;
 out:
     authcert_backup_free(b);
-    if (za != NULL)
-        zip_discard(za);
+    backup_zip_reader_fini(&rd);
     if (src != NULL)
         zip_source_free(src);
     OPENSSL_clear_free(mtext, mlen);

@@ -7,11 +7,12 @@ pfx() { # OUT [openssl pkcs12 options...]
     openssl pkcs12 -export -inkey "$T/k.pem" -in "$T/c.pem" -passout pass:"$PASS" -out "$out" "$@"
 }
 
-refuse_import() { # CODE ARGS...
+refuse_import() { # CODE ARGS...; took: authcert's wall and CPU seconds
     local code=$1; shift
     local before
     before=$(store_digest)
-    run --separate-stderr authcert "$@"
+    run --separate-stderr /usr/bin/time -f '%e %U %S' -o "$T/took" "$AUTHCERT_BIN/authcert" "$@"
+    took=$(tail -n 1 "$T/took")
     [ "$status" -eq "$code" ] || { echo "exit $status, want $code: $stderr" >&2; return 1; }
     assert_one_error_line
     assert_nothing_changed_msg
@@ -172,4 +173,64 @@ policy_pfx() { # NAME [mkcert.py options...]: $T/NAME.pfx
     [ "$status" -eq 0 ]
     [[ "$stderr" == "authcert: import: warning: agents refuse a key update from key type p256 to ed25519: copy the agent certificate file (-e) to each of them" ]]
     [ "$(current_thumb)" = "$(openssl x509 -in "$T/ed.crt" -outform DER | sha256sum | cut -c1-64)" ]
+}
+
+# refuse_import, and authcert used less than a second of CPU and ran less
+# than five (both x AUTHCERT_TEST_SLOWER): the refusal came before the cost.
+# CPU time, because the wall clock of a loaded test machine says little.
+refuse_import_quickly() { # CODE ARGS...
+    local wall user sys slower=${AUTHCERT_TEST_SLOWER:-1}
+    refuse_import "$@"
+    read -r wall user sys <<< "$took"
+    awk -v w="$wall" -v u="$user" -v y="$sys" -v s="$slower" \
+        'BEGIN { exit !(u + y < s && w < 5 * s) }' ||
+        { echo "took $wall s, $user s user + $sys s system" >&2; return 1; }
+}
+
+@test "-i of a PFX asking 2^31-1 iterations (MAC, encrypted safe or key): 5 in under a second, nothing changed" {
+    make_store
+    openssl_cert "$T/k.pem" "$T/c.pem"
+    pfx "$T/modern.pfx"
+    pfx "$T/legacy.pfx" -legacy
+    for f in modern legacy; do
+        for what in mac safe key; do
+            # Patched, as an attacker would: openssl would take hours to write it.
+            "$AUTHCERT_BIN/pfx_iter" "$what" 2147483647 "$PASS" "$T/$f.pfx" "$T/$f-$what.pfx"
+            refuse_import_quickly 5 -i "$PASS" "$T/$f-$what.pfx"
+            [[ "$stderr" == *"asks for 2147483647 iterations (at most 10000000)"* ]]
+        done
+    done
+}
+
+@test "control: PFX files as openssl (-iter 2048, -legacy) and authcert -b write them still import" {
+    openssl_cert "$T/k.pem" "$T/c.pem"
+    pfx "$T/modern.pfx" -iter 2048
+    pfx "$T/legacy.pfx" -legacy
+    authcert -q -i --store "$T/s1" --password-file "$PWF" "$T/modern.pfx"
+    authcert -q -i --store "$T/s2" --password-file "$PWF" "$T/legacy.pfx"
+    want=$(openssl x509 -in "$T/c.pem" -outform DER | sha256sum | cut -c1-64)
+    [ "$(current_thumb --store "$T/s1")" = "$want" ]
+    [ "$(current_thumb --store "$T/s2")" = "$want" ]
+    # A PKCS#12 out of our own backup.
+    make_store
+    own=$(current_thumb)
+    authcert -q -b --password-file "$PWF" "$T/b.zip"
+    7z x -o"$T/x" -p"$PASS" "$T/b.zip" >/dev/null
+    authcert -q -i --store "$T/s3" --password-file "$PWF" "$T/x/certs/$own.pfx"
+    [ "$(current_thumb --store "$T/s3")" = "$own" ]
+}
+
+@test "-i of a FIFO (or a device) is refused (2) at once, not waited on" {
+    make_store
+    mkfifo "$T/x.pfx"
+    [ "$(id -u)" -ne 0 ] || chown nobody "$T/x.pfx"   # as another user would leave it
+    before=$(store_digest)
+    # A hang is the failure: timeout's 124 is not 2.
+    run --separate-stderr timeout 10 "$AUTHCERT_BIN/authcert" -i "$PASS" "$T/x.pfx"
+    [ "$status" -eq 2 ] || { echo "exit $status: $stderr" >&2; false; }
+    assert_one_error_line
+    [[ "$stderr" == *"not a regular file"* ]]
+    run --separate-stderr timeout 10 "$AUTHCERT_BIN/authcert" -i "$PASS" /dev/zero
+    [ "$status" -eq 2 ]
+    [ "$(store_digest)" = "$before" ]
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -20,6 +21,7 @@
 #include <zip.h>
 
 #include "testlib.h"
+#include "testlib_pfx.h"
 #include "backup_zip.h"
 
 #define THUMB_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -358,6 +360,205 @@ static void test_no_manifest_is_corrupt(void **state)
     free(zip);
 }
 
+/* ---- the end of the central directory, before libzip (issue 14) -------- */
+
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* A copy of zip with the 22-byte EOCD at its end given to edit. */
+static uint8_t *with_eocd(const uint8_t *zip, size_t len, uint8_t **eocd)
+{
+    uint8_t *c = malloc(len);
+
+    memcpy(c, zip, len);
+    *eocd = c + len - 22;
+    assert_memory_equal(*eocd, "PK\5\6", 4);
+    return c;
+}
+
+static void test_end_of_directory_checked_first(void **state)
+{
+    mcert cs[] = {{THUMB_A, "current", fake_pfx_a, sizeof fake_pfx_a, 0, 0, 0}};
+    char *man = manifest_for(1, cs, 1);
+    zm ms[] = {{"manifest.json", man, strlen(man), ZIP_EM_AES_256, NULL},
+               {"certs/" THUMB_A ".pfx", fake_pfx_a, sizeof fake_pfx_a, ZIP_EM_AES_256, NULL}};
+    uint8_t *zip, *c, *e, *two;
+    size_t len;
+    /* Nothing but a ZIP64 end record announcing 750,000 members, its locator and the EOCD. */
+    uint8_t only[56 + 20 + 22] = {0};
+
+    (void)state;
+    memcpy(only, "PK\6\6", 4);
+    put_le(only + 4, 44, 8);
+    put_le(only + 24, 750000, 8);
+    put_le(only + 32, 750000, 8);
+    put_le(only + 40, 750000 * 46ULL, 8);
+    memcpy(only + 56, "PK\6\7", 4);
+    put_le(only + 56 + 16, 1, 4);
+    memcpy(only + 76, "PK\5\6", 4);
+    put_le(only + 76 + 8, 0xffff, 2);
+    put_le(only + 76 + 10, 0xffff, 2);
+    put_le(only + 76 + 12, 0xffffffff, 4);
+    put_le(only + 76 + 16, 0xffffffff, 4);
+    expect_refused(only, sizeof only, PW, AUTHCERT_E_CORRUPT,
+                   "announces 750000 members (at most 1000): refused before reading");
+
+    build_zip(ms, 2, &zip, &len);
+    /* 65,535 members in the plain EOCD. */
+    c = with_eocd(zip, len, &e);
+    put_le(e + 8, 0xffff, 2);
+    put_le(e + 10, 0xffff, 2);
+    expect_refused(c, len, PW, AUTHCERT_E_CORRUPT, "announces 65535 members");
+    free(c);
+    /* A directory past the end of the file, or bigger than it. */
+    c = with_eocd(zip, len, &e);
+    put_le(e + 16, len, 4);
+    expect_refused(c, len, PW, AUTHCERT_E_CORRUPT, "central directory does not fit");
+    put_le(e + 16, 0, 4);
+    put_le(e + 12, 0xfffffff0, 4);
+    expect_refused(c, len, PW, AUTHCERT_E_CORRUPT, "central directory does not fit");
+    free(c);
+    /* A ZIP64 locator that points nowhere. */
+    c = with_eocd(zip, len, &e);
+    memcpy(e - 20, "PK\6\7", 4);
+    put_le(e - 12, len, 8);
+    expect_refused(c, len, PW, AUTHCERT_E_CORRUPT, "damaged ZIP64 end of central directory");
+    free(c);
+    /* Two of them: which would libzip pick? */
+    two = malloc(len + 22);
+    memcpy(two, zip, len);
+    memcpy(two + len, zip + len - 22, 22);
+    expect_refused(two, len + 22, PW, AUTHCERT_E_CORRUPT, "more than one end of central");
+    /* None: truncated. */
+    expect_refused(zip, len - 1, PW, AUTHCERT_E_CORRUPT, "no end of central directory");
+    /* The control: untouched, it gets as far as the fake PKCS#12. */
+    expect_refused(zip, len, PW, AUTHCERT_E_CORRUPT, "certs/" THUMB_A ".pfx");
+    free(two);
+    free(zip);
+    free(man);
+}
+
+/* 7-Zip adds the folder as an entry of its own: empty, it is passed over. */
+static void test_empty_certs_folder_is_ignored(void **state)
+{
+    mcert cs[] = {{THUMB_A, "current", fake_pfx_a, sizeof fake_pfx_a, 0, 0, 0}};
+    char *man = manifest_for(1, cs, 1);
+    zm ms[] = {{"certs/", "", 0, ZIP_EM_NONE, NULL},
+               {"manifest.json", man, strlen(man), ZIP_EM_AES_256, NULL},
+               {"certs/" THUMB_A ".pfx", fake_pfx_a, sizeof fake_pfx_a, ZIP_EM_AES_256, NULL}};
+    uint8_t *zip;
+    size_t len;
+
+    (void)state;
+    build_zip(ms, 3, &zip, &len);
+    expect_refused(zip, len, PW, AUTHCERT_E_CORRUPT, "certs/" THUMB_A ".pfx"); /* got that far */
+    free(zip);
+    free(man);
+}
+
+/* ---- the PKCS#12 members' iteration counts (issue 14) ------------------- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A real certificate's PKCS#12 and what the manifest says of it. */
+typedef struct real {
+    authcert_cert *cert;
+    uint8_t *pfx;
+    size_t len;
+    char nb[32], na[32];
+} real;
+
+static void real_new(real *r)
+{
+    authcert_cert_params p = {.type = AUTHCERT_KEY_P256};
+    authcert_cert_info info;
+    struct tm tm;
+
+    assert_ok(authcert_cert_generate(&p, &r->cert));
+    assert_ok(authcert_pkcs12_export(r->cert, PW, &r->pfx, &r->len));
+    authcert_cert_get_info(r->cert, &info);
+    strftime(r->nb, sizeof r->nb, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&info.not_before, &tm));
+    strftime(r->na, sizeof r->na, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&info.not_after, &tm));
+}
+
+static void real_free(real *r)
+{
+    authcert_cert_free(r->cert);
+    OPENSSL_free(r->pfx);
+}
+
+/* A backup of a's and b's PKCS#12 (a current), read with a deadline of a second. */
+static void refused_quickly(const real *a, const uint8_t *bpfx, size_t blen, const real *b,
+                            const char *needle)
+{
+    mcert cs[] = {{authcert_cert_thumbprint(a->cert), "current", a->pfx, a->len, 0, a->nb, a->na},
+                  {authcert_cert_thumbprint(b->cert), "expired", bpfx, blen, 0, b->nb, b->na}};
+    char *man = manifest_for(1, cs, 2);
+    char na[80], nb[80];
+    zm ms[3];
+    uint8_t *zip;
+    size_t len;
+    double t0;
+
+    snprintf(na, sizeof na, "certs/%s.pfx", cs[0].thumb);
+    snprintf(nb, sizeof nb, "certs/%s.pfx", cs[1].thumb);
+    ms[0] = (zm){"manifest.json", man, strlen(man), ZIP_EM_AES_256, NULL};
+    ms[1] = (zm){na, a->pfx, a->len, ZIP_EM_AES_256, NULL};
+    ms[2] = (zm){nb, bpfx, blen, ZIP_EM_AES_256, NULL};
+    build_zip(ms, 3, &zip, &len);
+    t0 = now_s();
+    expect_refused(zip, len, PW, AUTHCERT_E_CORRUPT, needle);
+    assert_true(now_s() - t0 < 1.0);
+    free(zip);
+    free(man);
+}
+
+/*
+ * A member asking 2^31-1 iterations (MAC, encrypted safe or key) is refused
+ * before any derivation; and the members share one budget: after a normal
+ * one, a member asking the cap in each of its three derivations (30,000,000
+ * in all, what -i of it alone would allow) is over it, refused before its
+ * first derivation.
+ */
+static void test_pkcs12_members_capped(void **state)
+{
+    static const testlib_pfx_field fields[] = {TESTLIB_PFX_MAC, TESTLIB_PFX_SAFE,
+                                               TESTLIB_PFX_KEY};
+    real a, b;
+    uint8_t *p, *q;
+    size_t plen = 0, qlen = 0;
+
+    (void)state;
+    real_new(&a);
+    real_new(&b);
+    for (size_t f = 0; f < 3; f++) {
+        assert_non_null(p = testlib_pfx_set_iter(b.pfx, b.len, fields[f], INT32_MAX, PW, &plen));
+        refused_quickly(&a, p, plen, &b, "asks for 2147483647 iterations");
+        OPENSSL_free(p);
+    }
+    assert_non_null(p = testlib_pfx_set_iter(b.pfx, b.len, TESTLIB_PFX_SAFE,
+                                             AUTHCERT_PKCS12_MAX_ITER, PW, &plen));
+    assert_non_null(q = testlib_pfx_set_iter(p, plen, TESTLIB_PFX_KEY, AUTHCERT_PKCS12_MAX_ITER,
+                                             PW, &qlen));
+    OPENSSL_free(p);
+    assert_non_null(p = testlib_pfx_set_iter(q, qlen, TESTLIB_PFX_MAC, AUTHCERT_PKCS12_MAX_ITER,
+                                             PW, &plen));
+    refused_quickly(&a, p, plen, &b, "iterations together");
+    OPENSSL_free(p);
+    OPENSSL_free(q);
+    real_free(&a);
+    real_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +574,9 @@ int main(void)
         cmocka_unit_test(test_manifest_semantics),
         cmocka_unit_test(test_manifest_text_is_strict),
         cmocka_unit_test(test_no_manifest_is_corrupt),
+        cmocka_unit_test(test_end_of_directory_checked_first),
+        cmocka_unit_test(test_empty_certs_folder_is_ignored),
+        cmocka_unit_test(test_pkcs12_members_capped),
     };
     int rc;
 

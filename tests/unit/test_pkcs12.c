@@ -6,13 +6,16 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 #include <openssl/pkcs12.h>
 #include <openssl/x509.h>
 
 #include "testlib.h"
+#include "testlib_pfx.h"
 #include "certdata.h"
+#include "store/pkcs12_internal.h"
 
 #define VECTOR_PASSWORD "authcert-test" /* tests/data/mkdata.sh */
 
@@ -375,6 +378,228 @@ static void test_unsupported_key_types(void **state)
     }
 }
 
+/* ---- caps before cost (issue 14) --------------------------------------- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* der with field's count set to count must be refused, fast, naming the count. */
+static void expect_capped(const uint8_t *der, size_t len, const char *password,
+                          testlib_pfx_field field, int64_t count, const char *what)
+{
+    size_t plen = 0;
+    uint8_t *p = testlib_pfx_set_iter(der, len, field, count, password, &plen);
+    authcert_cert *c = NULL;
+    char want[96];
+    double t0;
+
+    assert_non_null(p);
+    t0 = now_s();
+    assert_status(authcert_pkcs12_import(p, plen, password, &c), AUTHCERT_E_CORRUPT);
+    /* Each of these counts would take from seconds to hours to derive. */
+    assert_true(now_s() - t0 < 1.0);
+    assert_null(c);
+    snprintf(want, sizeof want, "PKCS#12 %s asks for %lld iterations", what, (long long)count);
+    if (strstr(authcert_detail(), want) == NULL)
+        fail_msg("detail \"%s\" does not say \"%s\"", authcert_detail(), want);
+    OPENSSL_free(p);
+}
+
+/*
+ * A 2^31-1 count in the MAC (patched in place, as an attacker would: openssl
+ * would take hours to write it), in the encrypted safe and in the encrypted
+ * key, of a modern, a legacy (RC2/3DES) and our own PFX: refused in well
+ * under a second. The cap's first step past it too.
+ */
+static void test_iteration_caps(void **state)
+{
+    struct { const char *name, *password; } vec[] = {
+        {"p256.pfx", VECTOR_PASSWORD}, {"rsa2048-legacy.pfx", VECTOR_PASSWORD}, {NULL, NULL}};
+    static const struct { testlib_pfx_field field; const char *what; } fields[] = {
+        {TESTLIB_PFX_MAC, "MAC"}, {TESTLIB_PFX_SAFE, "encrypted safe"},
+        {TESTLIB_PFX_KEY, "encrypted key"}};
+    uint8_t *ours = NULL;
+    size_t olen = 0;
+
+    (void)state;
+    assert_ok(authcert_pkcs12_export(p256(), TESTLIB_PASSWORD, &ours, &olen));
+    for (size_t v = 0; v < 3; v++) {
+        size_t len = 0;
+        uint8_t *der = vec[v].name != NULL ? slurp_data(vec[v].name, &len) : ours;
+        const char *pw = vec[v].name != NULL ? vec[v].password : TESTLIB_PASSWORD;
+
+        if (vec[v].name == NULL)
+            len = olen;
+        for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
+            expect_capped(der, len, pw, fields[f].field, INT32_MAX, fields[f].what);
+            expect_capped(der, len, pw, fields[f].field, AUTHCERT_PKCS12_MAX_ITER + 1LL,
+                          fields[f].what);
+        }
+        if (der != ours)
+            free(der);
+    }
+    OPENSSL_free(ours);
+}
+
+/* A count that is not a positive number that fits is damage, not a cost. */
+static void test_iteration_count_malformed(void **state)
+{
+    uint8_t *der = NULL, *p;
+    size_t len = 0, plen = 0;
+    authcert_cert *c = NULL;
+
+    (void)state;
+    assert_ok(authcert_pkcs12_export(p256(), TESTLIB_PASSWORD, &der, &len));
+    assert_non_null(p = testlib_pfx_set_iter(der, len, TESTLIB_PFX_MAC, -1, TESTLIB_PASSWORD,
+                                             &plen));
+    assert_status(authcert_pkcs12_import(p, plen, TESTLIB_PASSWORD, &c), AUTHCERT_E_CORRUPT);
+    assert_non_null(strstr(authcert_detail(), "negative or too large"));
+    OPENSSL_free(p);
+    assert_non_null(p = testlib_pfx_set_iter(der, len, TESTLIB_PFX_KEY, -5, TESTLIB_PASSWORD,
+                                             &plen));
+    assert_status(authcert_pkcs12_import(p, plen, TESTLIB_PASSWORD, &c), AUTHCERT_E_CORRUPT);
+    assert_non_null(strstr(authcert_detail(), "negative or too large"));
+    assert_null(c);
+    OPENSSL_free(p);
+    OPENSSL_free(der);
+}
+
+/*
+ * The budget: our export asks for MAC + encrypted safe + encrypted key, 2048
+ * each. Exactly that much opens it and spends it all; one iteration less is
+ * refused before anything is derived.
+ */
+static void test_iteration_budget(void **state)
+{
+    uint8_t *der = NULL;
+    size_t len = 0;
+    uint64_t left = 3 * PKCS12_DEFAULT_ITER;
+    authcert_cert *c = NULL;
+
+    (void)state;
+    assert_ok(authcert_pkcs12_export(p256(), TESTLIB_PASSWORD, &der, &len));
+    assert_ok(pkcs12_import_budget(der, len, TESTLIB_PASSWORD, &left, &c));
+    assert_int_equal(left, 0);
+    assert_same_cert(c, p256());
+    authcert_cert_free(c);
+    c = NULL;
+    left = 3 * PKCS12_DEFAULT_ITER - 1;
+    assert_status(pkcs12_import_budget(der, len, TESTLIB_PASSWORD, &left, &c),
+                  AUTHCERT_E_CORRUPT);
+    assert_non_null(strstr(authcert_detail(), "together"));
+    assert_null(c);
+    OPENSSL_free(der);
+}
+
+/* Higher counts than the usual 2048 still open: a control for the caps. */
+static void test_high_counts_below_cap_import(void **state)
+{
+    PKCS12 *p12;
+    unsigned char *der = NULL;
+    int n;
+    authcert_cert *c = NULL;
+
+    (void)state;
+    p12 = PKCS12_create_ex(TESTLIB_PASSWORD, NULL, authcert_cert_pkey(p256()),
+                           authcert_cert_x509(p256()), NULL, NID_aes_256_cbc, NID_aes_256_cbc,
+                           100000, 100000, 0, NULL, NULL);
+    assert_non_null(p12);
+    n = i2d_PKCS12(p12, &der);
+    assert_true(n > 0);
+    assert_ok(authcert_pkcs12_import(der, (size_t)n, TESTLIB_PASSWORD, &c));
+    assert_same_cert(c, p256());
+    authcert_cert_free(c);
+    OPENSSL_free(der);
+    PKCS12_free(p12);
+}
+
+/*
+ * An encrypted key inside an encrypted safe can only be seen once the safe
+ * is open: its count is still checked before the key is derived.
+ */
+static void test_key_inside_encrypted_safe_capped(void **state)
+{
+    STACK_OF(PKCS12_SAFEBAG) *bags = NULL;
+    STACK_OF(PKCS7) *safes = NULL;
+    PKCS12_SAFEBAG *bag;
+    X509_ALGOR *alg = NULL;
+    PKCS12 *p12;
+    unsigned char *der = NULL;
+    int n;
+    authcert_cert *c = NULL;
+    double t0;
+
+    (void)state;
+    assert_non_null(PKCS12_add_cert(&bags, authcert_cert_x509(p256())));
+    assert_non_null(bag = PKCS12_add_key(&bags, authcert_cert_pkey(p256()), 0,
+                                         PKCS12_DEFAULT_ITER, NID_aes_256_cbc,
+                                         TESTLIB_PASSWORD));
+    X509_SIG_getm((X509_SIG *)PKCS12_SAFEBAG_get0_pkcs8(bag), &alg, NULL);
+    assert_int_equal(testlib_pbe_set_iter(alg, INT32_MAX), 1);
+    /* The safe itself encrypted at the usual count. */
+    assert_non_null(PKCS12_add_safe(&safes, bags, NID_aes_256_cbc, PKCS12_DEFAULT_ITER,
+                                    TESTLIB_PASSWORD));
+    assert_non_null(p12 = PKCS12_add_safes(safes, 0));
+    assert_int_equal(PKCS12_set_mac(p12, TESTLIB_PASSWORD, -1, NULL, 0, PKCS12_DEFAULT_ITER,
+                                    EVP_sha256()), 1);
+    n = i2d_PKCS12(p12, &der);
+    assert_true(n > 0);
+    t0 = now_s();
+    assert_status(authcert_pkcs12_import(der, (size_t)n, TESTLIB_PASSWORD, &c),
+                  AUTHCERT_E_CORRUPT);
+    assert_true(now_s() - t0 < 1.0);
+    assert_non_null(strstr(authcert_detail(), "encrypted key asks for 2147483647"));
+    assert_null(c);
+    OPENSSL_free(der);
+    PKCS12_free(p12);
+    sk_PKCS7_pop_free(safes, PKCS7_free);
+    sk_PKCS12_SAFEBAG_pop_free(bags, PKCS12_SAFEBAG_free);
+}
+
+/* PBES2 with scrypt: a cost in memory and time no count cap describes. */
+static void test_scrypt_key_refused(void **state)
+{
+    STACK_OF(PKCS12_SAFEBAG) *bags = NULL;
+    STACK_OF(PKCS7) *safes = NULL;
+    PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(authcert_cert_pkey(p256()));
+    X509_ALGOR *pbe = PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), NULL, 0, NULL, 1024, 8, 1);
+    X509_SIG *sig;
+    PKCS12_SAFEBAG *bag;
+    PKCS12 *p12;
+    unsigned char *der = NULL;
+    int n;
+    authcert_cert *c = NULL;
+
+    (void)state;
+    assert_non_null(p8);
+    assert_non_null(pbe);
+    assert_non_null(sig = PKCS8_set0_pbe(TESTLIB_PASSWORD, -1, p8, pbe));
+    assert_non_null(bag = PKCS12_SAFEBAG_create0_pkcs8(sig));
+    assert_non_null(bags = sk_PKCS12_SAFEBAG_new_null());
+    assert_true(sk_PKCS12_SAFEBAG_push(bags, bag) > 0);
+    assert_non_null(PKCS12_add_cert(&bags, authcert_cert_x509(p256())));
+    assert_non_null(PKCS12_add_safe(&safes, bags, -1, 0, NULL));
+    assert_non_null(p12 = PKCS12_add_safes(safes, 0));
+    assert_int_equal(PKCS12_set_mac(p12, TESTLIB_PASSWORD, -1, NULL, 0, PKCS12_DEFAULT_ITER,
+                                    EVP_sha256()), 1);
+    n = i2d_PKCS12(p12, &der);
+    assert_true(n > 0);
+    assert_status(authcert_pkcs12_import(der, (size_t)n, TESTLIB_PASSWORD, &c),
+                  AUTHCERT_E_CORRUPT);
+    assert_non_null(strstr(authcert_detail(), "key derivation"));
+    assert_null(c);
+    OPENSSL_free(der);
+    PKCS12_free(p12);
+    sk_PKCS7_pop_free(safes, PKCS7_free);
+    sk_PKCS12_SAFEBAG_pop_free(bags, PKCS12_SAFEBAG_free);
+    PKCS8_PRIV_KEY_INFO_free(p8);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -388,6 +613,12 @@ int main(void)
         cmocka_unit_test(test_no_key),
         cmocka_unit_test(test_key_cert_mismatch),
         cmocka_unit_test(test_unsupported_key_types),
+        cmocka_unit_test(test_iteration_caps),
+        cmocka_unit_test(test_iteration_count_malformed),
+        cmocka_unit_test(test_iteration_budget),
+        cmocka_unit_test(test_high_counts_below_cap_import),
+        cmocka_unit_test(test_key_inside_encrypted_safe_capped),
+        cmocka_unit_test(test_scrypt_key_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
