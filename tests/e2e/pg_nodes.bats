@@ -260,3 +260,28 @@ two_stores() {
     [[ "$output" == "copied 2500 agents, 3 queued commands (2503 deliveries), 0 enrollment tokens, 0 pending enrollments; counts verified" ]]
     [ "$(ac --store "$T/store1" --registry "$T/back.db" -l - | wc -l)" -eq 501 ]
 }
+
+@test "a check-in replayed to the second node is refused there; the agent's own next one is served by either" {
+    two_stores
+    node 1
+    node 2
+    sim="$BIN/agentsim"
+    "$sim" enroll "$URL1" "$T/ca.pem" "$T/sim.json" sim-a "$(jq -r .token "$T/token.json")" >/dev/null
+    body="{\"agent_id\":\"sim-a\",\"hostname\":\"h\",\"port\":0,\"thumbprint\":\"$(current 1)\"}"
+    c=$(date +%s%6N)
+    authz="$("$sim" sign "$T/sim.json" POST /v2/checkin "$c" "$body")"
+    post() { # URL: the captured request, as is
+        curl -s --cacert "$T/ca.pem" -o "$T/answer" -w '%{http_code}' -X POST "$1/v2/checkin" \
+            -H 'Content-Type: application/json' -H "Authorization: $authz" -d "$body"
+    }
+    [ "$(post "$URL1")" = 200 ]
+    # once node 1's writer has put the counter in the registry every node sees it
+    stored() { [ "$(psql "$REG" -tAc "SELECT mac_counter >= $c FROM agents WHERE agent_id = 'sim-a'")" = t ]; }
+    wait_for 10 stored
+    [ "$(post "$URL2")" = 401 ]
+    grep -q '"code":"replay"' "$T/answer"
+    [ "$(post "$URL1")" = 401 ]
+    # control: the agent's next check-in, to the other node, is served
+    out="$("$sim" post "$URL2" "$T/ca.pem" "$T/sim.json" /v2/checkin "$body")"
+    [[ "$out" == "200 "* ]]
+}
