@@ -211,15 +211,19 @@ two_stores() {
     agent a1 1
     wait_for 20 all_on "$(current 1)" a1
     # Node 1 leased the delivery and died (SIGKILL) before it delivered: its
-    # lease, as it left it in the registry, runs for 5 more seconds.
+    # lease, as it left it in the registry, runs for 8 more seconds.
     kill -KILL "$(cat "$T/node1.pid")"
     rm -f "$T/node1.pid"
     ac -q --store "$T/store1" --push collect --agent "$(cat "$T/agents/a1/agent-id")"
+    lease_end=$(($(date +%s) + 8))
     psql "$REG" -qc "UPDATE deliveries SET attempts = 1, lease_token = 42,
-        lease_until = extract(epoch FROM now())::bigint + 5 WHERE state = 'queued'"
+        lease_until = $lease_end WHERE state = 'queued'"
     node 2
-    sleep 3
-    [ -z "$(ls "$T"/handled.* 2>/dev/null)" ] # not while the lease runs
+    # not while the lease runs (however long node 2 took to start)
+    while [ "$(date +%s)" -lt $((lease_end - 1)) ]; do
+        [ -z "$(ls "$T"/handled.* 2>/dev/null)" ]
+        sleep 0.2
+    done
     done_once() { [ "$(psql "$REG" -tAc "SELECT count(*) FROM deliveries WHERE state = 'delivered'")" -eq 1 ]; }
     wait_for 30 done_once
     sleep 1.5
