@@ -14,8 +14,10 @@ CHECK_FUZZ_SECONDS ?= 5
 # What make check's ASan lane leaves to the plain lane (a CTest regex): the
 # end-to-end suites that run a second time on PostgreSQL (the same scripts;
 # the PostgreSQL backend's code runs under ASan in unit/test_registry*_pg and
-# e2e/pg_nodes). make check-full runs them under ASan too.
-CHECK_ASAN_EXCLUDE ?= ^e2e/(fleet|server_http|crash_daemon|hostile_clients|identity)_pg$$
+# e2e/pg_nodes), and the benchmark harness at smoke sizes (e2e/bench_smoke:
+# nearly three minutes under ASan, the daemons it drives are under ASan in
+# every other e2e suite). make check-full runs them under ASan too.
+CHECK_ASAN_EXCLUDE ?= ^e2e/((fleet|server_http|crash_daemon|hostile_clients|identity)_pg|bench_smoke)$$
 # Random-moment kills per mode in e2e/crash_admin (every file-changing
 # system call is killed at in any case); make check-full uses its default, 15.
 CHECK_CRASH_RANDOM ?= 3
