@@ -423,10 +423,11 @@ PY
         'BEGIN { exit !(u + y < 1 * s && w < 5 * s) }' ||
         { echo "took $wall s, $user s user + $sys s system" >&2; false; }
     # The file itself is read whole (it is under the 64 MiB cap); libzip's
-    # directory of 200,000 entries (about 75 MB) is never built. Valgrind's
-    # own memory would drown the measure, so only without it.
+    # directory of 200,000 entries (about 75 MB) is never built: the bound
+    # leaves room for ASan's own memory (50 MB peak there, 27 MB without) but
+    # not for that directory. Valgrind's would drown the measure: not under it.
     if [ "$slower" -eq 1 ]; then
-        [ "$kib" -lt $((kb + 32 * 1024)) ] || { echo "peak $kib KiB for a $kb KiB file" >&2; false; }
+        [ "$kib" -lt $((kb + 48 * 1024)) ] || { echo "peak $kib KiB for a $kb KiB file" >&2; false; }
     fi
 }
 
