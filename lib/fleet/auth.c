@@ -85,7 +85,7 @@ authcert_status authcert_server_id_derive(const uint8_t secret[AUTHCERT_SECRET_L
                                           char id[AUTHCERT_DERIVED_SERVER_ID_LEN + 1])
 {
     static const char digits[] = "0123456789abcdef";
-    uint8_t raw[8];
+    uint8_t raw[8] = { 0 };
     authcert_status rc = hkdf(secret, AUTHCERT_SECRET_LEN, "authcert-v2 server id",
                               (const uint8_t *)"", 0, raw, sizeof raw);
 
