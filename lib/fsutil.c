@@ -215,6 +215,25 @@ void authcert_atomic_abort(authcert_atomic_file *f)
     free(f);
 }
 
+/* Read up to size bytes of fd into buf; *got what came (a file that shrank
+ * under us gives what is there). */
+static authcert_status read_up_to(int fd, const char *path, uint8_t *buf, size_t size,
+                                  size_t *got)
+{
+    *got = 0;
+    while (*got < size) {
+        ssize_t n = read(fd, buf + *got, size - *got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return authcert_fail(AUTHCERT_E_IO, "%s: read: %s", path, strerror(errno));
+        if (n == 0)
+            break;
+        *got += (size_t)n;
+    }
+    return AUTHCERT_OK;
+}
+
 authcert_status authcert_read_file(const char *path, size_t max_len,
                                    uint8_t **data, size_t *len)
 {
@@ -243,16 +262,7 @@ authcert_status authcert_read_file(const char *path, size_t max_len,
     if ((uint64_t)st.st_size > max_len)
         FAIL(AUTHCERT_E_CORRUPT, "%s: larger than %zu bytes", path, max_len);
     GUARD_ALLOC(buf = malloc((size_t)st.st_size + 1));
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            FAIL(AUTHCERT_E_IO, "%s: read: %s", path, strerror(errno));
-        if (n == 0)
-            break; /* shrank under us: take what is there */
-        got += (size_t)n;
-    }
+    GUARD(read_up_to(fd, path, buf, (size_t)st.st_size, &got));
     buf[got] = '\0'; /* convenience for text readers; not counted in len */
     *data = buf;
     *len = got;
@@ -310,16 +320,7 @@ authcert_status authcert_read_private(const char *path, size_t max_len, uint8_t 
     if ((uint64_t)st.st_size > max_len)
         FAIL(AUTHCERT_E_CORRUPT, "%s: larger than %zu bytes", path, max_len);
     GUARD_ALLOC(buf = OPENSSL_zalloc((size_t)st.st_size + 1));
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            FAIL(AUTHCERT_E_IO, "%s: read: %s", path, strerror(errno));
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
+    GUARD(read_up_to(fd, path, buf, (size_t)st.st_size, &got));
     *data = buf;
     *len = got;
     buf = NULL;
