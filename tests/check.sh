@@ -4,8 +4,8 @@
 # analysis, in two lanes that run side by side so that both CPUs stay busy
 # (most end-to-end tests spend their time waiting on daemons and agents).
 # Each step's output goes to LOGS/STEP.log; a line says when a step ends,
-# with its time; a failed step's log is printed at the end; the wall time
-# is the last line.
+# with its time; a failed step's log is printed at the end, then each failed
+# test with its reasons; the wall time is the last line.
 #
 # Usage: tests/check.sh PLAIN_BUILD ASAN_BUILD FUZZ_BUILD
 # Env: JOBS (tests at once per lane, default 2), CHECK_ASAN_EXCLUDE (a CTest
@@ -77,6 +77,18 @@ for rc in "$logs"/*.rc; do
     echo "==== $name failed; the end of $logs/$name.log:"
     tail -n 150 "$logs/$name.log"
 done
+# Last, where a CI log's tail shows it: every failed test and its reasons
+# (a bats "not ok" and the lines under it; a unit test's assertion).
+if [ $failed = 1 ]; then
+    echo
+    echo "==== what failed:"
+    for rc in "$logs"/*.rc; do
+        [ "$(cat "$rc")" = 0 ] && continue
+        name=$(basename "$rc" .rc)
+        grep -E -A4 '^not ok |\*\*\*Failed|!= |FAIL' "$logs/$name.log" | grep -v '^ok ' |
+            sed "s|^|[$name] |" | head -n 80
+    done
+fi
 wall=$((SECONDS - start))
 echo
 if [ $failed = 0 ]; then

@@ -37,8 +37,14 @@ raw() {
         -H 'Content-Type: application/json' ${3:+-H "Authorization: $3"} -d "$2" >"$T/code"
     cat "$T/raw"
 }
+# wait_listening STATE_DIR: until the agent there has written its port
+wait_listening() {
+    for _ in $(seq $((100 * ${AUTHCERT_TEST_SLOWER:-1}))); do [ -s "$1/listen-port" ] && return 0; sleep 0.05; done
+    echo "no listen-port in $1" >&2
+    return 1
+}
 wait_sql() { # SECONDS SQL WANT
-    for _ in $(seq $(( $1 * 10 ))); do [ "$(q "$2")" = "$3" ] && return 0; sleep 0.1; done
+    for _ in $(seq $(( $1 * 10 * ${AUTHCERT_TEST_SLOWER:-1} ))); do [ "$(q "$2")" = "$3" ] && return 0; sleep 0.1; done
     echo "waited for [$2] = [$3], got [$(q "$2")]" >&2
     return 1
 }
@@ -283,7 +289,7 @@ wait_sql() { # SECONDS SQL WANT
     "$BIN/authcert-agent" --state-dir "$T/a" --listen 127.0.0.1:0 --handler "$T/h.sh" 2>"$T/al.log" &
     APID=$!
     PIDS+=("$APID")
-    for _ in $(seq 100); do [ -s "$T/a/listen-port" ] && break; sleep 0.05; done
+    wait_listening "$T/a"
     tok="$("$BIN/mktoken" --cert-pem "$T/store/keys/$CUR.pem" --aud "$id" --cmd deploy \
         --iss "$(jq -r .server_id "$T/a/agent.mac")")"
     push() { command curl -s -k --pinnedpubkey "$pin2" -o /dev/null -w '%{http_code}' \
@@ -293,7 +299,7 @@ wait_sql() { # SECONDS SQL WANT
     rm -f "$T/a/listen-port"
     "$BIN/authcert-agent" --state-dir "$T/a" --listen 127.0.0.1:0 --handler "$T/h.sh" 2>>"$T/al.log" &
     PIDS+=("$!")
-    for _ in $(seq 100); do [ -s "$T/a/listen-port" ] && break; sleep 0.05; done
+    wait_listening "$T/a"
     [ "$(push)" = 403 ]
     [ "$(wc -l <"$T/ran")" = 1 ]
     grep -q "replayed" "$T/al.log"
