@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # `make check`, after the three builds: the whole suite on the plain build,
-# the suite again under ASan+UBSan, each fuzz target briefly, and the static
-# analysis, in two lanes that run side by side so that both CPUs stay busy
-# (most end-to-end tests spend their time waiting on daemons and agents).
-# Each step's output goes to LOGS/STEP.log; a line says when a step ends,
-# with its time; a failed step's log is printed at the end, then each failed
-# test with its reasons; the wall time is the last line.
+# the unit and CLI tests again under ASan+UBSan, each fuzz target briefly,
+# and the static analysis, in two lanes that run side by side so that both
+# CPUs stay busy. `make check-asan` (--asan-only): the ASan lane alone, on
+# what make check left out of it. Each step's output goes to LOGS/STEP.log;
+# a line says when a step ends, with its time; a failed step's log is
+# printed at the end, then each failed test with its reasons; the wall time
+# is the last line.
 #
 # Usage: tests/check.sh PLAIN_BUILD ASAN_BUILD FUZZ_BUILD
-# Env: JOBS (tests at once per lane, default 2), CHECK_ASAN_EXCLUDE (a CTest
-# regex of what the ASan lane leaves to the plain one; see the Makefile).
+#        tests/check.sh --asan-only PLAIN_BUILD ASAN_BUILD
+# Env: JOBS (tests at once per lane, default 2); which tests the ASan lane
+# runs, as CTest regexes: ASAN_LABELS (-L), ASAN_NOT_LABELS (-LE),
+# ASAN_EXCLUDE (-E); none set: every test (make check-full).
 set -uo pipefail
 
+asan_only=0
+if [ "${1:-}" = --asan-only ]; then
+    asan_only=1
+    shift
+    set -- "$1" "$2" "$2"
+fi
 plain=${1:?usage: tests/check.sh PLAIN_BUILD ASAN_BUILD FUZZ_BUILD}
 asan=${2:?usage: tests/check.sh PLAIN_BUILD ASAN_BUILD FUZZ_BUILD}
 fuzz=${3:?usage: tests/check.sh PLAIN_BUILD ASAN_BUILD FUZZ_BUILD}
@@ -52,21 +61,26 @@ asan_suite() {
     (cd "$asan" && AUTHCERT_REAL_BIN="$plain/bin" \
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        ctest --output-on-failure -j "$jobs" ${CHECK_ASAN_EXCLUDE:+-E "$CHECK_ASAN_EXCLUDE"})
+        ctest --output-on-failure -j "$jobs" ${ASAN_LABELS:+-L "$ASAN_LABELS"} \
+            ${ASAN_NOT_LABELS:+-LE "$ASAN_NOT_LABELS"} ${ASAN_EXCLUDE:+-E "$ASAN_EXCLUDE"})
 }
 
 fuzz_smoke() { (cd "$fuzz" && ctest --output-on-failure -j "$jobs"); }
 
 static_analysis() { make -C "$src" --no-print-directory lint BUILD="$plain"; }
 
-# Lane 1: the plain suite, then the analysis. Lane 2: ASan, then fuzz. (The
-# ASan suite is the longer: the analysis, ~45 s, goes after the plain one.)
-{ step plain-suite plain_suite; step static-analysis static_analysis; } &
-lane1=$!
-{ step asan-suite asan_suite; step fuzz-smoke fuzz_smoke; } &
-lane2=$!
-wait $lane1
-wait $lane2
+# Lane 1: the plain suite, the longer. Lane 2: ASan, fuzz, then the
+# analysis (~45 s of clang-tidy on both CPUs).
+if [ $asan_only = 1 ]; then
+    step asan-suite asan_suite
+else
+    step plain-suite plain_suite &
+    lane1=$!
+    { step asan-suite asan_suite; step fuzz-smoke fuzz_smoke; step static-analysis static_analysis; } &
+    lane2=$!
+    wait $lane1
+    wait $lane2
+fi
 
 failed=0
 for rc in "$logs"/*.rc; do

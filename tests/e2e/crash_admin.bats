@@ -14,7 +14,7 @@
 # gone, and a following -c succeeds and removes the temporaries the crash
 # left (a killed writer cannot; they may hold part of a key).
 #
-# Under valgrind (make valgrind-full), and in make check's ASan lane, the
+# Under valgrind (make valgrind-full), and under ASan (make check-asan), the
 # killed runs, and the runs that time and count them, are the plain build's
 # program (AUTHCERT_REAL_BIN): valgrind
 # makes hundreds of system calls of its own, which strace would count and
