@@ -100,7 +100,7 @@ if [ $failed = 1 ]; then
         [ "$(cat "$rc")" = 0 ] && continue
         name=$(basename "$rc" .rc)
         grep -E -A4 '^not ok |\*\*\*Failed|!= |FAIL' "$logs/$name.log" | grep -v '^ok ' |
-            sed "s|^|[$name] |" | head -n 80
+            sed "s|^|[$name] |"
     done
 fi
 wall=$((SECONDS - start))

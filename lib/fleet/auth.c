@@ -476,6 +476,10 @@ authcert_status authcert_token_new(char id[13], char secret[AUTHCERT_TOKEN_SECRE
 
     if (RAND_bytes(raw, sizeof raw) != 1)
         return authcert_fail_ossl(AUTHCERT_E_CRYPTO, "token: random");
+    /* The id never starts with '-' (or '_'): `authcert --enroll-token revoke
+     * -xyz` read it as a flag (exit 2), one token in 32. The top bit clear
+     * keeps the first character in A-Z, a-f; the id is not a secret. */
+    raw[0] &= 0x7f;
     authcert_b64url_encode_to(raw, 9, buf); /* 12 characters */
     memcpy(id, buf, 13);
     authcert_b64url_encode_to(raw + 9, 32, buf);
