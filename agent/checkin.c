@@ -151,6 +151,8 @@ authcert_status agent_checkin_new(agent *a, agent_checkin **out)
     curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c->curl, CURLOPT_USERAGENT, AGENT_NAME "/" AUTHCERT_VERSION);
+    /* Its bodies are a few KiB: libcurl's least upload buffer, not its 64 KiB default. */
+    curl_easy_setopt(c->curl, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
     if (!a->cfg.insecure_http)
         tls_client_setup(c);
     *out = c;

@@ -3,7 +3,10 @@
  * the time after which it may be forgotten. Hashing the jti gives fixed-size
  * entries (no allocation per token) and a well-spread hash; the jti values
  * reach us only from tokens whose signature already verified, so nobody can
- * choose them to collide.
+ * choose them to collide. The table starts small and doubles as entries come
+ * (never past twice the capacity): an agent remembers a few commands, and a
+ * table sized for 4096 from the start was 384 KiB of every agent's memory,
+ * all of it resident once the journal's rewrite had read it.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -22,6 +25,7 @@
 #include "internal.h"
 
 #define REPLAY_JTI_MAX 128
+#define REPLAY_MIN_SLOTS 16
 
 typedef struct replay_entry {
     uint8_t id[32];   /* SHA-256 of the jti */
@@ -32,7 +36,8 @@ typedef struct replay_entry {
 struct authcert_replay_cache {
     pthread_mutex_t lock;
     replay_entry *slots;
-    size_t nslots;    /* a power of two, at least twice capacity: short probes */
+    size_t nslots;    /* a power of two, at least twice count: short probes */
+    size_t max_slots; /* the least power of two at least twice capacity */
     size_t capacity;
     size_t count;
     int64_t leeway;
@@ -58,9 +63,10 @@ authcert_status authcert_replay_cache_new(size_t capacity, int64_t leeway,
     if (leeway < 0 || leeway > 86400)
         FAIL(AUTHCERT_E_USAGE, "replay cache: leeway %lld out of range", (long long)leeway);
     GUARD_ALLOC(c = calloc(1, sizeof *c));
-    c->nslots = 16;
-    while (c->nslots < 2 * capacity)
-        c->nslots *= 2;
+    c->max_slots = REPLAY_MIN_SLOTS;
+    while (c->max_slots < 2 * capacity)
+        c->max_slots *= 2;
+    c->nslots = REPLAY_MIN_SLOTS;
     GUARD_ALLOC(c->slots = calloc(c->nslots, sizeof *c->slots));
     c->capacity = capacity;
     c->leeway = leeway;
@@ -110,25 +116,47 @@ static replay_entry *probe(authcert_replay_cache *c, const uint8_t id[32])
 }
 
 /*
- * Drop every entry past its time. Linear probing cannot simply clear a slot
- * (it would cut the probe chains behind it), so the survivors are re-placed
- * in a fresh table; this runs only when the cache is full, O(capacity).
+ * The live entries moved to a fresh table of nslots, those past their time
+ * dropped. Linear probing cannot simply clear a slot (it would cut the probe
+ * chains behind it), so forgetting is this too. O(nslots); it runs when the
+ * table must grow or the cache is full.
  */
-static authcert_status sweep(authcert_replay_cache *c, int64_t now)
+static authcert_status rehash(authcert_replay_cache *c, size_t nslots, int64_t now)
 {
     replay_entry *old = c->slots;
-    replay_entry *fresh = calloc(c->nslots, sizeof *fresh);
+    size_t nold = c->nslots;
+    replay_entry *fresh = calloc(nslots, sizeof *fresh);
     if (fresh == NULL)
         return authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
     c->slots = fresh;
+    c->nslots = nslots;
     c->count = 0;
-    for (size_t i = 0; i < c->nslots; i++) {
+    for (size_t i = 0; i < nold; i++) {
         if (!old[i].used || now > old[i].until)
             continue;
         *probe(c, old[i].id) = old[i];
         c->count++;
     }
     free(old);
+    return AUTHCERT_OK;
+}
+
+/*
+ * Room for one more entry: the table doubles while it is half full and may
+ * grow; at capacity, what is past its time is forgotten. On return
+ * c->count < c->capacity, or AUTHCERT_E_BUSY (nothing changed but a sweep).
+ */
+static authcert_status make_room(authcert_replay_cache *c, int64_t now)
+{
+    if (c->count >= c->capacity) {
+        authcert_status rc = rehash(c, c->nslots, now);
+        if (rc != AUTHCERT_OK)
+            return rc;
+        if (c->count >= c->capacity)
+            return AUTHCERT_E_BUSY;
+    }
+    if (2 * (c->count + 1) > c->nslots && c->nslots < c->max_slots)
+        return rehash(c, 2 * c->nslots, now);
     return AUTHCERT_OK;
 }
 
@@ -202,11 +230,10 @@ authcert_status authcert_replay_cache_persist(authcert_replay_cache *c, const ch
         e.until = (int64_t)until;
         if (now > e.until || probe(c, e.id)->used)
             continue;
-        if (c->count >= c->capacity) {
-            GUARD(sweep(c, now));
-            if (c->count >= c->capacity)
-                break; /* more live ones than it holds: the rest expire within a ttl */
-        }
+        if ((rc = make_room(c, now)) == AUTHCERT_E_BUSY)
+            break; /* more live ones than it holds: the rest expire within a ttl */
+        if (rc != AUTHCERT_OK)
+            goto out;
         *probe(c, e.id) = e;
         c->count++;
     }
@@ -239,13 +266,12 @@ authcert_status authcert_replay_check_and_add(authcert_replay_cache *c, const ch
     replay_entry *e = probe(c, id);
     if (e->used)
         FAIL(AUTHCERT_E_AUTH, "replayed: jti %s was already accepted", jti);
-    if (c->count >= c->capacity) {
-        GUARD(sweep(c, now));
-        if (c->count >= c->capacity)
-            FAIL(AUTHCERT_E_BUSY,
-                 "replay cache full: %zu commands still within their validity", c->count);
-        e = probe(c, id);
-    }
+    if ((rc = make_room(c, now)) == AUTHCERT_E_BUSY)
+        FAIL(AUTHCERT_E_BUSY, "replay cache full: %zu commands still within their validity",
+             c->count);
+    if (rc != AUTHCERT_OK)
+        goto out;
+    e = probe(c, id);
     memcpy(e->id, id, sizeof id);
     e->until = exp > INT64_MAX - c->leeway ? INT64_MAX : exp + c->leeway;
     if (c->journal >= 0 && journal_append(c, e) != AUTHCERT_OK) {
