@@ -61,7 +61,7 @@ void answer_refusal(http_answer *out, unsigned status, enum refusal why, const c
 authcert_status auth_agent_key(const daemon_ctx *d, const char *agent_id, uint64_t epoch,
                                unsigned char key[32])
 {
-    return authcert_agent_mac_key(d->secret, agent_id, epoch, key);
+    return authcert_mac_kdf_key(d->mac_kdf, agent_id, epoch, key);
 }
 
 /*

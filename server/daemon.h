@@ -35,6 +35,7 @@
 #include "authcert/server.h"
 #include "authcert/store.h"
 
+#include "authcert/auth.h"
 #include "authcert/protocol.h"
 
 #define CHECKIN_BODY_MAX AUTHCERT_CHECKIN_BODY_MAX
@@ -98,6 +99,7 @@ typedef struct daemon_ctx {
     enum enroll_mode enroll_mode;
     /* The server secret (the store's): agents' MAC keys and nonces derive from it. */
     unsigned char secret[32];
+    authcert_mac_kdf *mac_kdf; /* agents' MAC keys, from that secret */
 } daemon_ctx;
 
 /* ---- log.c ---- */

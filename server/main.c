@@ -334,7 +334,8 @@ int main(int argc, char **argv)
                 authcert_strerror(rc), authcert_detail());
         goto out;
     }
-    if ((rc = authcert_store_server_secret(d.store, d.secret)) != AUTHCERT_OK) {
+    if ((rc = authcert_store_server_secret(d.store, d.secret)) != AUTHCERT_OK ||
+        (rc = authcert_mac_kdf_new(d.secret, &d.mac_kdf)) != AUTHCERT_OK) {
         fprintf(stderr, "authcertd: %s\n", authcert_detail());
         status = (int)rc;
         goto out;
@@ -458,6 +459,7 @@ out:
     writer_stop(d.writer);
     dreg_close_all();
     authcert_server_free(d.srv);
+    authcert_mac_kdf_free(d.mac_kdf);
     authcert_store_close(d.store);
     if (fd >= 0)
         close(fd);

@@ -64,6 +64,23 @@ AUTHCERT_MUST_CHECK authcert_status
 authcert_agent_mac_key(const uint8_t secret[AUTHCERT_SECRET_LEN], const char *agent_id,
                        uint64_t epoch, uint8_t key[AUTHCERT_MAC_KEY_LEN]);
 
+/*
+ * The same keys, for a server that derives one per request: HKDF fetched
+ * once, and contexts with the secret, salt and digest set kept for reuse
+ * (fetching HKDF and SHA-256 and parsing their parameters each time was a
+ * twentieth of authcertd's CPU in a roll-over). Safe to share between
+ * threads; freeing it wipes the secret it holds. Errors: AUTHCERT_E_CRYPTO,
+ * AUTHCERT_E_USAGE (an agent id of 0 or over 128 bytes).
+ */
+typedef struct authcert_mac_kdf authcert_mac_kdf;
+
+AUTHCERT_MUST_CHECK authcert_status
+authcert_mac_kdf_new(const uint8_t secret[AUTHCERT_SECRET_LEN], authcert_mac_kdf **out);
+AUTHCERT_MUST_CHECK authcert_status
+authcert_mac_kdf_key(const authcert_mac_kdf *kdf, const char *agent_id, uint64_t epoch,
+                     uint8_t key[AUTHCERT_MAC_KEY_LEN]);
+void authcert_mac_kdf_free(authcert_mac_kdf *kdf);
+
 /* What a request MAC covers. */
 typedef struct authcert_request_auth {
     const char *method;     /* "POST", or "PUSH-ANSWER" for an agent's answer to a push */

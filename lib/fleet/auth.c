@@ -6,6 +6,7 @@
  * cannot drift apart.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,13 +63,37 @@ out:
     return rc;
 }
 
-authcert_status authcert_agent_mac_key(const uint8_t secret[AUTHCERT_SECRET_LEN],
-                                       const char *agent_id, uint64_t epoch,
-                                       uint8_t key[AUTHCERT_MAC_KEY_LEN])
+/* One HKDF step (mode "EXTRACT_ONLY") with kdf, as hkdf() runs both. */
+static authcert_status hkdf_mode(EVP_KDF *kdf, const char *mode, const uint8_t *key, size_t klen,
+                                 const char *salt, const uint8_t *info, size_t ilen,
+                                 uint8_t *out, size_t olen)
 {
-    uint8_t info[AUTHCERT_SECRET_LEN + 128 + 9];
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    EVP_KDF_CTX *ctx = NULL;
+    OSSL_PARAM p[6], *q = p;
+
+    GUARD_OSSL_PTR(ctx = EVP_KDF_CTX_new(kdf), "HKDF: context");
+    *q++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+    *q++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_MODE, (char *)mode, 0);
+    *q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)key, klen);
+    if (salt != NULL)
+        *q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt,
+                                                 strlen(salt));
+    if (info != NULL)
+        *q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, ilen);
+    *q = OSSL_PARAM_construct_end();
+    GUARD_OSSL(EVP_KDF_derive(ctx, out, olen, p), "HKDF: %s", mode);
+    rc = AUTHCERT_OK;
+out:
+    EVP_KDF_CTX_free(ctx);
+    return rc;
+}
+
+/* HKDF's info for an agent's MAC key: agent_id NUL epoch (8 bytes, big-endian). */
+static authcert_status mac_key_info(const char *agent_id, uint64_t epoch, uint8_t info[128 + 9],
+                                    size_t *len)
+{
     size_t n = strlen(agent_id);
-    authcert_status rc;
 
     if (n == 0 || n > 128)
         return authcert_fail(AUTHCERT_E_USAGE, "MAC key: agent id of %zu bytes", n);
@@ -76,9 +101,138 @@ authcert_status authcert_agent_mac_key(const uint8_t secret[AUTHCERT_SECRET_LEN]
     info[n] = '\0';
     for (int i = 0; i < 8; i++)
         info[n + 1 + i] = (uint8_t)(epoch >> (56 - 8 * i));
-    rc = hkdf(secret, AUTHCERT_SECRET_LEN, MAC_SALT, info, n + 9, key, AUTHCERT_MAC_KEY_LEN);
+    *len = n + 9;
+    return AUTHCERT_OK;
+}
+
+authcert_status authcert_agent_mac_key(const uint8_t secret[AUTHCERT_SECRET_LEN],
+                                       const char *agent_id, uint64_t epoch,
+                                       uint8_t key[AUTHCERT_MAC_KEY_LEN])
+{
+    uint8_t info[128 + 9];
+    size_t n;
+    authcert_status rc;
+
+    if ((rc = mac_key_info(agent_id, epoch, info, &n)) != AUTHCERT_OK)
+        return rc;
+    rc = hkdf(secret, AUTHCERT_SECRET_LEN, MAC_SALT, info, n, key, AUTHCERT_MAC_KEY_LEN);
     OPENSSL_cleanse(info, sizeof info);
     return rc;
+}
+
+/*
+ * HKDF split as RFC 5869 defines it: the extract step depends only on the
+ * secret and the salt, so it runs once; each key is one expand, from a
+ * context with the pseudorandom key and digest set, kept for reuse: a
+ * derivation takes one (or makes one), sets only the info and gives it
+ * back. (OpenSSL 3.0 cannot copy an HKDF context, so this is a pool, as
+ * many as derivations ever ran at once: one per request thread.)
+ */
+#define MAC_KDF_POOL 64
+
+struct authcert_mac_kdf {
+    pthread_mutex_t lock;
+    EVP_KDF *kdf;
+    uint8_t prk[32]; /* HKDF-Extract(MAC_SALT, secret): the same for every agent */
+    EVP_KDF_CTX *idle[MAC_KDF_POOL];
+    size_t nidle;
+};
+
+authcert_status authcert_mac_kdf_new(const uint8_t secret[AUTHCERT_SECRET_LEN],
+                                     authcert_mac_kdf **out)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    authcert_mac_kdf *k = NULL;
+
+    *out = NULL;
+    GUARD_ALLOC(k = calloc(1, sizeof *k));
+    if (pthread_mutex_init(&k->lock, NULL) != 0) {
+        free(k);
+        return authcert_fail(AUTHCERT_E_INTERNAL, "HKDF: mutex");
+    }
+    GUARD_OSSL_PTR(k->kdf = EVP_KDF_fetch(NULL, "HKDF", NULL), "HKDF: fetch");
+    GUARD(hkdf_mode(k->kdf, "EXTRACT_ONLY", secret, AUTHCERT_SECRET_LEN, MAC_SALT, NULL, 0,
+                    k->prk, sizeof k->prk));
+    *out = k;
+    k = NULL;
+    rc = AUTHCERT_OK;
+out:
+    authcert_mac_kdf_free(k);
+    return rc;
+}
+
+/* An idle context of the pool, or a new one with the template's parameters. */
+static EVP_KDF_CTX *kdf_take(authcert_mac_kdf *k)
+{
+    EVP_KDF_CTX *ctx = NULL;
+    OSSL_PARAM p[4], *q = p;
+
+    pthread_mutex_lock(&k->lock);
+    if (k->nidle > 0)
+        ctx = k->idle[--k->nidle];
+    pthread_mutex_unlock(&k->lock);
+    if (ctx != NULL)
+        return ctx;
+    if ((ctx = EVP_KDF_CTX_new(k->kdf)) == NULL)
+        return NULL;
+    *q++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+    *q++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_MODE, (char *)"EXPAND_ONLY", 0);
+    *q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, k->prk, sizeof k->prk);
+    *q = OSSL_PARAM_construct_end();
+    if (EVP_KDF_CTX_set_params(ctx, p) != 1) {
+        EVP_KDF_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static void kdf_give_back(authcert_mac_kdf *k, EVP_KDF_CTX *ctx)
+{
+    pthread_mutex_lock(&k->lock);
+    if (k->nidle < MAC_KDF_POOL) {
+        k->idle[k->nidle++] = ctx;
+        ctx = NULL;
+    }
+    pthread_mutex_unlock(&k->lock);
+    EVP_KDF_CTX_free(ctx);
+}
+
+authcert_status authcert_mac_kdf_key(const authcert_mac_kdf *kc, const char *agent_id,
+                                     uint64_t epoch, uint8_t key[AUTHCERT_MAC_KEY_LEN])
+{
+    authcert_mac_kdf *k = (authcert_mac_kdf *)kc; /* the pool changes, the keys do not */
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    EVP_KDF_CTX *ctx = NULL;
+    uint8_t info[128 + 9];
+    size_t n = 0;
+    OSSL_PARAM p[2];
+
+    GUARD(mac_key_info(agent_id, epoch, info, &n));
+    GUARD_OSSL_PTR(ctx = kdf_take(k), "HKDF: context");
+    p[0] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, n);
+    p[1] = OSSL_PARAM_construct_end();
+    if (EVP_KDF_derive(ctx, key, AUTHCERT_MAC_KEY_LEN, p) != 1) {
+        EVP_KDF_CTX_free(ctx);
+        ctx = NULL;
+        GUARD_OSSL(0, "HKDF: derive");
+    }
+    kdf_give_back(k, ctx);
+    rc = AUTHCERT_OK;
+out:
+    OPENSSL_cleanse(info, sizeof info);
+    return rc;
+}
+
+void authcert_mac_kdf_free(authcert_mac_kdf *k)
+{
+    if (k == NULL)
+        return;
+    for (size_t i = 0; i < k->nidle; i++)
+        EVP_KDF_CTX_free(k->idle[i]); /* the provider wipes the key it copied */
+    EVP_KDF_free(k->kdf);
+    pthread_mutex_destroy(&k->lock);
+    OPENSSL_cleanse(k->prk, sizeof k->prk);
+    free(k);
 }
 
 authcert_status authcert_server_id_derive(const uint8_t secret[AUTHCERT_SECRET_LEN],
@@ -131,15 +285,52 @@ authcert_status authcert_request_mac_text(const authcert_request_auth *r, char *
     return AUTHCERT_OK;
 }
 
+/*
+ * HMAC-SHA256 from a context with the algorithm and digest set once for the
+ * process, copied per use (EVP_Q_mac fetches HMAC and SHA-256 each time: a
+ * server MACs every request). Returns 1 on success, as OpenSSL does.
+ */
+static EVP_MAC_CTX *hmac_template;
+
+static void hmac_template_make(void)
+{
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+    OSSL_PARAM p[2] = { OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                         (char *)"SHA256", 0),
+                        OSSL_PARAM_construct_end() };
+
+    if (ctx != NULL && EVP_MAC_CTX_set_params(ctx, p) == 1)
+        hmac_template = ctx;
+    else
+        EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac); /* the context holds its own reference */
+}
+
+static int hmac_sha256(const uint8_t *key, size_t klen, const void *data, size_t len,
+                       uint8_t md[32])
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    EVP_MAC_CTX *ctx;
+    size_t mdlen = 0;
+    int ok;
+
+    pthread_once(&once, hmac_template_make);
+    if (hmac_template == NULL || (ctx = EVP_MAC_CTX_dup(hmac_template)) == NULL)
+        return 0;
+    ok = EVP_MAC_init(ctx, key, klen, NULL) == 1 && EVP_MAC_update(ctx, data, len) == 1 &&
+         EVP_MAC_final(ctx, md, &mdlen, 32) == 1 && mdlen == 32;
+    EVP_MAC_CTX_free(ctx);
+    return ok;
+}
+
 static authcert_status hmac_b64(const uint8_t *key, size_t klen, const void *data, size_t len,
                                 char out[AUTHCERT_MAC_B64_LEN + 1])
 {
     unsigned char md[32];
-    size_t mdlen = 0;
     char buf[AUTHCERT_B64URL_BUFSIZE(32)];
 
-    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, klen, data, len, md, sizeof md,
-                  &mdlen) == NULL || mdlen != 32)
+    if (hmac_sha256(key, klen, data, len, md) != 1)
         return authcert_fail_ossl(AUTHCERT_E_CRYPTO, "HMAC-SHA256");
     authcert_b64url_encode_to(md, 32, buf);
     memcpy(out, buf, AUTHCERT_MAC_B64_LEN + 1);
@@ -254,14 +445,12 @@ static authcert_status nonce_tag(const uint8_t secret[AUTHCERT_SECRET_LEN], cons
                                  uint8_t tag[16])
 {
     uint8_t key[32], md[32];
-    size_t mdlen = 0;
     authcert_status rc = hkdf(secret, AUTHCERT_SECRET_LEN, NONCE_SALT,
                               (const uint8_t *)"", 0, key, sizeof key);
 
     if (rc != AUTHCERT_OK)
         return rc;
-    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, sizeof key, msg, 24, md, sizeof md,
-                  &mdlen) == NULL)
+    if (hmac_sha256(key, sizeof key, msg, 24, md) != 1)
         rc = authcert_fail_ossl(AUTHCERT_E_CRYPTO, "nonce: HMAC");
     memcpy(tag, md, 16);
     OPENSSL_cleanse(key, sizeof key);

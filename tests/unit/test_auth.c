@@ -58,6 +58,30 @@ static void test_mac_key_and_mac_match_openssl(void **state)
     assert_true(authcert_request_mac_ok(key, &r, vector_mac));
 }
 
+/* The server's template-based derivation gives the same keys (the vector, and many more). */
+static void test_mac_kdf_matches(void **state)
+{
+    authcert_mac_kdf *kdf = NULL;
+    uint8_t key[32], want[32];
+    char hex[65], id[40];
+
+    (void)state;
+    assert_ok(authcert_mac_kdf_new(secret, &kdf));
+    assert_ok(authcert_mac_kdf_key(kdf, "agent-1", 1, key));
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", key[i]);
+    assert_string_equal(hex, vector_key_hex);
+    for (int i = 0; i < 200; i++) { /* the template is not worn by use */
+        snprintf(id, sizeof id, "agent-%d", i * 7919);
+        assert_ok(authcert_mac_kdf_key(kdf, id, (uint64_t)i, key));
+        assert_ok(authcert_agent_mac_key(secret, id, (uint64_t)i, want));
+        assert_memory_equal(key, want, sizeof key);
+    }
+    assert_status(authcert_mac_kdf_key(kdf, "", 1, key), AUTHCERT_E_USAGE);
+    authcert_mac_kdf_free(kdf);
+    authcert_mac_kdf_free(NULL);
+}
+
 static void test_every_field_is_covered(void **state)
 {
     uint8_t key[32], other[32];
@@ -284,6 +308,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mac_key_and_mac_match_openssl),
+        cmocka_unit_test(test_mac_kdf_matches),
         cmocka_unit_test(test_every_field_is_covered),
         cmocka_unit_test(test_header_has_one_spelling),
         cmocka_unit_test(test_nonces),
