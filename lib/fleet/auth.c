@@ -40,30 +40,7 @@ void authcert_sha256_hex(const void *data, size_t len, char hex[65])
     hex[64] = '\0';
 }
 
-static authcert_status hkdf(const uint8_t *secret, size_t slen, const char *salt,
-                            const uint8_t *info, size_t ilen, uint8_t *out, size_t olen)
-{
-    authcert_status rc = AUTHCERT_E_INTERNAL;
-    EVP_KDF *kdf = NULL;
-    EVP_KDF_CTX *ctx = NULL;
-    OSSL_PARAM p[5], *q = p;
-
-    GUARD_OSSL_PTR(kdf = EVP_KDF_fetch(NULL, "HKDF", NULL), "HKDF: fetch");
-    GUARD_OSSL_PTR(ctx = EVP_KDF_CTX_new(kdf), "HKDF: context");
-    *q++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
-    *q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, slen);
-    *q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, strlen(salt));
-    *q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, ilen);
-    *q = OSSL_PARAM_construct_end();
-    GUARD_OSSL(EVP_KDF_derive(ctx, out, olen, p), "HKDF: derive");
-    rc = AUTHCERT_OK;
-out:
-    EVP_KDF_CTX_free(ctx);
-    EVP_KDF_free(kdf);
-    return rc;
-}
-
-/* One HKDF step (mode "EXTRACT_ONLY") with kdf, as hkdf() runs both. */
+/* HKDF with kdf in one mode: "EXTRACT_AND_EXPAND", or one half of it (RFC 5869 2.2, 2.3). */
 static authcert_status hkdf_mode(EVP_KDF *kdf, const char *mode, const uint8_t *key, size_t klen,
                                  const char *salt, const uint8_t *info, size_t ilen,
                                  uint8_t *out, size_t olen)
@@ -86,6 +63,20 @@ static authcert_status hkdf_mode(EVP_KDF *kdf, const char *mode, const uint8_t *
     rc = AUTHCERT_OK;
 out:
     EVP_KDF_CTX_free(ctx);
+    return rc;
+}
+
+/* HKDF-SHA-256 in one call: a fetch of its own (the cold paths). */
+static authcert_status hkdf(const uint8_t *secret, size_t slen, const char *salt,
+                            const uint8_t *info, size_t ilen, uint8_t *out, size_t olen)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    EVP_KDF *kdf = NULL;
+
+    GUARD_OSSL_PTR(kdf = EVP_KDF_fetch(NULL, "HKDF", NULL), "HKDF: fetch");
+    rc = hkdf_mode(kdf, "EXTRACT_AND_EXPAND", secret, slen, salt, info, ilen, out, olen);
+out:
+    EVP_KDF_free(kdf);
     return rc;
 }
 
