@@ -8,6 +8,8 @@
 #include "authcert/fsutil.h"
 #include "authcert/cert.h"
 #include "authcert/cert_policy.h"
+#include "authcert/commitment.h"
+#include "authcert/next_key.h"
 #include "authcert/pkcs12.h"
 #include "authcert/password.h"
 #include "authcert/store.h"

@@ -56,6 +56,11 @@ typedef struct authcert_cert_params {
     bool tls;
     const char *const *dns_names;
     const char *const *ip_addresses;
+    /*
+     * Pre-rotation (authcert/commitment.h): the SHA-256 of the successor
+     * key's SubjectPublicKeyInfo, 64 lowercase hex, or NULL for none.
+     */
+    const char *commit_to;
 } authcert_cert_params;
 /*
  * Subject forms: "/O=y/CN=x" lists RDNs in encoding order (as `openssl req
@@ -78,6 +83,10 @@ typedef struct authcert_cert_info {
 /* "ed25519", "p256", "rsa2048", ... and back (AUTHCERT_KEY_UNKNOWN if none). */
 const char *authcert_key_type_name(authcert_key_type t);
 authcert_key_type authcert_key_type_parse(const char *name);
+/* Which of our key types pk is; AUTHCERT_KEY_UNKNOWN for any other (P-384, RSA-1024). */
+authcert_key_type authcert_key_type_of(const EVP_PKEY *pk);
+/* A new key of type (the successor of pre-rotation, a certificate's). Caller frees. */
+AUTHCERT_MUST_CHECK authcert_status authcert_key_generate(authcert_key_type type, EVP_PKEY **out);
 
 /*
  * A new key of the given type and a self-signed certificate for it: random

@@ -26,6 +26,12 @@
  *     a key update never switches the algorithm the agent verifies with, nor
  *     weakens it. Another key type reaches an agent only by the operator
  *     copying the exported agent certificate file (authcert -e).
+ *   - when the trusted certificate commits to a successor (pre-rotation,
+ *     authcert/commitment.h), c's key is exactly that successor and c's
+ *     signature verifies with c's own key: so c's own commitment was made
+ *     by whoever holds the successor, not by a thief of the trusted key. A
+ *     trusted certificate whose commitment is malformed accepts no successor.
+ *     (A malformed commitment in c itself is refused as MALFORMED.)
  *
  * Everything here is read with OpenSSL's own parsers (X509_cmp_time,
  * X509_check_ca, X509_get_key_usage, X509_get_extension_flags).
@@ -57,6 +63,9 @@ typedef enum authcert_cert_refusal {
     AUTHCERT_CERT_KEY_USAGE,          /* key usage without digitalSignature */
     AUTHCERT_CERT_NOT_YET_VALID,      /* notBefore later than now + leeway */
     AUTHCERT_CERT_EXPIRED,            /* notAfter earlier than now */
+    /* Pre-rotation (authcert/commitment.h), checked right after KEY_CHANGE: */
+    AUTHCERT_CERT_NOT_COMMITTED,      /* the trusted one commits to another key */
+    AUTHCERT_CERT_SELF_SIGNATURE,     /* a committed key's certificate not signed by it */
 } authcert_cert_refusal;
 
 typedef struct authcert_cert_policy {

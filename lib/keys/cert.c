@@ -20,6 +20,7 @@
 #include <openssl/x509v3.h>
 
 #include "authcert/cert.h"
+#include "authcert/commitment.h"
 #include "internal.h"
 
 /* Like FAIL, keeping OpenSSL's reason (belongs in internal.h beside FAIL). */
@@ -67,7 +68,7 @@ authcert_key_type authcert_key_type_parse(const char *name)
 }
 
 /* Which of our key types pk is; UNKNOWN for anything else (RSA-1024, P-384, RSA-PSS). */
-static authcert_key_type key_type_of(const EVP_PKEY *pk)
+authcert_key_type authcert_key_type_of(const EVP_PKEY *pk)
 {
     char group[64];
 
@@ -141,7 +142,7 @@ authcert_status authcert_cert_adopt(X509 *x509, EVP_PKEY *pkey, authcert_cert **
     c->pub = X509_get0_pubkey(c->x509);
     if (c->pub == NULL)
         FAIL(AUTHCERT_E_CORRUPT, "certificate public key is unreadable");
-    c->type = key_type_of(c->pub);
+    c->type = authcert_key_type_of(c->pub);
     if (c->type == AUTHCERT_KEY_UNKNOWN)
         FAIL(AUTHCERT_E_CORRUPT, "unsupported key type (%s, %d bits)",
              EVP_PKEY_get0_type_name(c->pub) != NULL ? EVP_PKEY_get0_type_name(c->pub) : "?",
@@ -411,7 +412,7 @@ void authcert_cert_get_info(const authcert_cert *c, authcert_cert_info *info)
 
 /* ---- generation ---- */
 
-static authcert_status new_key(authcert_key_type type, EVP_PKEY **out)
+authcert_status authcert_key_generate(authcert_key_type type, EVP_PKEY **out)
 {
     EVP_PKEY *pk = NULL;
 
@@ -621,7 +622,7 @@ static authcert_status generate(const authcert_cert_params *params, EVP_PKEY *gi
         FAIL(AUTHCERT_E_USAGE, "generate: no output");
     *out = NULL;
     if (given != NULL) {
-        type = key_type_of(given);
+        type = authcert_key_type_of(given);
         if (type == AUTHCERT_KEY_UNKNOWN)
             FAIL(AUTHCERT_E_USAGE, "generate: unsupported key type");
     }
@@ -644,7 +645,7 @@ static authcert_status generate(const authcert_cert_params *params, EVP_PKEY *gi
         GUARD_OSSL(EVP_PKEY_up_ref(given), "key reference");
         pk = given;
     } else {
-        GUARD(new_key(type, &pk));
+        GUARD(authcert_key_generate(type, &pk));
     }
 
     GUARD_OSSL_PTR(x = X509_new(), "X509_new");
@@ -671,6 +672,8 @@ static authcert_status generate(const authcert_cert_params *params, EVP_PKEY *gi
         if (san != NULL && san[0] != '\0')
             GUARD(add_ext(x, &ctx, NID_subject_alt_name, san));
     }
+    if (params != NULL && params->commit_to != NULL)
+        GUARD(authcert_commitment_add(x, params->commit_to));
 
     /* EdDSA hashes internally: no separate digest. */
     if (X509_sign(x, pk, type == AUTHCERT_KEY_ED25519 ? NULL : EVP_sha256()) <= 0)

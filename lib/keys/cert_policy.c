@@ -16,6 +16,7 @@
 #include <openssl/x509v3.h>
 
 #include "authcert/cert_policy.h"
+#include "authcert/commitment.h"
 #include "internal.h"
 
 /* The critical extensions we understand (cert_policy.h says why these). */
@@ -38,6 +39,8 @@ const char *authcert_cert_refusal_name(authcert_cert_refusal r)
     case AUTHCERT_CERT_KEY_USAGE: return "key usage without digitalSignature";
     case AUTHCERT_CERT_NOT_YET_VALID: return "not yet valid";
     case AUTHCERT_CERT_EXPIRED: return "expired";
+    case AUTHCERT_CERT_NOT_COMMITTED: return "not the committed successor";
+    case AUTHCERT_CERT_SELF_SIGNATURE: return "not signed by its own key";
     }
     return "?";
 }
@@ -111,6 +114,54 @@ static bool same_family(const authcert_cert *c, const authcert_cert *trusted)
     return EVP_PKEY_get_base_id(a) != EVP_PKEY_RSA || EVP_PKEY_get_bits(a) >= EVP_PKEY_get_bits(b);
 }
 
+/*
+ * Pre-rotation: c's own commitment must be readable, and when trusted
+ * commits to a successor, c is that successor and signed by it. *r is
+ * the rule being checked, for the caller's refusal.
+ */
+static authcert_status commitment_rule(const authcert_cert *c, const authcert_cert *trusted,
+                                       authcert_cert_refusal *r)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    const char *tp = authcert_cert_thumbprint(c);
+    char want[AUTHCERT_SPKI_HASH_LEN + 1], got[AUTHCERT_SPKI_HASH_LEN + 1];
+    char inner[256];
+    bool has = false;
+
+    /* authcert_detail() is the buffer FAIL writes: copied out first. */
+    *r = AUTHCERT_CERT_MALFORMED;
+    if (authcert_cert_commitment(c, &has, want) != AUTHCERT_OK) {
+        snprintf(inner, sizeof inner, "%s", authcert_detail());
+        FAIL(AUTHCERT_E_POLICY, "%s", inner);
+    }
+    if (trusted == NULL) {
+        rc = AUTHCERT_OK;
+        goto out;
+    }
+    *r = AUTHCERT_CERT_NOT_COMMITTED;
+    if (authcert_cert_commitment(trusted, &has, want) != AUTHCERT_OK) {
+        snprintf(inner, sizeof inner, "%s", authcert_detail());
+        FAIL(AUTHCERT_E_POLICY, "certificate %s: the trusted certificate's commitment is "
+             "unreadable, so no successor is accepted (%s)", tp, inner);
+    }
+    if (!has) {
+        rc = AUTHCERT_OK;
+        goto out;
+    }
+    GUARD(authcert_spki_sha256(authcert_cert_pubkey(c), got));
+    if (strcmp(got, want) != 0)
+        FAIL(AUTHCERT_E_POLICY, "certificate %s: its key (SPKI SHA-256 %.16s...) is not the "
+             "successor the trusted certificate commits to (%.16s...)", tp, got, want);
+    *r = AUTHCERT_CERT_SELF_SIGNATURE;
+    if (X509_verify(authcert_cert_x509(c), authcert_cert_pubkey(c)) != 1)
+        FAIL(AUTHCERT_E_POLICY, "certificate %s: carries the committed key but is not signed "
+             "by it", tp);
+    rc = AUTHCERT_OK;
+out:
+    ERR_clear_error();
+    return rc;
+}
+
 authcert_status authcert_cert_check_policy(const authcert_cert *c, const authcert_cert_policy *p,
                                            authcert_cert_refusal *why)
 {
@@ -153,6 +204,8 @@ authcert_status authcert_cert_check_policy(const authcert_cert *c, const authcer
              "update keeps the key type (copy the exported agent certificate file instead)",
              tp, authcert_key_type_name(authcert_cert_key_type(c)),
              authcert_key_type_name(authcert_cert_key_type(p->trusted)));
+
+    GUARD(commitment_rule(c, p->trusted, &r));
 
     r = AUTHCERT_CERT_CRITICAL_EXTENSION;
     if (unknown_critical(x, text, sizeof text))
