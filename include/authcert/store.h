@@ -24,6 +24,7 @@
 
 #include "authcert/cert.h"
 #include "authcert/error.h"
+#include "authcert/next_key.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -124,6 +125,46 @@ authcert_store_revoke(authcert_store *s, const char *thumbprint);
  * as before).
  */
 AUTHCERT_MUST_CHECK authcert_status authcert_store_commit(authcert_store *s);
+
+/*
+ * Pre-rotation (authcert/next_key.h): where the successor key the current
+ * certificate commits to is. SEALED: STORE/keys/next-H.pem, under the
+ * recovery secret. EXPORTED: moved off the machine by `authcert --next-key
+ * export`; the index keeps the record. NONE: the current certificate
+ * commits to nothing (made without a recovery secret, imported), or there
+ * is no current certificate. make_current resets it to NONE; the caller
+ * that makes a committing certificate current stages its sealed successor.
+ */
+typedef enum authcert_next_key_where {
+    AUTHCERT_NEXT_KEY_NONE = 0,
+    AUTHCERT_NEXT_KEY_SEALED,
+    AUTHCERT_NEXT_KEY_EXPORTED,
+} authcert_next_key_where;
+
+const char *authcert_next_key_where_name(authcert_next_key_where w); /* "none", "sealed", "exported" */
+
+/* Where the committed successor is; hash (may be NULL) gets its SPKI SHA-256 ("" for NONE). */
+authcert_next_key_where authcert_store_next_key(const authcert_store *s, char hash[65]);
+
+/*
+ * Stage k as the sealed successor (a copy is kept): the next commit writes
+ * STORE/keys/next-H.pem (0600) before the index, and records it as SEALED.
+ * Used after make_current of a certificate committing to k, and by
+ * --next-key import. Errors: AUTHCERT_E_USAGE (read-only store).
+ */
+AUTHCERT_MUST_CHECK authcert_status
+authcert_store_stage_next_key(authcert_store *s, const authcert_next_key *k);
+
+/* The sealed successor from its file. Errors: AUTHCERT_E_NOTFOUND (not SEALED), _CORRUPT. */
+AUTHCERT_MUST_CHECK authcert_status
+authcert_store_load_next_key(const authcert_store *s, authcert_next_key **out);
+
+/*
+ * Record the successor as exported: the next commit writes the record, then
+ * removes the sealed file. The caller has written the copy (and synced it)
+ * first, so at every instant one of the two exists.
+ */
+AUTHCERT_MUST_CHECK authcert_status authcert_store_next_key_exported(authcert_store *s);
 
 /*
  * The server secret (protocol v2): 32 random bytes in STORE/server-secret

@@ -221,8 +221,18 @@ out:
 }
 
 /* The archive's bytes: every chosen entry as PKCS#12 plus the manifest. */
+/* What the store has of the current certificate's successor (pre-rotation). */
+struct next_record {
+    authcert_next_key_where where;
+    char hash[65];
+    const char *type;
+    char *pem; /* SEALED: the sealed file's text */
+    size_t len;
+};
+
 static authcert_status build_archive(const authcert_store_entry **ents, size_t n,
-                                     const unsigned char *secret, const char *password,
+                                     const unsigned char *secret,
+                                     const struct next_record *next, const char *password,
                                      time_t now, uint8_t **out, size_t *outlen)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
@@ -268,6 +278,18 @@ static authcert_status build_archive(const authcert_store_entry **ents, size_t n
         GUARD(json_set(root, "server_secret", json_pack("{s:s, s:s}", "member",
                                                         BACKUP_SECRET_NAME, "sha256", hash)));
         GUARD(zip_add_member(za, BACKUP_SECRET_NAME, secret, 32, password, now));
+    }
+    if (next->where == AUTHCERT_NEXT_KEY_SEALED) {
+        char hash[65];
+        GUARD(sha256_hex((const uint8_t *)next->pem, next->len, hash));
+        GUARD(json_set(root, "next_key", json_pack("{s:s, s:s, s:s, s:s, s:s}",
+                                                   "commitment", next->hash, "where", "sealed",
+                                                   "type", next->type, "member",
+                                                   BACKUP_NEXT_KEY_NAME, "sha256", hash)));
+        GUARD(zip_add_member(za, BACKUP_NEXT_KEY_NAME, next->pem, next->len, password, now));
+    } else if (next->where == AUTHCERT_NEXT_KEY_EXPORTED) {
+        GUARD(json_set(root, "next_key", json_pack("{s:s, s:s, s:s}", "commitment", next->hash,
+                                                   "where", "exported", "type", next->type)));
     }
     GUARD_ALLOC(manifest = json_dumps(root, JSON_SORT_KEYS | JSON_INDENT(2)));
     GUARD(zip_add_member(za, BACKUP_MANIFEST_NAME, manifest, strlen(manifest),
@@ -341,6 +363,8 @@ authcert_status authcert_backup_write(const authcert_store *s, const char *passw
     char *target = NULL;
     time_t now = time(NULL);
     unsigned char secret[32];
+    struct next_record next = { .where = AUTHCERT_NEXT_KEY_NONE };
+    authcert_next_key *nk = NULL;
 
     if (written != NULL)
         *written = NULL;
@@ -354,8 +378,20 @@ authcert_status authcert_backup_write(const authcert_store *s, const char *passw
     rc = authcert_store_server_secret(s, secret);
     if (rc != AUTHCERT_OK && rc != AUTHCERT_E_NOTFOUND)
         goto out;
-    GUARD(build_archive(ents, n, rc == AUTHCERT_OK ? secret : NULL, password, now, &zipbuf,
-                        &ziplen));
+    {
+        /* The successor goes along as the store has it (sealed: it opens
+         * with the recovery secret only), so that a restore keeps the
+         * commitment whole. */
+        bool have_secret = rc == AUTHCERT_OK;
+        next.where = authcert_store_next_key(s, next.hash);
+        next.type = s->next_type;
+        if (next.where == AUTHCERT_NEXT_KEY_SEALED) {
+            GUARD(authcert_store_load_next_key(s, &nk));
+            GUARD(authcert_next_key_to_pem(nk, &next.pem, &next.len));
+        }
+        GUARD(build_archive(ents, n, have_secret ? secret : NULL, &next, password, now,
+                            &zipbuf, &ziplen));
+    }
     GUARD(output_path(path, now, &target));
     GUARD(authcert_write_atomic(target, zipbuf, ziplen, 0600));
     if (written != NULL) {
@@ -365,6 +401,8 @@ authcert_status authcert_backup_write(const authcert_store *s, const char *passw
     rc = AUTHCERT_OK;
 out:
     OPENSSL_cleanse(secret, sizeof secret);
+    OPENSSL_free(next.pem);
+    authcert_next_key_free(nk);
     free(ents);
     OPENSSL_clear_free(zipbuf, ziplen);
     free(target);
@@ -463,6 +501,7 @@ void authcert_backup_free(authcert_backup *b)
     free(b->entries);
     free(b->path);
     OPENSSL_cleanse(b->secret, sizeof b->secret);
+    authcert_next_key_free(b->next);
     free(b);
 }
 
@@ -524,6 +563,19 @@ authcert_status authcert_backup_restore(authcert_store *s, const authcert_backup
      * restored from one backup authenticate the same agents. */
     if (b->has_secret)
         store_stage_secret(s, b->secret);
+    /* The backup's record of the current certificate's successor. */
+    {
+        char want[65];
+        bool has = false;
+        if (authcert_cert_commitment(cur->cert, &has, want) == AUTHCERT_OK && has
+            && b->next_where != AUTHCERT_NEXT_KEY_NONE && strcmp(b->next_hash, want) == 0) {
+            if (b->next_where == AUTHCERT_NEXT_KEY_SEALED)
+                GUARD(authcert_store_stage_next_key(s, b->next));
+            else
+                store_next_key_record_exported(s, b->next_hash, b->next_type);
+        }
+        authcert_clear_detail();
+    }
     rc = AUTHCERT_OK;
 out:
     return rc;

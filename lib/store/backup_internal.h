@@ -13,10 +13,14 @@
 #include <zip.h>
 
 #include "authcert/backup.h"
+#include "authcert/next_key.h"
+#include "authcert/store.h"
 
 #define BACKUP_MANIFEST_NAME "manifest.json"
 /* The store's server secret (protocol v2), 32 bytes, encrypted like the rest. */
 #define BACKUP_SECRET_NAME "server-secret.bin"
+/* Pre-rotation's sealed successor key (authcert/next_key.h), as in the store. */
+#define BACKUP_NEXT_KEY_NAME "next-key.pem"
 /* The folder of the PKCS#12 members, as an entry of its own (7-Zip adds one). */
 #define BACKUP_CERTS_DIR "certs/"
 #define BACKUP_MAX_MEMBERS 1000
@@ -32,6 +36,12 @@ struct authcert_backup {
     authcert_backup_entry *entries; /* manifest order; exactly one current */
     bool has_secret;                /* the backup carries the server secret */
     unsigned char secret[32];
+    /* Pre-rotation: where the store had the current certificate's successor
+     * (NONE, SEALED with next set, or EXPORTED: the record only). */
+    authcert_next_key_where next_where;
+    char next_hash[65];
+    char next_type[16];
+    authcert_next_key *next;
 };
 
 /* t as "YYYY-MM-DDTHH:MM:SSZ" (UTC) into out[BACKUP_ISO_LEN + 1]. */
@@ -67,6 +77,7 @@ typedef struct backup_member {
     zip_uint64_t size;
     bool manifest;
     bool secret;                                  /* server-secret.bin */
+    bool next_key;                                /* next-key.pem */
     bool folder;                                  /* an empty "certs/" entry: ignored */
     char thumbprint[AUTHCERT_THUMBPRINT_LEN + 1]; /* PKCS#12 members */
     bool listed;                                  /* named by the manifest */

@@ -74,7 +74,7 @@ static bool is_lower_hex(const char *s, size_t len)
 }
 
 /*
- * "manifest.json", "server-secret.bin", "certs/<64 lowercase hex>.pfx", or
+ * "manifest.json", "server-secret.bin", "next-key.pem", "certs/<64 lowercase hex>.pfx", or
  * the folder "certs/" itself, nothing else. Being
  * this narrow makes "../x", "/abs", "certs/../../x", backslashes and
  * directories all fail the same way.
@@ -90,6 +90,10 @@ static bool classify_name(const char *name, backup_member *m)
     }
     if (strcmp(name, BACKUP_SECRET_NAME) == 0) {
         m->secret = true;
+        return true;
+    }
+    if (strcmp(name, BACKUP_NEXT_KEY_NAME) == 0) {
+        m->next_key = true;
         return true;
     }
     if (strcmp(name, BACKUP_CERTS_DIR) == 0) {
@@ -137,6 +141,7 @@ static authcert_status check_members(zip_t *za, backup_member **out, size_t *n,
             FAIL(AUTHCERT_E_CORRUPT, "unexpected member %s", esc);
         for (zip_uint64_t j = 0; j < i; j++)
             if (ms[j].manifest == m->manifest && ms[j].secret == m->secret &&
+                ms[j].next_key == m->next_key &&
                 ms[j].folder == m->folder && strcmp(ms[j].thumbprint, m->thumbprint) == 0)
                 FAIL(AUTHCERT_E_CORRUPT, "unexpected member %s (twice)", esc);
         zip_stat_init(&st);
@@ -154,7 +159,8 @@ static authcert_status check_members(zip_t *za, backup_member **out, size_t *n,
             st.encryption_method != ZIP_EM_AES_256)
             FAIL(AUTHCERT_E_CORRUPT, "member %s is not encrypted with AES-256", esc);
         if (!(st.valid & ZIP_STAT_SIZE) ||
-            st.size > (m->manifest ? BACKUP_MAX_MANIFEST_SIZE : m->secret ? 32 : BACKUP_MAX_PFX_SIZE))
+            st.size > (m->manifest ? BACKUP_MAX_MANIFEST_SIZE : m->secret ? 32
+                       : m->next_key ? AUTHCERT_NEXT_KEY_MAX : BACKUP_MAX_PFX_SIZE))
             FAIL(AUTHCERT_E_CORRUPT, "member %s is too large", esc);
         total += st.size;
         if (total > AUTHCERT_BACKUP_MAX_SIZE)
@@ -304,12 +310,76 @@ out:
 }
 
 static const char *const top_keys[] = {"format", "created", "generator", "certificates",
-                                       "server_secret", NULL};
+                                       "server_secret", "next_key", NULL};
+
+/* What the manifest says of the successor key (pre-rotation). */
+struct mnext {
+    authcert_next_key_where where;
+    char hash[65];
+    char type[16];
+    unsigned char sha256[32]; /* of the member, when sealed */
+};
+
+/* "next_key": listed with its member exactly when sealed. */
+static authcert_status parse_next(json_t *root, backup_member *ms, size_t nm, struct mnext *nx)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    json_t *j = json_object_get(root, "next_key");
+    const backup_member *m = NULL;
+    const char *hash, *where, *type, *mem = NULL, *sha = NULL;
+
+    for (size_t k = 0; k < nm; k++)
+        if (ms[k].next_key)
+            m = &ms[k];
+    nx->where = AUTHCERT_NEXT_KEY_NONE;
+    if (j == NULL) {
+        if (m != NULL)
+            FAIL(AUTHCERT_E_CORRUPT, "unexpected member %s (not in the manifest)",
+                 BACKUP_NEXT_KEY_NAME);
+        rc = AUTHCERT_OK;
+        goto out;
+    }
+    if (!json_is_object(j))
+        FAIL(AUTHCERT_E_CORRUPT, "manifest: next_key is not an object");
+    GUARD(get_str(j, "commitment", "next_key", &hash));
+    GUARD(get_str(j, "where", "next_key", &where));
+    GUARD(get_str(j, "type", "next_key", &type));
+    if (strlen(hash) != 64 || !is_lower_hex(hash, 64) || strlen(type) >= sizeof nx->type)
+        FAIL(AUTHCERT_E_CORRUPT, "manifest: next_key is malformed");
+    if (strcmp(where, "sealed") == 0) {
+        static const char *const keys[] = { "commitment", "where", "type", "member", "sha256", NULL };
+        GUARD(only_keys(j, keys, "next_key"));
+        GUARD(get_str(j, "member", "next_key", &mem));
+        GUARD(get_str(j, "sha256", "next_key", &sha));
+        if (m == NULL || strcmp(mem, BACKUP_NEXT_KEY_NAME) != 0 || strlen(sha) != 64
+            || !is_lower_hex(sha, 64))
+            FAIL(AUTHCERT_E_CORRUPT, "manifest: next_key and its member %s disagree",
+                 BACKUP_NEXT_KEY_NAME);
+        for (size_t i = 0; i < 32; i++)
+            nx->sha256[i] = (unsigned char)(hexval(sha[2 * i]) << 4 | hexval(sha[2 * i + 1]));
+        nx->where = AUTHCERT_NEXT_KEY_SEALED;
+        ms[m - ms].listed = true;
+    } else if (strcmp(where, "exported") == 0) {
+        static const char *const keys[] = { "commitment", "where", "type", NULL };
+        GUARD(only_keys(j, keys, "next_key"));
+        if (m != NULL)
+            FAIL(AUTHCERT_E_CORRUPT, "manifest: next_key exported, yet member %s is there",
+                 BACKUP_NEXT_KEY_NAME);
+        nx->where = AUTHCERT_NEXT_KEY_EXPORTED;
+    } else {
+        FAIL(AUTHCERT_E_CORRUPT, "manifest: next_key where is neither sealed nor exported");
+    }
+    snprintf(nx->hash, sizeof nx->hash, "%s", hash);
+    snprintf(nx->type, sizeof nx->type, "%s", type);
+    rc = AUTHCERT_OK;
+out:
+    return rc;
+}
 
 /* The manifest, strictly: *out has one element per listed certificate. */
 static authcert_status parse_manifest(const uint8_t *text, size_t len, backup_member *ms,
                                       size_t nm, mentry **out, size_t *n,
-                                      unsigned char secret_sha256[32])
+                                      unsigned char secret_sha256[32], struct mnext *nx)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     json_error_t jerr;
@@ -372,10 +442,12 @@ static authcert_status parse_manifest(const uint8_t *text, size_t len, backup_me
             ms[sm - ms].listed = true;
         }
     }
+    GUARD(parse_next(root, ms, nm, nx));
     for (size_t k = 0; k < nm; k++)
         if (!ms[k].manifest && !ms[k].folder && !ms[k].listed)
             FAIL(AUTHCERT_E_CORRUPT, "unexpected member %s (not in the manifest)",
-                 ms[k].secret ? BACKUP_SECRET_NAME : ms[k].thumbprint);
+                 ms[k].secret ? BACKUP_SECRET_NAME
+                 : ms[k].next_key ? BACKUP_NEXT_KEY_NAME : ms[k].thumbprint);
     if (currents != 1)
         FAIL(AUTHCERT_E_CORRUPT, "manifest: %zu current certificates (must be exactly one)",
              currents);
@@ -453,6 +525,7 @@ static authcert_status read_archive(const uint8_t *data, size_t len, const char 
     uint8_t *mtext = NULL;
     authcert_backup *b = NULL;
     unsigned char secret_sha256[32] = { 0 };
+    struct mnext nx = { .where = AUTHCERT_NEXT_KEY_NONE };
 
     zip_error_init(&zerr);
     if (password == NULL || *password == '\0')
@@ -478,7 +551,7 @@ static authcert_status read_archive(const uint8_t *data, size_t len, const char 
     if (zip_set_default_password(rd.za, password) != 0)
         FAIL(AUTHCERT_E_NOMEM, "out of memory");
     GUARD(backup_zip_read_member(&rd, &ms[mi], BACKUP_MANIFEST_NAME, &mtext, &mlen));
-    GUARD(parse_manifest(mtext, mlen, ms, nm, &es, &ne, secret_sha256));
+    GUARD(parse_manifest(mtext, mlen, ms, nm, &es, &ne, secret_sha256, &nx));
 
     GUARD_ALLOC(b = calloc(1, sizeof *b));
     if (path != NULL)
@@ -505,6 +578,27 @@ static authcert_status read_archive(const uint8_t *data, size_t len, const char 
         b->has_secret = true;
         OPENSSL_clear_free(raw, rlen);
     }
+    for (size_t k = 0; k < nm; k++) {
+        uint8_t *raw = NULL;
+        size_t rlen = 0;
+        unsigned char md[32];
+        if (!ms[k].next_key)
+            continue;
+        GUARD(backup_zip_read_member(&rd, &ms[k], BACKUP_NEXT_KEY_NAME, &raw, &rlen));
+        rc = rlen > 0 && EVP_Digest(raw, rlen, md, NULL, EVP_sha256(), NULL) == 1
+                     && CRYPTO_memcmp(md, nx.sha256, 32) == 0
+                 ? authcert_next_key_from_pem((const char *)raw, rlen, &b->next)
+                 : authcert_fail(AUTHCERT_E_CORRUPT, "member %s: SHA-256 does not match "
+                                 "the manifest", BACKUP_NEXT_KEY_NAME);
+        OPENSSL_clear_free(raw, rlen);
+        GUARD(rc);
+        if (strcmp(authcert_next_key_hash(b->next), nx.hash) != 0)
+            FAIL(AUTHCERT_E_CORRUPT, "member %s: not the key of the manifest's commitment",
+                 BACKUP_NEXT_KEY_NAME);
+    }
+    b->next_where = nx.where;
+    memcpy(b->next_hash, nx.hash, sizeof b->next_hash);
+    memcpy(b->next_type, nx.type, sizeof b->next_type);
     *out = b;
     b = NULL;
     rc = AUTHCERT_OK;

@@ -111,6 +111,12 @@ authcert_status authcert_store_make_current(authcert_store *s, authcert_cert *ce
         cur->pub.state = old_state;
         cur->pub.retired = now;
     }
+    /* The new current certificate's successor, if it commits to one, is
+     * staged by the caller (authcert_store_stage_next_key). */
+    s->next_where = AUTHCERT_NEXT_KEY_NONE;
+    s->next_hash[0] = '\0';
+    authcert_next_key_free(s->next_staged);
+    s->next_staged = NULL;
     if (e != NULL) {
         e->pub.state = AUTHCERT_STATE_CURRENT;
         e->pub.retired = 0;
@@ -247,6 +253,7 @@ static authcert_status build_index(const authcert_store *s, unsigned long long g
         || json_object_set_new(root, "password", s->password_hash != NULL
                                                      ? json_string(s->password_hash)
                                                      : json_null()) != 0
+        || json_object_set_new(root, "next_key", store_next_key_json(s)) != 0
         || json_object_set(root, "certificates", certs) != 0)
         FAIL(AUTHCERT_E_NOMEM, "out of memory");
     GUARD_ALLOC(*text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS));
@@ -263,7 +270,7 @@ authcert_status authcert_store_commit(authcert_store *s)
     char path[4096];
     char *text = NULL;
     struct stat st;
-    bool committed = false;
+    bool committed = false, next_created = false;
 
     GUARD(require_writer(s));
     if (!s->dirty) {
@@ -286,6 +293,7 @@ authcert_status authcert_store_commit(authcert_store *s)
             s->entries[i].written_now = true;
             GUARD(write_keyfile(s, &s->entries[i]));
         }
+    GUARD(store_next_key_write(s, &next_created));
     GUARD(build_index(s, s->generation + 1, &text));
     if (store_path_in(s, path, sizeof path, STORE_INDEX_NAME) != 0)
         FAIL(AUTHCERT_E_USAGE, "%s: path too long", s->dir);
@@ -321,6 +329,15 @@ out:
             s->entries[i].on_disk = false;
         }
         s->entries[i].written_now = false;
+    }
+    if (committed) {
+        /* Named by the index now, or no longer needed: promoted into a key
+         * file, or exported (the copy was written before this commit). */
+        authcert_next_key_free(s->next_staged);
+        s->next_staged = NULL;
+        store_next_key_sweep(s);
+    } else if (next_created) {
+        store_next_key_unwrite(s);
     }
     /* The index holds the password hash: wipe our copy of it. */
     if (text != NULL) {

@@ -268,6 +268,7 @@ static authcert_status load_index(authcert_store *s)
             GUARD(index_fail(s, "malformed password hash"));
         GUARD_ALLOC(s->password_hash = strdup(json_string_value(pw)));
     }
+    GUARD(store_next_key_parse(s, json_object_get(root, "next_key")));
     certs = json_object_get(root, "certificates");
     if (!json_is_array(certs))
         GUARD(index_fail(s, "no certificate list"));
@@ -486,6 +487,7 @@ void authcert_store_close(authcert_store *s)
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* releases the flock */
     authcert_secret_free(s->password_hash);
+    authcert_next_key_free(s->next_staged);
     free(s->dir);
     free(s);
 }
@@ -565,6 +567,9 @@ authcert_status authcert_store_refresh(authcert_store *s, bool *changed)
     s->cap = fresh.cap;
     s->password_hash = fresh.password_hash;
     s->generation = fresh.generation;
+    s->next_where = fresh.next_where;
+    memcpy(s->next_hash, fresh.next_hash, sizeof s->next_hash);
+    memcpy(s->next_type, fresh.next_type, sizeof s->next_type);
     s->index_st = fresh.index_st;
     s->index_seen = fresh.index_seen;
     if (changed != NULL)

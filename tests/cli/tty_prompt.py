@@ -47,14 +47,27 @@ def run(args, answers):
     return os.waitstatus_to_exitcode(st), seen.decode(errors="replace")
 
 
-code, out = run(["-c", "--store", store], [good, good])
+code, out = run(["-c", "--store", store], [good, good, ""])
 assert code == 0, (code, out)
 assert out.count("password") >= 2, out
 assert good not in out, "the password was echoed: " + out
+assert "new recovery secret (empty for none):" in out, out
+assert "commits to no successor key" in out, out
 code, out = run(["-b", "--store", store, store + "/../tty.zip"], [good, other])
 assert code == 2, (code, out)
 assert "differ" in out, out
 assert good not in out and other not in out, out
 code, out = run(["-c", "--store", store], [other])
 assert code == 3, (code, out)
+# Pre-rotation at the keyboard: a recovery secret asked twice, never echoed;
+# the next -c asks for it once and promotes the committed key.
+secret = "orbit lantern quietly 7 rivers"
+code, out = run(["-c", "--store", store], [good, secret, secret])
+assert code == 0, (code, out)
+assert out.count("recovery secret") >= 2 and "commits to a successor key" in out, out
+assert secret not in out, "the recovery secret was echoed: " + out
+code, out = run(["-c", "--store", store], [good, secret])
+assert code == 0, (code, out)
+assert "committed successor key became current" in out, out
+assert secret not in out, out
 print("ok")

@@ -13,6 +13,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include "tool.h"
 
 /* The automatic backup before a replacement; *path is NULL when skipped. */
@@ -45,6 +48,89 @@ static authcert_status auto_backup(const struct tool_opts *o, authcert_store *s,
     return rc;
 }
 
+/*
+ * Pre-rotation: the key of the new certificate and the successor it commits
+ * to. A current certificate with a commitment is succeeded by exactly the
+ * committed key, unsealed with the recovery secret (--break-commitment: a
+ * fresh key, and a warning of the agents that cannot follow). With a
+ * recovery secret, the new certificate commits to a fresh successor sealed
+ * under it; without one (none given, not on a terminal), to none.
+ */
+struct succession {
+    char *secret;                /* the recovery secret, or NULL */
+    EVP_PKEY *promoted;          /* the committed key, unsealed */
+    authcert_next_key *next;     /* the fresh successor, sealed */
+};
+
+static authcert_status plan_succession(const struct tool_opts *o, authcert_store *s,
+                                       const char *pw, authcert_cert_params *params,
+                                       struct succession *sc)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    const authcert_store_entry *cur = s != NULL ? authcert_store_current(s) : NULL;
+    char hash[AUTHCERT_SPKI_HASH_LEN + 1];
+    authcert_next_key *sealed = NULL;
+    authcert_key_type next_type;
+    bool committing = false;
+
+    if (cur != NULL)
+        TRY(authcert_cert_commitment(cur->cert, &committing, hash));
+    if (committing && !o->break_commitment) {
+        switch (authcert_store_next_key(s, NULL)) {
+        case AUTHCERT_NEXT_KEY_EXPORTED:
+            rc = authcert_fail(AUTHCERT_E_NOTFOUND, "the current certificate's successor key "
+                               "was exported: bring it back with authcert --next-key import "
+                               "FILE (or give --break-commitment)");
+            goto out;
+        case AUTHCERT_NEXT_KEY_NONE:
+            rc = authcert_fail(AUTHCERT_E_NOTFOUND, "the store does not hold the successor key "
+                               "the current certificate commits to (give --break-commitment)");
+            goto out;
+        case AUTHCERT_NEXT_KEY_SEALED:
+            break;
+        }
+        TRY(tool_recovery_secret(o, false, &sc->secret));
+        if (sc->secret == NULL) {
+            rc = authcert_fail(AUTHCERT_E_USAGE, "the current certificate commits to a "
+                               "successor key sealed with the recovery secret: give it "
+                               "(--recovery-file or --recovery-fd)");
+            goto out;
+        }
+        TRY(authcert_store_load_next_key(s, &sealed));
+        TRY(authcert_next_key_unseal(sealed, sc->secret, &sc->promoted));
+    } else {
+        TRY(tool_recovery_secret(o, true, &sc->secret));
+        if (sc->secret != NULL) {
+            rc = authcert_password_check_strength(sc->secret, NULL);
+            if (rc != AUTHCERT_OK) {
+                char why[256];
+                snprintf(why, sizeof why, "%s", authcert_detail());
+                rc = authcert_fail(rc, "recovery secret: %s", why);
+                goto out;
+            }
+        }
+    }
+    if (sc->secret != NULL && strlen(sc->secret) == strlen(pw)
+        && CRYPTO_memcmp(sc->secret, pw, strlen(pw)) == 0) {
+        rc = authcert_fail(AUTHCERT_E_USAGE, "the recovery secret must not be the store "
+                           "password: whoever has the store and its password would have both");
+        goto out;
+    }
+    if (sc->secret != NULL) {
+        /* --key-type chooses the fresh successor's type; else it keeps the
+         * type of the key it succeeds. */
+        next_type = o->key_type != AUTHCERT_KEY_UNKNOWN ? o->key_type
+                    : sc->promoted != NULL ? authcert_key_type_of(sc->promoted)
+                    : params->type != AUTHCERT_KEY_UNKNOWN ? params->type : AUTHCERT_KEY_DEFAULT;
+        TRY(authcert_next_key_generate(next_type, sc->secret, &sc->next));
+        params->commit_to = authcert_next_key_hash(sc->next);
+    }
+    rc = AUTHCERT_OK;
+out:
+    authcert_next_key_free(sealed);
+    return rc;
+}
+
 int cmd_create(const struct tool_opts *o)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
@@ -55,6 +141,7 @@ int cmd_create(const struct tool_opts *o)
     bool fresh = false, replaced = false, new_pw;
     authcert_cert_info info;
     char until[32];
+    struct succession sc = {0};
 
     /* Open before asking: a refusal (busy, not permitted) needs no password. */
     rc = authcert_store_open(o->store_dir, AUTHCERT_STORE_WRITE, &s);
@@ -73,8 +160,13 @@ int cmd_create(const struct tool_opts *o)
      * without --key-type, a replacement keeps the current one's. */
     if (params.type == AUTHCERT_KEY_UNKNOWN && s != NULL && authcert_store_current(s) != NULL)
         params.type = authcert_cert_key_type(authcert_store_current(s)->cert);
+    TRY(plan_succession(o, s, pw, &params, &sc));
     /* Before the store is created, so that a bad --subject leaves none. */
-    TRY(authcert_cert_generate(&params, &cert));
+    if (sc.promoted != NULL)
+        TRY(authcert_cert_generate_for(&params, sc.promoted, &cert));
+    else
+        TRY(authcert_cert_generate(&params, &cert));
+    TRY(tool_commitment_guard(o, s, cert));
     /* Ours passes the certificate policy; checked all the same. */
     TRY(tool_cert_policy(cert, true, NULL));
     if (fresh) {
@@ -93,6 +185,8 @@ int cmd_create(const struct tool_opts *o)
     TRY(authcert_store_make_current(s, cert, true,
                                     o->compromised ? AUTHCERT_STATE_REVOKED
                                                    : AUTHCERT_STATE_EXPIRED));
+    if (sc.next != NULL)
+        TRY(authcert_store_stage_next_key(s, sc.next));
     TRY(authcert_store_commit(s));
 
     authcert_cert_get_info(cert, &info);
@@ -103,6 +197,16 @@ int cmd_create(const struct tool_opts *o)
         tool_say(o, "backup of the previous certificates: %s", backup);
     tool_say(o, "new current certificate: %s (%s, valid until %s)",
              authcert_cert_thumbprint(cert), authcert_key_type_name(info.type), until);
+    if (sc.promoted != NULL)
+        tool_say(o, "the committed successor key became current: agents holding the previous "
+                 "certificate follow it");
+    if (sc.next != NULL)
+        tool_say(o, "it commits to a successor key (%.16s...), sealed with the recovery secret",
+                 authcert_next_key_hash(sc.next));
+    else
+        /* Not a warning: the seed's scripted -c PASSWORD stays quiet under -q. */
+        tool_say(o, "it commits to no successor key (no recovery secret given: see "
+                 "--recovery-file and \"Pre-rotation\" in docs/operations.md)");
     if (o->compromised && replaced)
         tool_say(o, "the previous certificate is revoked: export the new agent "
                  "certificate file (-e) to its agents");
@@ -113,6 +217,9 @@ out:
     if (s != NULL)
         authcert_store_close(s);
     authcert_secret_free(pw);
+    authcert_secret_free(sc.secret);
+    EVP_PKEY_free(sc.promoted);
+    authcert_next_key_free(sc.next);
     free(backup);
     return rc == AUTHCERT_OK ? 0 : tool_fail(o, rc);
 }

@@ -32,6 +32,7 @@ int cmd_import(const struct tool_opts *o)
     if (o->as_expired) {
         TRY(authcert_store_add(s, cert, AUTHCERT_STATE_EXPIRED, true));
     } else {
+        TRY(tool_commitment_guard(o, s, cert));
         tool_warn_key_change(o, s, cert);
         TRY(authcert_store_make_current(s, cert, true, AUTHCERT_STATE_EXPIRED));
     }

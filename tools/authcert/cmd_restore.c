@@ -53,6 +53,9 @@ static int restore(const struct tool_opts *o, bool exportable)
     TRY(authcert_backup_read(tool_pos_last(o, 0), pw, &b));
     TRY(check_backup_current(b, &stale));
     TRY(authcert_store_open(o->store_dir, AUTHCERT_STORE_CREATE | AUTHCERT_STORE_WRITE, &s));
+    for (size_t i = 0; i < authcert_backup_count(b); i++)
+        if (authcert_backup_entry_at(b, i)->state == AUTHCERT_STATE_CURRENT)
+            TRY(tool_commitment_guard(o, s, authcert_backup_entry_at(b, i)->cert));
     had = authcert_store_server_secret(s, before) == AUTHCERT_OK;
     TRY(authcert_backup_restore(s, b, pw, exportable));
     TRY(authcert_store_commit(s));

@@ -4,6 +4,7 @@
  * key shows as "(hidden)" and never leaves the library here.
  */
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -47,6 +48,44 @@ static void overview_of(authcert_store *s, struct overview *ov)
                  "authcert -c", ov->days_left, until);
 }
 
+/* The successor e commits to (pre-rotation), and for the current one where its key is. */
+static void print_commitment(const authcert_store *s, const authcert_store_entry *e)
+{
+    char hash[AUTHCERT_SPKI_HASH_LEN + 1], stored[AUTHCERT_SPKI_HASH_LEN + 1];
+    bool has = false;
+    authcert_next_key_where w;
+
+    if (authcert_cert_commitment(e->cert, &has, hash) != AUTHCERT_OK) {
+        printf("  commits to:  (malformed commitment: no successor is accepted)\n");
+        return;
+    }
+    if (!has) {
+        printf("  commits to:  none\n");
+        return;
+    }
+    if (e->state != AUTHCERT_STATE_CURRENT) {
+        printf("  commits to:  %s\n", hash);
+        return;
+    }
+    w = authcert_store_next_key(s, stored);
+    printf("  commits to:  %s\n  next key:    %s\n", hash,
+           w != AUTHCERT_NEXT_KEY_NONE && strcmp(stored, hash) == 0
+               ? (w == AUTHCERT_NEXT_KEY_SEALED ? "sealed in the store (recovery secret)"
+                                                : "exported (authcert --next-key import FILE)")
+               : "MISSING: the next -c needs --break-commitment");
+}
+
+/* The commitment of c as JSON: its hash, or null. */
+static json_t *commitment_json(const authcert_cert *c)
+{
+    char hash[AUTHCERT_SPKI_HASH_LEN + 1];
+    bool has = false;
+
+    if (authcert_cert_commitment(c, &has, hash) != AUTHCERT_OK || !has)
+        return json_null();
+    return json_string(hash);
+}
+
 static void print_text(authcert_store *s, const struct overview *ov)
 {
     char nb[32], na[32], added[32], retired[32];
@@ -82,6 +121,7 @@ static void print_text(authcert_store *s, const struct overview *ov)
         printf("  not after:   %s\n", na);
         printf("  added:       %s\n", added);
         printf("  retired:     %s\n", retired);
+        print_commitment(s, e);
     }
 }
 
@@ -97,7 +137,7 @@ static json_t *iso_or_null(time_t t)
 
 static authcert_status print_json(authcert_store *s, const struct overview *ov, json_t *fleet)
 {
-    json_t *root = NULL, *certs;
+    json_t *root = NULL, *certs, *next;
     authcert_status rc = AUTHCERT_E_NOMEM;
 
     certs = json_array();
@@ -109,7 +149,7 @@ static authcert_status print_json(authcert_store *s, const struct overview *ov, 
 
         authcert_cert_get_info(e->cert, &info);
         if (json_array_append_new(certs, json_pack(
-                "{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:b, s:b, s:o, s:o}",
+                "{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:b, s:b, s:o, s:o, s:o}",
                 "thumbprint", e->thumbprint,
                 "state", authcert_state_name(e->state),
                 "subject", info.subject,
@@ -120,15 +160,25 @@ static authcert_status print_json(authcert_store *s, const struct overview *ov, 
                 "exportable", (int)e->exportable,
                 "has_private_key", (int)info.has_key,
                 "added", iso_or_null(e->added),
-                "retired", iso_or_null(e->retired))) != 0)
+                "retired", iso_or_null(e->retired),
+                "commits_to", commitment_json(e->cert))) != 0)
             goto out;
     }
-    root = json_pack("{s:s, s:I, s:o, s:o, s:o, s:O}",
+    {
+        char hash[AUTHCERT_SPKI_HASH_LEN + 1];
+        authcert_next_key_where w = authcert_store_next_key(s, hash);
+        next = w == AUTHCERT_NEXT_KEY_NONE
+                   ? json_null()
+                   : json_pack("{s:s, s:s}", "commitment", hash, "where",
+                               authcert_next_key_where_name(w));
+    }
+    root = json_pack("{s:s, s:I, s:o, s:o, s:o, s:o, s:O}",
                      "store", authcert_store_dir(s),
                      "generation", (json_int_t)authcert_store_generation(s),
                      "current", ov->cur != NULL ? json_string(ov->cur->thumbprint) : json_null(),
                      "days_left", ov->cur != NULL ? json_integer(ov->days_left) : json_null(),
                      "warning", ov->warning[0] != '\0' ? json_string(ov->warning) : json_null(),
+                     "next_key", next,
                      "certificates", certs);
     if (root == NULL)
         goto out;

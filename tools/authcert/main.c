@@ -19,22 +19,23 @@
 
 static const struct tool_mode modes[] = {
     { "-c", "create", 0, 1,
-      PW_OPTS | OPT_KEY_TYPE | OPT_DAYS | OPT_SUBJECT | OPT_COMPROMISED, true,
+      PW_OPTS | OPT_KEY_TYPE | OPT_DAYS | OPT_SUBJECT | OPT_COMPROMISED | OPT_RECOVERY
+          | OPT_BREAK_COMMITMENT | OPT_REGISTRY, true,
       cmd_create, "-c  [PASSWORD]",
       "new certificate replaces the current one, after a backup with PASSWORD" },
     { "-b", "backup", 1, 2, PW_OPTS | OPT_SKIP_UNEXPORTABLE, true,
       cmd_backup, "-b  [PASSWORD] PATH",
       "back up every certificate to PATH (a .zip file or a folder)" },
-    { "-r", "restore", 1, 2, PW_OPTS, true,
+    { "-r", "restore", 1, 2, PW_OPTS | OPT_BREAK_COMMITMENT | OPT_REGISTRY, true,
       cmd_restore, "-r  [PASSWORD] PATH",
       "restore every certificate from a backup; keys stay exportable" },
-    { "-re", "restore", 1, 2, PW_OPTS, true,
+    { "-re", "restore", 1, 2, PW_OPTS | OPT_BREAK_COMMITMENT | OPT_REGISTRY, true,
       cmd_restore_noexp, "-re [PASSWORD] PATH",
       "restore every certificate; keys can no longer be exported" },
     { "-e", "export", 1, 1, 0, true,
       cmd_export, "-e  PATH",
       "write the agent certificate file of the current certificate" },
-    { "-i", "import", 1, 2, PW_OPTS | OPT_AS_EXPIRED, true,
+    { "-i", "import", 1, 2, PW_OPTS | OPT_AS_EXPIRED | OPT_BREAK_COMMITMENT | OPT_REGISTRY, true,
       cmd_import, "-i  [PASSWORD] PATH",
       "import a certificate and key from a PKCS#12/PFX file" },
     { "-l", "list", 1, 1, OPT_REGISTRY, false,
@@ -68,6 +69,9 @@ static const struct tool_mode modes[] = {
       "--forget ID", "unbind an agent's key: a reinstalled agent may enroll again" },
     { "--server-secret", "server secret", 1, 1, 0, true, cmd_server_secret,
       "--server-secret init", "make the server secret of a store made before protocol v2" },
+    { "--next-key", "next key", 2, 2, 0, true, cmd_next_key,
+      "--next-key export|import PATH",
+      "move the sealed successor key off the machine, or back (pre-rotation)" },
 };
 #define NMODES (sizeof modes / sizeof modes[0])
 
@@ -97,6 +101,10 @@ static void help(void)
         "  --days N               -c: validity in days (default %d)\n"
         "  --subject DN           -c: subject, e.g. \"CN=server,O=Example\"\n"
         "  --compromised          -c: the replaced certificate is revoked, not expired\n"
+        "  --recovery-file FILE   -c: pre-rotation's recovery secret (not the password),\n"
+        "  --recovery-fd N            which seals the committed successor key\n"
+        "  --break-commitment     -c, -i, -r: make current a certificate agents holding\n"
+        "                         the committing one cannot follow\n"
         "  --dns NAME, --ip ADDR  --tls-cert new|renew: a name of the server (repeat)\n"
         "  --as-expired           -i: add the certificate as expired, not current\n"
         "  --skip-unexportable    -b: leave out keys that may not be exported\n"
@@ -233,6 +241,17 @@ static int parse(int argc, char **argv, struct tool_opts *o)
         if (strcmp(a, "--compromised") == 0) {
             o->compromised = true;
             o->given |= OPT_COMPROMISED;
+        } else if (strcmp(a, "--break-commitment") == 0) {
+            o->break_commitment = true;
+            o->given |= OPT_BREAK_COMMITMENT;
+        } else if ((v = long_value(a, "--recovery-file", argc, argv, &i, &missing)) != NULL) {
+            o->recovery_file = v;
+            o->given |= OPT_RECOVERY;
+        } else if ((v = long_value(a, "--recovery-fd", argc, argv, &i, &missing)) != NULL) {
+            if (!parse_int(v, 0, INT_MAX, &n))
+                return bad_usage("--recovery-fd: not a file descriptor: %s", v);
+            o->recovery_fd = (int)n;
+            o->given |= OPT_RECOVERY;
         } else if (strcmp(a, "--as-expired") == 0) {
             o->as_expired = true;
             o->given |= OPT_AS_EXPIRED;
@@ -330,12 +349,14 @@ static int parse(int argc, char **argv, struct tool_opts *o)
                          o->mode->flag);
     if (o->password_file != NULL && o->password_fd >= 0)
         return bad_usage("--password-file and --password-fd: one at a time");
+    if (o->recovery_file != NULL && o->recovery_fd >= 0)
+        return bad_usage("--recovery-file and --recovery-fd: one at a time");
     return -1;
 }
 
 int main(int argc, char **argv)
 {
-    struct tool_opts o = { .password_fd = -1, .timeout = 60 };
+    struct tool_opts o = { .password_fd = -1, .recovery_fd = -1, .timeout = 60 };
     authcert_status rc;
     int code;
 

@@ -23,7 +23,7 @@
  * The first line of fd into buf (no newline, no trailing CR). Reads one byte
  * at a time so that nothing past the line is taken from a shared stdin.
  */
-static authcert_status read_line(int fd, const char *what, char *buf, size_t cap)
+static authcert_status read_line(int fd, const char *what, char *buf, size_t cap, bool empty_ok)
 {
     size_t n = 0;
 
@@ -53,7 +53,7 @@ static authcert_status read_line(int fd, const char *what, char *buf, size_t cap
     if (n > 0 && buf[n - 1] == '\r')
         n--;
     buf[n] = '\0';
-    if (n == 0)
+    if (n == 0 && !empty_ok)
         return authcert_fail(AUTHCERT_E_USAGE, "%s: no password given", what);
     return AUTHCERT_OK;
 }
@@ -95,7 +95,7 @@ static void restore_tty(int sig)
     raise(sig);
 }
 
-static authcert_status prompt(const char *text, char *buf, size_t cap)
+static authcert_status prompt(const char *text, char *buf, size_t cap, bool empty_ok)
 {
     static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
     struct sigaction sa = { .sa_handler = restore_tty }, old[4];
@@ -113,7 +113,7 @@ static authcert_status prompt(const char *text, char *buf, size_t cap)
         rc = authcert_fail(AUTHCERT_E_IO, "/dev/tty: %s", strerror(errno));
     } else {
         tty_echo_off = 1;
-        rc = read_line(tty_fd, "terminal", buf, cap);
+        rc = read_line(tty_fd, "terminal", buf, cap, empty_ok);
         tcsetattr(tty_fd, TCSAFLUSH, &tty_saved);
         tty_echo_off = 0;
     }
@@ -122,8 +122,8 @@ static authcert_status prompt(const char *text, char *buf, size_t cap)
     return rc;
 }
 
-static authcert_status from_terminal(const struct tool_opts *o, bool confirm, char *buf,
-                                     size_t cap)
+static authcert_status from_terminal(const struct tool_opts *o, const char *noun, bool confirm,
+                                     bool empty_ok, char *buf, size_t cap)
 {
     authcert_status rc;
     char again[LINE_CAP], text[128];
@@ -131,14 +131,14 @@ static authcert_status from_terminal(const struct tool_opts *o, bool confirm, ch
     tty_fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (tty_fd < 0)
         return authcert_fail(AUTHCERT_E_IO, "/dev/tty: %s", strerror(errno));
-    snprintf(text, sizeof text, "authcert %s: %s: ", o->mode->name,
-             confirm ? "new password" : "password");
-    rc = prompt(text, buf, cap);
-    if (rc == AUTHCERT_OK && confirm) {
-        snprintf(text, sizeof text, "authcert %s: the new password again: ", o->mode->name);
-        rc = prompt(text, again, sizeof again);
+    snprintf(text, sizeof text, "authcert %s: %s%s%s: ", o->mode->name,
+             confirm ? "new " : "", noun, empty_ok ? " (empty for none)" : "");
+    rc = prompt(text, buf, cap, empty_ok);
+    if (rc == AUTHCERT_OK && confirm && buf[0] != '\0') {
+        snprintf(text, sizeof text, "authcert %s: the new %s again: ", o->mode->name, noun);
+        rc = prompt(text, again, sizeof again, false);
         if (rc == AUTHCERT_OK && strcmp(buf, again) != 0)
-            rc = authcert_fail(AUTHCERT_E_USAGE, "the two passwords differ");
+            rc = authcert_fail(AUTHCERT_E_USAGE, "the two entries differ");
         OPENSSL_cleanse(again, sizeof again);
     }
     close(tty_fd);
@@ -179,17 +179,56 @@ authcert_status tool_password(const struct tool_opts *o, const char *argv_pw,
         }
         if ((rc = password_file_trusted(fd, o->password_file)) == AUTHCERT_OK) {
             (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-            rc = read_line(fd, o->password_file, buf, sizeof buf);
+            rc = read_line(fd, o->password_file, buf, sizeof buf, false);
         }
     } else if (o->password_fd >= 0) {
         snprintf(what, sizeof what, "--password-fd %d", o->password_fd);
-        rc = read_line(o->password_fd, what, buf, sizeof buf);
+        rc = read_line(o->password_fd, what, buf, sizeof buf, false);
     } else if (isatty(STDIN_FILENO)) {
-        rc = from_terminal(o, confirm, buf, sizeof buf);
+        rc = from_terminal(o, "password", confirm, false, buf, sizeof buf);
     } else {
-        rc = read_line(STDIN_FILENO, "standard input", buf, sizeof buf);
+        rc = read_line(STDIN_FILENO, "standard input", buf, sizeof buf, false);
     }
-    if (rc != AUTHCERT_OK)
+    if (rc != AUTHCERT_OK || buf[0] == '\0') /* declined at the prompt */
+        goto out;
+    *out = authcert_secret_dup(buf);
+    if (*out == NULL)
+        rc = authcert_fail(AUTHCERT_E_NOMEM, "out of memory");
+out:
+    if (fd >= 0)
+        close(fd);
+    OPENSSL_cleanse(buf, sizeof buf);
+    return rc;
+}
+
+authcert_status tool_recovery_secret(const struct tool_opts *o, bool confirm, char **out)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    char buf[LINE_CAP], what[64];
+    int fd = -1;
+
+    *out = NULL;
+    if (o->recovery_file != NULL) {
+        fd = open(o->recovery_file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0) {
+            rc = authcert_fail(errno == ENOENT ? AUTHCERT_E_NOTFOUND : AUTHCERT_E_IO,
+                               "%s: %s", o->recovery_file, strerror(errno));
+            goto out;
+        }
+        if ((rc = password_file_trusted(fd, o->recovery_file)) == AUTHCERT_OK) {
+            (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+            rc = read_line(fd, o->recovery_file, buf, sizeof buf, false);
+        }
+    } else if (o->recovery_fd >= 0) {
+        snprintf(what, sizeof what, "--recovery-fd %d", o->recovery_fd);
+        rc = read_line(o->recovery_fd, what, buf, sizeof buf, false);
+    } else if (isatty(STDIN_FILENO)) {
+        /* A new one may be declined at the prompt: no commitment. */
+        rc = from_terminal(o, "recovery secret", confirm, confirm, buf, sizeof buf);
+    } else {
+        return AUTHCERT_OK; /* none: standard input may carry the password */
+    }
+    if (rc != AUTHCERT_OK || buf[0] == '\0') /* declined at the prompt */
         goto out;
     *out = authcert_secret_dup(buf);
     if (*out == NULL)

@@ -28,6 +28,8 @@ enum {
     OPT_AGENT             = 1 << 11, /* --agent ID */
     OPT_ENROLL            = 1 << 12, /* --uses, --expires, --server */
     OPT_KEY_PIN           = 1 << 13, /* --key PIN */
+    OPT_RECOVERY          = 1 << 14, /* --recovery-file, --recovery-fd */
+    OPT_BREAK_COMMITMENT  = 1 << 15, /* --break-commitment */
 };
 
 /* The agent registry authcertd keeps: $AUTHCERT_REGISTRY or this. */
@@ -64,6 +66,9 @@ struct tool_opts {
     long long expires;            /* --enroll-token new: --expires DURATION, seconds (0: default) */
     const char *server_url;       /* --enroll-token new: --server URL */
     const char *key_pin;          /* --approve: --key PIN */
+    const char *recovery_file;    /* pre-rotation's recovery secret: --recovery-file */
+    int recovery_fd;              /* --recovery-fd N; -1: not given */
+    bool break_commitment;        /* -c, -i, -r: replace a committing certificate anyway */
     unsigned given;               /* OPT_* seen, to refuse them in other modes */
     int npos;
     char **pos;                   /* positional arguments, in order */
@@ -98,6 +103,16 @@ int cmd_enrollments(const struct tool_opts *o);  /* --enrollments */
 int cmd_approve(const struct tool_opts *o);      /* --approve ID */
 int cmd_forget(const struct tool_opts *o);       /* --forget ID */
 int cmd_server_secret(const struct tool_opts *o); /* --server-secret init */
+int cmd_next_key(const struct tool_opts *o);      /* --next-key export|import PATH */
+
+/*
+ * Pre-rotation (next_key.c): refuse to make a certificate that is not the
+ * committed successor current while the store's current certificate
+ * commits to one, unless --break-commitment; with it, warn how many agents
+ * (from the registry, when there is one) cannot follow.
+ */
+authcert_status tool_commitment_guard(const struct tool_opts *o, const authcert_store *s,
+                                      const authcert_cert *incoming);
 
 /*
  * --status's view of the fleet when a registry is there: agents by state
@@ -121,6 +136,14 @@ authcert_status tool_registry_open(const struct tool_opts *o, authcert_registry 
  */
 authcert_status tool_password(const struct tool_opts *o, const char *argv_pw,
                               bool confirm, char **out);
+
+/*
+ * Pre-rotation's recovery secret (not the store password): --recovery-file,
+ * --recovery-fd, or a no-echo prompt when standard input is a terminal
+ * (twice when confirm). *out NULL: none given (never read from a piped
+ * standard input, which may carry the password). Caller wipes it.
+ */
+authcert_status tool_recovery_secret(const struct tool_opts *o, bool confirm, char **out);
 
 /*
  * The one line on stderr for a failure of the current mode:
