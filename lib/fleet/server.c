@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 
 #include "authcert/base64url.h"
+#include "authcert/commitment.h"
 #include "authcert/jws.h"
 #include "authcert/server.h"
 #include "internal.h"
@@ -33,6 +34,11 @@ struct key {
     pthread_mutex_t lock; /* guards the pool */
     authcert_jws_signer **pool;
     size_t npool, cap;
+    /* Pre-rotation: an expired key that commits to a successor other than
+     * the current key hands its agents to that successor (its agents accept
+     * no other), one step per check-in; NULL: to the current one. */
+    char *update_args;
+    size_t update_args_len;
 };
 
 typedef struct keyring {
@@ -97,6 +103,7 @@ static void keyring_free(keyring *r)
         for (size_t j = 0; j < k->npool; j++)
             authcert_jws_signer_free(k->pool[j]);
         free(k->pool);
+        free(k->update_args);
         pthread_mutex_destroy(&k->lock);
         authcert_cert_free(k->cert);
     }
@@ -138,6 +145,64 @@ static struct key *keyring_find(const keyring *r, const char *tp)
     return bsearch(&probe, r->keys, r->n, sizeof *r->keys, key_cmp);
 }
 
+/* update-key's arguments carrying c: {"certificate": DER b64url, "thumbprint": T}. */
+static authcert_status update_args_for(const authcert_cert *c, char **text, size_t *len)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    const uint8_t *der;
+    size_t derlen = 0;
+    char *b64 = NULL;
+    json_t *args = NULL;
+
+    der = authcert_cert_der(c, &derlen);
+    GUARD(authcert_b64url_encode(der, derlen, &b64));
+    GUARD_ALLOC(args = json_pack("{s:s, s:s}", "certificate", b64,
+                                 "thumbprint", authcert_cert_thumbprint(c)));
+    GUARD_ALLOC(*text = json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER));
+    *len = strlen(*text);
+    rc = AUTHCERT_OK;
+out:
+    json_decref(args);
+    free(b64);
+    return rc;
+}
+
+/*
+ * Pre-rotation: each expired key that commits to a successor hands its
+ * agents to that successor when it is not the current key (an agent three
+ * replacements behind climbs one certificate per check-in). A commitment
+ * nobody in the store answers (broken on purpose) hands to the current
+ * key, which such agents refuse: they need the exported file, as the tool
+ * warned.
+ */
+static authcert_status keyring_successors(keyring *r)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    char want[AUTHCERT_SPKI_HASH_LEN + 1], got[AUTHCERT_SPKI_HASH_LEN + 1];
+
+    for (size_t i = 0; i < r->n; i++) {
+        struct key *k = &r->keys[i];
+        bool has = false;
+
+        if (k->state != AUTHCERT_STATE_EXPIRED
+            || authcert_cert_commitment(k->cert, &has, want) != AUTHCERT_OK || !has)
+            continue;
+        for (size_t j = 0; j < r->n; j++) {
+            struct key *next = &r->keys[j];
+            if (next == k || next == r->current || next->state == AUTHCERT_STATE_REVOKED
+                || authcert_spki_sha256(authcert_cert_pubkey(next->cert), got) != AUTHCERT_OK
+                || strcmp(got, want) != 0)
+                continue;
+            GUARD(update_args_for(next->cert, &k->update_args, &k->update_args_len));
+            break;
+        }
+    }
+    authcert_clear_detail();
+    rc = AUTHCERT_OK;
+out:
+    return rc;
+}
+
 /* A snapshot of the store as it is now (the caller holds refresh_lock). */
 static authcert_status keyring_build(authcert_store *store, keyring **out)
 {
@@ -175,6 +240,7 @@ static authcert_status keyring_build(authcert_store *store, keyring **out)
                                  "thumbprint", r->current->tp));
     GUARD_ALLOC(r->update_args = json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER));
     r->update_args_len = strlen(r->update_args);
+    GUARD(keyring_successors(r));
     authcert_cert_get_info(r->current->cert, &info);
     r->current_not_after = info.not_after;
     r->generation = authcert_store_generation(store);
@@ -646,8 +712,10 @@ authcert_status authcert_server_sign_for(authcert_server *srv, const char *agent
             queued_update = &cmds[i];
     if (b->state == AUTHCERT_AGENT_EXPIRED) {
         /* Signed with the key the agent holds; it carries the current one. */
-        GUARD(sign_one(srv, k, agent_id, AUTHCERT_UPDATE_KEY_COMMAND, NULL, r->update_args,
-                       r->update_args_len, queued_update == NULL ? -1
+        GUARD(sign_one(srv, k, agent_id, AUTHCERT_UPDATE_KEY_COMMAND, NULL,
+                       k->update_args != NULL ? k->update_args : r->update_args,
+                       k->update_args != NULL ? k->update_args_len : r->update_args_len,
+                       queued_update == NULL ? -1
                        : queued_update->broadcast ? queued_update->command_id
                                                   : queued_update->delivery_id,
                        now, &b->tokens[0]));

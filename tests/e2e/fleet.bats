@@ -110,6 +110,83 @@ start_agents() { # NAMES...
     [ "$(grep -c 'installed in' "$FLEET/agents/a1/agent.log")" -eq 1 ]
 }
 
+# Push TOKEN straight to agent NAME's listener (as anyone on the network
+# could); the answer's body in $FLEET/body, the HTTP code on stdout.
+push_to_listener() { # NAME TOKEN
+    local dir=$FLEET/agents/$1 pin
+    pin="sha256//$(openssl pkey -in "$dir/agent.key" -pubout -outform DER |
+        openssl dgst -sha256 -binary | base64)"
+    curl -sk --pinnedpubkey "$pin" -o "$FLEET/body" -w '%{http_code}' \
+        -H 'Content-Type: application/jwt' --data-binary "$2" \
+        "https://127.0.0.1:$(cat "$dir/listen-port")/v1/command"
+}
+
+@test "pre-rotation: agents follow the committed key one replacement after another, an offline one included" {
+    (umask 077 && printf '%s\n' 'orbit lantern quietly 7 rivers' > "$FLEET/rs")
+    authcert -q -c "${PW[@]}" --recovery-file "$FLEET/rs"
+    fleet_server --interval 1
+    start_agents a1 a2
+    fleet_stop a2
+    seen() { grep -q "certificate replaced: current $(fleet_current)" "$FLEET/authcertd.log"; }
+    for _ in 1 2; do
+        authcert -q -c "${PW[@]}" --recovery-file "$FLEET/rs"
+        wait_for 10 seen
+        wait_for 20 fleet_all_current a1
+    done
+    # a2 holds a certificate two replacements back, which commits to the
+    # middle one's key: it climbs through it, one update-key per step.
+    fleet_agent a2 --handler "$FLEET/handler"
+    wait_for 30 fleet_all_current a1 a2
+    [ "$(grep -c 'installed in' "$FLEET/agents/a2/agent.log")" -eq 2 ]
+    run --separate-stderr authcert -l -
+    [ "${#lines[@]}" -eq 1 ]
+    run --separate-stderr authcert --push ping --agent "$(fleet_agent_id a2)" --wait --timeout 20
+    [ "$status" -eq 0 ]
+}
+
+@test "pre-rotation: a thief of the current key moves no agent to a certificate of its own" {
+    (umask 077 && printf '%s\n' 'orbit lantern quietly 7 rivers' > "$FLEET/rs")
+    authcert -q -c "${PW[@]}" --recovery-file "$FLEET/rs"
+    fleet_server --interval 1
+    start_agents a1
+    cur=$(fleet_current)
+    held="$FLEET/agents/a1/authcert-server.der"
+    cp "$held" "$FLEET/before.der"
+    stolen="$AUTHCERT_STORE/keys/$cur.pem"   # the current key, as a thief copies it
+    id=$(fleet_agent_id a1)
+    # 1. Its own certificate (valid, same key type: passes every other rule).
+    python3 "$AUTHCERT_SRC/tests/tools/mkcert.py" "$FLEET/thief"
+    tok=$("$BIN/mktoken" --cert-pem "$stolen" --iss fleet-server --aud "$id" --cmd update-key \
+        --update-cert "$FLEET/thief.der")
+    [ "$(push_to_listener a1 "$tok")" = 200 ]
+    grep -q '"status": *"failed"' "$FLEET/body"
+    grep -q 'not the successor the trusted certificate commits to' "$FLEET/body"
+    cmp "$held" "$FLEET/before.der"
+    # 2. A certificate carrying the successor's public key (public in the
+    #    sealed file) that commits to the thief's key, signed by the thief:
+    #    made with openssl, not with our code.
+    h=$(authcert --status --json | jq -r .next_key.commitment)
+    openssl pkey -pubin -in "$AUTHCERT_STORE/keys/next-$h.pem" -out "$FLEET/succ.pub"
+    th=$(openssl pkey -in "$FLEET/thief.pem" -pubout -outform DER | sha256sum | cut -d' ' -f1)
+    printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+        "2.25.43928483603551435612044611491830138667=DER:0420$th" > "$FLEET/ext"
+    openssl req -new -key "$FLEET/thief.pem" -subj /CN=forged -out "$FLEET/f.csr"
+    openssl x509 -req -in "$FLEET/f.csr" -signkey "$FLEET/thief.pem" -force_pubkey "$FLEET/succ.pub" \
+        -days 30 -extfile "$FLEET/ext" -outform DER -out "$FLEET/forged.der"
+    # openssl made what we meant: the successor's key inside, the thief's commitment.
+    openssl x509 -inform DER -in "$FLEET/forged.der" -noout -pubkey | openssl pkey -pubin -outform DER |
+        sha256sum | grep -q "^$h "
+    tok=$("$BIN/mktoken" --cert-pem "$stolen" --iss fleet-server --aud "$id" --cmd update-key \
+        --update-cert "$FLEET/forged.der")
+    [ "$(push_to_listener a1 "$tok")" = 200 ]
+    grep -q '"status": *"failed"' "$FLEET/body"
+    grep -q 'carries the committed key but is not signed by it' "$FLEET/body"
+    cmp "$held" "$FLEET/before.der"
+    # Control: the operator's next -c moves the agent to the real successor.
+    authcert -q -c "${PW[@]}" --recovery-file "$FLEET/rs"
+    wait_for 20 fleet_all_current a1
+}
+
 @test "a leaked key: agents on the revoked certificate are mismatched until repaired by hand" {
     fleet_server --interval 1
     start_agents a1 a2
