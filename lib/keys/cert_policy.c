@@ -134,6 +134,13 @@ static authcert_status commitment_rule(const authcert_cert *c, const authcert_ce
         snprintf(inner, sizeof inner, "%s", authcert_detail());
         FAIL(AUTHCERT_E_POLICY, "%s", inner);
     }
+    /* Committing to itself would let whoever holds this key sign its own
+     * successor: no protection, so not a commitment we accept. */
+    if (has) {
+        GUARD(authcert_spki_sha256(authcert_cert_pubkey(c), got));
+        if (strcmp(got, want) == 0)
+            FAIL(AUTHCERT_E_POLICY, "certificate %s: commits to its own key", tp);
+    }
     if (trusted == NULL) {
         rc = AUTHCERT_OK;
         goto out;

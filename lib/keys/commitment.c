@@ -133,6 +133,11 @@ authcert_status authcert_cert_commitment(const authcert_cert *c, bool *has,
              "(it is made non-critical)", authcert_cert_thumbprint(c));
     value = X509_EXTENSION_get_data(ext);
     p = ASN1_STRING_get0_data(value);
+    /* Exactly the DER docs/protocol.md gives, 04 20 and 32 bytes: a BER
+     * form (indefinite or long lengths) other readers could read otherwise. */
+    if (ASN1_STRING_length(value) != 2 + HASH_BYTES || p[0] != 0x04 || p[1] != HASH_BYTES)
+        FAIL(AUTHCERT_E_CORRUPT, "certificate %s: a malformed pre-rotation commitment",
+             authcert_cert_thumbprint(c));
     inner = d2i_ASN1_OCTET_STRING(NULL, &p, ASN1_STRING_length(value));
     if (inner == NULL || p != ASN1_STRING_get0_data(value) + ASN1_STRING_length(value)
         || ASN1_STRING_length(inner) != HASH_BYTES)

@@ -11,10 +11,14 @@
  * password's) does the rest against a stolen file.
  */
 #include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/asn1.h>
 #include <openssl/err.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
 #include <openssl/x509.h>
@@ -121,6 +125,40 @@ out:
     return rc;
 }
 
+/*
+ * The sealed block is PBES2 with scrypt at our parameters and AES-256-CBC,
+ * nothing else: a file from elsewhere (an import, a backup) must not make
+ * the next -c run PBKDF2 for a billion rounds or scrypt for gigabytes.
+ */
+static bool our_sealing(const X509_SIG *sealed)
+{
+    const X509_ALGOR *alg = NULL;
+    const ASN1_OCTET_STRING *digest = NULL;
+    PBE2PARAM *pbe2 = NULL;
+    SCRYPT_PARAMS *sp = NULL;
+    uint64_t n = 0, r = 0, p = 0;
+    bool ok = false;
+
+    X509_SIG_get0(sealed, &alg, &digest);
+    if (alg == NULL || OBJ_obj2nid(alg->algorithm) != NID_pbes2 || alg->parameter == NULL)
+        goto out;
+    pbe2 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBE2PARAM), alg->parameter);
+    if (pbe2 == NULL || OBJ_obj2nid(pbe2->keyfunc->algorithm) != NID_id_scrypt
+        || OBJ_obj2nid(pbe2->encryption->algorithm) != NID_aes_256_cbc
+        || pbe2->keyfunc->parameter == NULL)
+        goto out;
+    sp = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(SCRYPT_PARAMS), pbe2->keyfunc->parameter);
+    ok = sp != NULL && ASN1_INTEGER_get_uint64(&n, sp->costParameter) == 1
+         && ASN1_INTEGER_get_uint64(&r, sp->blockSize) == 1
+         && ASN1_INTEGER_get_uint64(&p, sp->parallelizationParameter) == 1
+         && n == SCRYPT_N && r == SCRYPT_R && p == SCRYPT_P;
+out:
+    SCRYPT_PARAMS_free(sp);
+    PBE2PARAM_free(pbe2);
+    ERR_clear_error();
+    return ok;
+}
+
 authcert_status authcert_next_key_from_pem(const char *pem, size_t len, authcert_next_key **out)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
@@ -139,6 +177,9 @@ authcert_status authcert_next_key_from_pem(const char *pem, size_t len, authcert
     k->sealed = PEM_read_bio_PKCS8(bio, NULL, no_prompt, NULL);
     if (k->sealed == NULL)
         FAIL(AUTHCERT_E_CORRUPT, "next key: no ENCRYPTED PRIVATE KEY block after the public key");
+    if (!our_sealing(k->sealed))
+        FAIL(AUTHCERT_E_CORRUPT, "next key: not sealed as authcert seals (PBES2, scrypt "
+             "N=%u r=%d p=%d, AES-256-CBC)", SCRYPT_N, SCRYPT_R, SCRYPT_P);
     GUARD(finish(k));
     *out = k;
     k = NULL;

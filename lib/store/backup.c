@@ -565,13 +565,19 @@ authcert_status authcert_backup_restore(authcert_store *s, const authcert_backup
         store_stage_secret(s, b->secret);
     /* The backup's record of the current certificate's successor. */
     {
-        char want[65];
+        char want[65] = "", have[65];
         bool has = false;
+        authcert_next_key_where held = authcert_store_next_key(s, have);
+        /* Never a step down: a sealed key already in the store is kept (the backup's may be
+         * older, or made by whoever knows the backup password), an exported
+         * record is only ever filled in by the sealed key itself. */
         if (authcert_cert_commitment(cur->cert, &has, want) == AUTHCERT_OK && has
-            && b->next_where != AUTHCERT_NEXT_KEY_NONE && strcmp(b->next_hash, want) == 0) {
-            if (b->next_where == AUTHCERT_NEXT_KEY_SEALED)
+            && strcmp(b->next_hash, want) == 0) {
+            if (strcmp(have, want) != 0)
+                held = AUTHCERT_NEXT_KEY_NONE; /* a record of another commitment */
+            if (b->next_where == AUTHCERT_NEXT_KEY_SEALED && held != AUTHCERT_NEXT_KEY_SEALED)
                 GUARD(authcert_store_stage_next_key(s, b->next));
-            else
+            else if (b->next_where == AUTHCERT_NEXT_KEY_EXPORTED && held == AUTHCERT_NEXT_KEY_NONE)
                 store_next_key_record_exported(s, b->next_hash, b->next_type);
         }
         authcert_clear_detail();

@@ -422,6 +422,42 @@ static void sweep_temporaries(const authcert_store *s)
     }
 }
 
+/*
+ * A writer killed after writing a new key file and before renaming the
+ * index (SIGKILL, a power cut) leaves a key the index does not name: never
+ * part of the state, and a private key in the clear (a successor about to
+ * be promoted, for one). The next writer, once it has read the index under
+ * the lock, removes key files the index does not name, and sealed
+ * successors it no longer needs (store_next_key_sweep).
+ */
+static void sweep_orphans(const authcert_store *s)
+{
+    char path[4096];
+    DIR *d;
+    struct dirent *de;
+
+    if (store_path_in(s, path, sizeof path, "keys") != 0 || (d = opendir(path)) == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        char tp[AUTHCERT_THUMBPRINT_LEN + 1];
+        size_t n = strlen(de->d_name);
+        bool named = false;
+
+        if (n != AUTHCERT_THUMBPRINT_LEN + 4 || strcmp(de->d_name + n - 4, ".pem") != 0)
+            continue;
+        memcpy(tp, de->d_name, AUTHCERT_THUMBPRINT_LEN);
+        tp[AUTHCERT_THUMBPRINT_LEN] = '\0';
+        if (!authcert_thumbprint_valid(tp))
+            continue;
+        for (size_t i = 0; i < s->count && !named; i++)
+            named = strcmp(s->entries[i].pub.thumbprint, tp) == 0;
+        if (!named)
+            (void)unlinkat(dirfd(d), de->d_name, 0);
+    }
+    closedir(d);
+    store_next_key_sweep(s);
+}
+
 authcert_status authcert_store_open(const char *dir, int flags, authcert_store **out)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
@@ -468,6 +504,8 @@ authcert_status authcert_store_open(const char *dir, int flags, authcert_store *
         sweep_temporaries(s);
     }
     GUARD(load_index(s));
+    if (flags & AUTHCERT_STORE_WRITE)
+        sweep_orphans(s);
     if (!s->index_seen && !(flags & AUTHCERT_STORE_WRITE))
         FAIL(AUTHCERT_E_NOTFOUND,
              "%s: no certificate store here (create one with authcert -c)", dir);

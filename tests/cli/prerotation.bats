@@ -88,14 +88,22 @@ refuse() { # CODE ARGS...: one line, the documented code, the store as it was
     [ "$(spki_of_cert "$(current_thumb)")" = "$h2" ]
 }
 
-@test "--key-type chooses the fresh successor's type; the promoted key keeps its own" {
+@test "--key-type on a first commitment chooses both keys; later, a successor of another family is refused" {
     rs_file
-    make_store --recovery-file "$T/rs"
-    authcert -q -c --password-file "$PWF" --recovery-file "$T/rs" --key-type ed25519
-    [ "$(authcert --status --json | jq -r .certificates[0].key_type)" = p256 ]
+    make_store --recovery-file "$T/rs" --key-type ed25519
+    [ "$(authcert --status --json | jq -r .certificates[0].key_type)" = ed25519 ]
     grep -q '"type": "ed25519"' "$AUTHCERT_STORE/store.json"
     f=$(ls "$AUTHCERT_STORE"/keys/next-*.pem)
     openssl pkey -pubin -in "$f" -noout -text | grep -qi ed25519
+    # Agents on an Ed25519 certificate refuse a key update to P-256: a P-256
+    # successor would strand them for good, so it is refused now.
+    refuse 10 -c --password-file "$PWF" --recovery-file "$T/rs" --key-type p256
+    [[ "$stderr" == *"p256 successor for a ed25519 key"* ]]
+    # RSA may grow, never shrink.
+    export AUTHCERT_STORE="$T/rsa"
+    make_store --recovery-file "$T/rs" --key-type rsa2048
+    authcert -q -c --password-file "$PWF" --recovery-file "$T/rs" --key-type rsa3072
+    refuse 10 -c --password-file "$PWF" --recovery-file "$T/rs" --key-type rsa2048
 }
 
 @test "while a commitment stands, -c without the secret, with a wrong one, or with the password as secret changes nothing" {
@@ -152,6 +160,8 @@ refuse() { # CODE ARGS...: one line, the documented code, the store as it was
     touch "$T/there.pem"
     refuse 2 --next-key export "$T/there.pem"
     [ ! -s "$T/there.pem" ]
+    # Not into the store itself, where its sweep would remove it.
+    refuse 2 --next-key export "$AUTHCERT_STORE/keys/next-0000000000000000000000000000000000000000000000000000000000000000.pem"
     run --separate-stderr authcert --next-key export "$T/next.pem"
     [ "$status" -eq 0 ]
     [ "$(stat -c %a "$T/next.pem")" = 600 ]
@@ -167,8 +177,14 @@ refuse() { # CODE ARGS...: one line, the documented code, the store as it was
     refuse 10 --next-key import "$T/o/s/keys/$(ls "$T/o/s/keys" | grep '^next-')"
     head -c 100 "$T/next.pem" > "$T/cut.pem"
     refuse 5 --next-key import "$T/cut.pem"
+    # Without the recovery secret the file cannot be checked: refused.
+    refuse 2 --next-key import "$T/next.pem" </dev/null
+    # Our public block over another key's sealed block (same secret): refused.
+    sed -n '/BEGIN PUBLIC KEY/,/END PUBLIC KEY/p' "$T/next.pem" > "$T/mixed.pem"
+    sed -n '/BEGIN ENCRYPTED/,/END ENCRYPTED/p' "$T"/o/s/keys/next-*.pem >> "$T/mixed.pem"
+    refuse 5 --next-key import "$T/mixed.pem" --recovery-file "$T/rs"
     # Control: its own file comes back, and -c promotes it.
-    authcert -q --next-key import "$T/next.pem"
+    authcert -q --next-key import "$T/next.pem" --recovery-file "$T/rs"
     [ "$(authcert --status --json | jq -r .next_key.where)" = sealed ]
     authcert -q -c --password-file "$PWF" --recovery-file "$T/rs"
     [ "$(spki_of_cert "$(current_thumb)")" = "$h" ]
@@ -238,8 +254,39 @@ refuse() { # CODE ARGS...: one line, the documented code, the store as it was
     export AUTHCERT_STORE="$T/restored"
     authcert -q -r --password-file "$PWF" "$T/b.zip"
     [ "$(authcert --status --json | jq -r .next_key.where)" = exported ]
-    authcert -q --next-key import "$T/next.pem"
+    authcert -q --next-key import "$T/next.pem" --recovery-file "$T/rs"
     authcert -q -c --password-file "$PWF" --recovery-file "$T/rs"
+}
+
+@test "a restore never takes a step down: the sealed key stays when the backup says exported" {
+    rs_file
+    make_store --recovery-file "$T/rs"
+    h=$(commits_to)
+    authcert -q --next-key export "$T/next.pem"
+    authcert -q -b --password-file "$PWF" "$T/b.zip"
+    authcert -q --next-key import "$T/next.pem" --recovery-file "$T/rs"
+    rm "$T/next.pem"   # as the tool says it may be
+    authcert -q -r --password-file "$PWF" "$T/b.zip"
+    [ "$(authcert --status --json | jq -r .next_key.where)" = sealed ]
+    [ -f "$AUTHCERT_STORE/keys/next-$h.pem" ]
+    authcert -q -c --password-file "$PWF" --recovery-file "$T/rs"
+    [ "$(spki_of_cert "$(current_thumb)")" = "$h" ]
+}
+
+@test "key files the index does not name (a writer killed before its commit) are removed by the next writer" {
+    rs_file
+    make_store --recovery-file "$T/rs"
+    h=$(commits_to)
+    o=$(printf 'a%.0s' $(seq 64))
+    cp "$AUTHCERT_STORE/keys/$(current_thumb).pem" "$AUTHCERT_STORE/keys/$o.pem"
+    cp "$AUTHCERT_STORE/keys/next-$h.pem" "$AUTHCERT_STORE/keys/next-$o.pem"
+    # A reader leaves them; the next writer removes them, and only them.
+    authcert --status >/dev/null
+    [ -f "$AUTHCERT_STORE/keys/$o.pem" ]
+    authcert -q --next-key export "$T/next.pem"
+    authcert -q --next-key import "$T/next.pem" --recovery-file "$T/rs"
+    [ ! -e "$AUTHCERT_STORE/keys/$o.pem" ] && [ ! -e "$AUTHCERT_STORE/keys/next-$o.pem" ]
+    [ -f "$AUTHCERT_STORE/keys/next-$h.pem" ] && [ -f "$AUTHCERT_STORE/keys/$(current_thumb).pem" ]
 }
 
 @test "a backup whose next-key member was swapped or left out of the manifest is refused, the store unchanged" {

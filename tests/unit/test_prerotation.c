@@ -301,6 +301,12 @@ static void test_malformed_commitments(void **state)
     /* 04 20 + 32 bytes + a trailing byte. */
     unsigned char trailing[35] = {0x04, 0x20};
     unsigned char good[34] = {0x04, 0x20};
+    /* The same 32 bytes in BER: a long-form length (04 81 20) and an
+     * indefinite constructed string (24 80 04 20 ... 00 00). */
+    unsigned char longform[35] = {0x04, 0x81, 0x20};
+    unsigned char indefinite[38] = {0x24, 0x80, 0x04, 0x20};
+    authcert_cert *lf = with_raw_commitment(longform, sizeof longform, 0);
+    authcert_cert *ind = with_raw_commitment(indefinite, sizeof indefinite, 0);
     authcert_cert *a = with_raw_commitment(short_one, sizeof short_one, 0);
     authcert_cert *b = with_raw_commitment(trailing, sizeof trailing, 0);
     authcert_cert *crit = with_raw_commitment(good, sizeof good, 1);
@@ -313,6 +319,8 @@ static void test_malformed_commitments(void **state)
     authcert_cert_refusal why;
 
     assert_status(authcert_cert_commitment(a, &has, h), AUTHCERT_E_CORRUPT);
+    assert_status(authcert_cert_commitment(lf, &has, h), AUTHCERT_E_CORRUPT);
+    assert_status(authcert_cert_commitment(ind, &has, h), AUTHCERT_E_CORRUPT);
     assert_status(authcert_cert_commitment(b, &has, h), AUTHCERT_E_CORRUPT);
     assert_status(authcert_cert_commitment(crit, &has, h), AUTHCERT_E_CORRUPT);
     assert_ok(authcert_cert_commitment(ok, &has, h)); /* control */
@@ -327,9 +335,37 @@ static void test_malformed_commitments(void **state)
 
     authcert_cert_free(a);
     authcert_cert_free(b);
+    authcert_cert_free(lf);
+    authcert_cert_free(ind);
     authcert_cert_free(crit);
     authcert_cert_free(ok);
     authcert_cert_free(next);
+}
+
+/* A certificate that commits to its own key protects nothing: refused. */
+static void test_self_commitment_refused(void **state)
+{
+    (void)state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    char own[65];
+    authcert_cert *self = NULL, *other = NULL;
+    assert_ok(authcert_spki_sha256(k, own));
+    authcert_cert_params p = {.commit_to = own};
+    assert_ok(authcert_cert_generate_for(&p, k, &self));
+    authcert_cert_refusal why;
+    assert_status(authcert_cert_check_policy(self, NULL, &why), AUTHCERT_E_POLICY);
+    assert_int_equal(why, AUTHCERT_CERT_MALFORMED);
+    /* Control: committing to another key passes. */
+    EVP_PKEY *k2 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    char next[65];
+    assert_ok(authcert_spki_sha256(k2, next));
+    authcert_cert_params q = {.commit_to = next};
+    assert_ok(authcert_cert_generate_for(&q, k, &other));
+    assert_ok(authcert_cert_check_policy(other, NULL, NULL));
+    authcert_cert_free(self);
+    authcert_cert_free(other);
+    EVP_PKEY_free(k);
+    EVP_PKEY_free(k2);
 }
 
 int main(void)
@@ -340,6 +376,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_follows_only_the_committed_key, setup, teardown),
         cmocka_unit_test(test_without_commitment_policy_is_as_before),
         cmocka_unit_test(test_malformed_commitments),
+        cmocka_unit_test(test_self_commitment_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

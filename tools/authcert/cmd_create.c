@@ -62,6 +62,24 @@ struct succession {
     authcert_next_key *next;     /* the fresh successor, sealed */
 };
 
+/* A key of type next may follow one of type cur at the agents (cert_policy.h). */
+static bool successor_followable(authcert_key_type cur, authcert_key_type next)
+{
+    static const authcert_key_type rsa[] = { AUTHCERT_KEY_RSA2048, AUTHCERT_KEY_RSA3072,
+                                             AUTHCERT_KEY_RSA4096 };
+    int ci = -1, ni = -1;
+
+    for (int i = 0; i < 3; i++) {
+        if (rsa[i] == cur)
+            ci = i;
+        if (rsa[i] == next)
+            ni = i;
+    }
+    if (ci >= 0 || ni >= 0)
+        return ci >= 0 && ni >= ci;
+    return cur == next;
+}
+
 static authcert_status plan_succession(const struct tool_opts *o, authcert_store *s,
                                        const char *pw, authcert_cert_params *params,
                                        struct succession *sc)
@@ -70,7 +88,7 @@ static authcert_status plan_succession(const struct tool_opts *o, authcert_store
     const authcert_store_entry *cur = s != NULL ? authcert_store_current(s) : NULL;
     char hash[AUTHCERT_SPKI_HASH_LEN + 1];
     authcert_next_key *sealed = NULL;
-    authcert_key_type next_type;
+    authcert_key_type next_type, cur_type;
     bool committing = false;
 
     if (cur != NULL)
@@ -122,6 +140,19 @@ static authcert_status plan_succession(const struct tool_opts *o, authcert_store
         next_type = o->key_type != AUTHCERT_KEY_UNKNOWN ? o->key_type
                     : sc->promoted != NULL ? authcert_key_type_of(sc->promoted)
                     : params->type != AUTHCERT_KEY_UNKNOWN ? params->type : AUTHCERT_KEY_DEFAULT;
+        /* Agents follow a key update only within the key's family (RSA no
+         * shorter): a successor they would refuse strands them for good,
+         * as the commitment then forbids every other key. */
+        cur_type = sc->promoted != NULL ? authcert_key_type_of(sc->promoted)
+                   : params->type != AUTHCERT_KEY_UNKNOWN ? params->type : AUTHCERT_KEY_DEFAULT;
+        if (!successor_followable(cur_type, next_type)) {
+            rc = authcert_fail(AUTHCERT_E_POLICY, "a %s successor for a %s key: agents refuse "
+                               "a key update to another key type, and the commitment would "
+                               "allow no other (give a --key-type of the same family)",
+                               authcert_key_type_name(next_type),
+                               authcert_key_type_name(cur_type));
+            goto out;
+        }
         TRY(authcert_next_key_generate(next_type, sc->secret, &sc->next));
         params->commit_to = authcert_next_key_hash(sc->next);
     }

@@ -69,8 +69,8 @@ static const struct tool_mode modes[] = {
       "--forget ID", "unbind an agent's key: a reinstalled agent may enroll again" },
     { "--server-secret", "server secret", 1, 1, 0, true, cmd_server_secret,
       "--server-secret init", "make the server secret of a store made before protocol v2" },
-    { "--next-key", "next key", 2, 2, 0, true, cmd_next_key,
-      "--next-key export|import PATH",
+    { "--next-key", "next key", 2, 2, OPT_RECOVERY, true, cmd_next_key,
+      "--next-key export PATH | import PATH --recovery-file FILE",
       "move the sealed successor key off the machine, or back (pre-rotation)" },
 };
 #define NMODES (sizeof modes / sizeof modes[0])

@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "tool.h"
 
@@ -104,7 +106,62 @@ static authcert_status export_to(const char *path, const char *pem, size_t len)
         (void)unlink(path);
         return authcert_fail(AUTHCERT_E_IO, "%s: %s", path, strerror(errno));
     }
+    /* Its name too must survive a power cut before the store forgets the key. */
+    {
+        char dir[4096];
+        const char *slash = strrchr(path, '/');
+        int dfd;
+        if (slash == NULL)
+            snprintf(dir, sizeof dir, ".");
+        else
+            snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || fsync(dfd) != 0) {
+            int e = errno;
+            if (dfd >= 0)
+                close(dfd);
+            (void)unlink(path);
+            return authcert_fail(AUTHCERT_E_IO, "%s: %s", dir, strerror(e));
+        }
+        close(dfd);
+    }
     return AUTHCERT_OK;
+}
+
+/* PATH's folder inside the store: the store's own sweep would remove it. */
+static authcert_status outside_store(const authcert_store *s, const char *path)
+{
+    char dir[4096], real_dir[PATH_MAX], real_store[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    size_t n;
+
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    if (realpath(dir, real_dir) == NULL)
+        return authcert_fail(errno == ENOENT ? AUTHCERT_E_NOTFOUND : AUTHCERT_E_IO, "%s: %s",
+                             dir, strerror(errno));
+    if (realpath(authcert_store_dir(s), real_store) == NULL)
+        return authcert_fail(AUTHCERT_E_IO, "%s: %s", authcert_store_dir(s), strerror(errno));
+    n = strlen(real_store);
+    if (strncmp(real_dir, real_store, n) == 0 && (real_dir[n] == '\0' || real_dir[n] == '/'))
+        return authcert_fail(AUTHCERT_E_USAGE, "%s: inside the store; export the next key "
+                             "off the machine", path);
+    return AUTHCERT_OK;
+}
+
+/* After a failed commit: does the index on disk already say exported? */
+static bool index_says_exported(const char *dir)
+{
+    authcert_store *look = NULL;
+    bool yes;
+
+    if (authcert_store_open(dir, AUTHCERT_STORE_READ, &look) != AUTHCERT_OK)
+        return true; /* unknown: keep the copy */
+    yes = authcert_store_next_key(look, NULL) == AUTHCERT_NEXT_KEY_EXPORTED;
+    authcert_store_close(look);
+    return yes;
 }
 
 static authcert_status do_export(const struct tool_opts *o, authcert_store *s, const char *path)
@@ -117,12 +174,21 @@ static authcert_status do_export(const struct tool_opts *o, authcert_store *s, c
     TRY(authcert_store_load_next_key(s, &k));
     TRY(authcert_next_key_to_pem(k, &pem, &len));
     TRY(tool_check_destination(path));
+    TRY(outside_store(s, path));
     /* The copy first: at every instant the store or PATH holds it. */
     TRY(export_to(path, pem, len));
     TRY(authcert_store_next_key_exported(s));
     rc = authcert_store_commit(s);
     if (rc != AUTHCERT_OK) {
-        (void)unlink(path);
+        /* Removed only when the store surely still holds the key. */
+        char why[512];
+        snprintf(why, sizeof why, "%s", authcert_detail());
+        if (!index_says_exported(authcert_store_dir(s))) {
+            (void)unlink(path);
+            rc = authcert_fail(rc, "%s", why);
+        } else {
+            rc = authcert_fail(rc, "%s (the store recorded the export: keep %s)", why, path);
+        }
         goto out;
     }
     tool_say(o, "the sealed next key (%.16s...) is in %s and no longer in the store; "
@@ -141,6 +207,8 @@ static authcert_status do_import(const struct tool_opts *o, authcert_store *s, c
     uint8_t *pem = NULL;
     size_t len = 0;
     char want[AUTHCERT_SPKI_HASH_LEN + 1];
+    char *secret = NULL;
+    EVP_PKEY *priv = NULL;
     bool has = false;
 
     if (cur == NULL)
@@ -159,6 +227,16 @@ static authcert_status do_import(const struct tool_opts *o, authcert_store *s, c
                            want);
         goto out;
     }
+    /* The public block alone proves nothing of the sealed one: opened with
+     * the recovery secret, it must be that very key, or it would replace
+     * the store's with one the next -c cannot use. */
+    TRY(tool_recovery_secret(o, false, &secret));
+    if (secret == NULL) {
+        rc = authcert_fail(AUTHCERT_E_USAGE, "give the recovery secret (--recovery-file or "
+                           "--recovery-fd): the file is checked with it before it is taken");
+        goto out;
+    }
+    TRY(authcert_next_key_unseal(k, secret, &priv));
     TRY(authcert_store_stage_next_key(s, k));
     TRY(authcert_store_commit(s));
     tool_say(o, "the sealed next key (%.16s...) is back in the store; %s may be deleted",
@@ -166,6 +244,8 @@ static authcert_status do_import(const struct tool_opts *o, authcert_store *s, c
 out:
     free(pem);
     authcert_next_key_free(k);
+    authcert_secret_free(secret);
+    EVP_PKEY_free(priv);
     return rc;
 }
 

@@ -128,6 +128,8 @@ static authcert_status from_terminal(const struct tool_opts *o, const char *noun
     authcert_status rc;
     char again[LINE_CAP], text[128];
 
+    buf[0] = '\0';
+
     tty_fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (tty_fd < 0)
         return authcert_fail(AUTHCERT_E_IO, "/dev/tty: %s", strerror(errno));
@@ -150,7 +152,7 @@ authcert_status tool_password(const struct tool_opts *o, const char *argv_pw,
                               bool confirm, char **out)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
-    char buf[LINE_CAP], what[64];
+    char buf[LINE_CAP] = "", what[64];
     int fd = -1;
 
     *out = NULL;
@@ -189,7 +191,7 @@ authcert_status tool_password(const struct tool_opts *o, const char *argv_pw,
     } else {
         rc = read_line(STDIN_FILENO, "standard input", buf, sizeof buf, false);
     }
-    if (rc != AUTHCERT_OK || buf[0] == '\0') /* declined at the prompt */
+    if (rc != AUTHCERT_OK)
         goto out;
     *out = authcert_secret_dup(buf);
     if (*out == NULL)
@@ -204,7 +206,7 @@ out:
 authcert_status tool_recovery_secret(const struct tool_opts *o, bool confirm, char **out)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
-    char buf[LINE_CAP], what[64];
+    char buf[LINE_CAP] = "", what[64];
     int fd = -1;
 
     *out = NULL;
