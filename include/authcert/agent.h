@@ -161,6 +161,18 @@ authcert_agent_apply_update_key(authcert_agent_trust *t, const json_t *claims,
                                 char new_thumbprint[65]);
 
 /*
+ * Walk the hand-off chain (authcert/handoff.h) from the trusted
+ * certificate to want_last (the current certificate the server names; NULL:
+ * not checked), then install the last certificate as
+ * authcert_agent_apply_update_key does: one write, only after every link
+ * verified. A chain starting from another certificate than the trusted one
+ * changes nothing. Errors: as authcert_handoff_walk, and AUTHCERT_E_IO.
+ */
+AUTHCERT_MUST_CHECK authcert_status
+authcert_agent_apply_handoff(authcert_agent_trust *t, const json_t *chain, const char *want_last,
+                             char new_thumbprint[65]);
+
+/*
  * True when id is a valid agent id: 1..128 printable ASCII characters
  * (0x21..0x7e), not the broadcast audience "*".
  */

@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 
 #include "authcert/agent.h"
+#include "authcert/handoff.h"
 #include "authcert/base64url.h"
 #include "authcert/cert_policy.h"
 #include "authcert/fsutil.h"
@@ -491,6 +492,40 @@ out:
     authcert_cert_free(trusted);
     authcert_cert_free(c);
     free(der);
+    return rc;
+}
+
+authcert_status authcert_agent_apply_handoff(authcert_agent_trust *t, const json_t *chain,
+                                             const char *want_last, char new_thumbprint[65])
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    authcert_cert *held = NULL, *last = NULL;
+    const uint8_t *der;
+    size_t derlen = 0;
+    bool locked = false;
+    file_id id = {0};
+    struct stat st;
+
+    pthread_mutex_lock(&t->write_lock);
+    locked = true;
+    held = authcert_agent_trust_cert(t);
+    GUARD(authcert_handoff_walk(held, chain, want_last, 0, &last));
+    der = authcert_cert_der(last, &derlen);
+    if (t->path != NULL) {
+        GUARD(authcert_write_atomic(t->path, der, derlen, 0644));
+        if (stat(t->path, &st) == 0)
+            stat_id(&st, &id);
+    }
+    swap_cert(t, last, t->path != NULL ? &id : NULL);
+    last = NULL;
+    if (new_thumbprint != NULL)
+        authcert_agent_trust_thumbprint(t, new_thumbprint);
+    rc = AUTHCERT_OK;
+out:
+    if (locked)
+        pthread_mutex_unlock(&t->write_lock);
+    authcert_cert_free(held);
+    authcert_cert_free(last);
     return rc;
 }
 
