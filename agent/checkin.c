@@ -422,6 +422,20 @@ out:
     free(retry);
 }
 
+/* The check-in answer's hand-off chain, walked and installed; refusals logged. */
+static void apply_handoff(agent *a, const json_t *chain, const char *current)
+{
+    char tp[65];
+
+    if (authcert_agent_apply_handoff(a->trust, chain, current, tp) != AUTHCERT_OK) {
+        agent_log(LOG_ERROR, "hand-off refused: %s (the certificate file is unchanged)",
+                  authcert_detail());
+        return;
+    }
+    agent_log(LOG_INFO, "certificate %s installed in %s (a hand-off chain of %zu link%s)", tp,
+              a->cfg.cert, json_array_size(chain), json_array_size(chain) == 1 ? "" : "s");
+}
+
 authcert_status agent_checkin_run(agent_checkin *c, int *interval)
 {
     agent *a = c->a;
@@ -480,6 +494,13 @@ authcert_status agent_checkin_run(agent_checkin *c, int *interval)
         else {
             run_commands(c, cmds);
             rc = AUTHCERT_OK;
+            /* After the commands (signed with the key we hold now): the
+             * hand-off chain to the current certificate, every link
+             * verified with the key held at that point. */
+            const json_t *chain = json_object_get(ans, "handoff");
+            if (chain != NULL && strcmp(state, "expired") == 0)
+                apply_handoff(a, chain,
+                              json_string_value(json_object_get(ans, "current_thumbprint")));
         }
     }
     json_decref(ans);

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "authcert/handoff.h"
 #include "daemon.h"
 
 extern char **environ;
@@ -281,6 +282,11 @@ static json_t *run_once(agent *a, const json_t *claims, const char *origin)
     }
     if (strcmp(cmd, "ping") == 0)
         return result("ok", 0, "pong", 4);
+    if (strcmp(cmd, AUTHCERT_HANDOFF_COMMAND) == 0) {
+        /* A statement is walked from a check-in answer, never run. */
+        agent_log(LOG_WARN, "%s: a hand-off statement as a command: nothing run", origin);
+        return result("failed", -1, "a hand-off statement is not a command", 37);
+    }
     if (strcmp(cmd, "update-key") == 0) {
         char thumb[65], msg[512];
         authcert_status st = authcert_agent_apply_update_key(a->trust, claims, thumb);

@@ -134,7 +134,8 @@ static authcert_status record_one(authcert_registry *reg, const char *agent_id,
 
 /*
  * Queued update-keys the batch did not use: the agent is on the current
- * certificate already (its check-in beat the push), nothing to send.
+ * certificate already (its check-in beat the push), nothing to send; or
+ * the answer carries the store's hand-off chain instead.
  */
 static void settle_unneeded(authcert_registry *reg, const struct claim_list *l,
                             const authcert_server_batch *b)
@@ -148,7 +149,11 @@ static void settle_unneeded(authcert_registry *reg, const struct claim_list *l,
             used = b->dids[k] == l->c[i].id;
         if (!used && authcert_registry_record_result(
                          reg, l->c[i].id, AUTHCERT_DELIVERY_DELIVERED,
-                         "{\"status\":\"ok\",\"output\":\"already on the current certificate\"}",
+                         b->handoff != NULL
+                             ? "{\"status\":\"ok\",\"output\":\"the hand-off chain went in "
+                               "the check-in answer\"}"
+                             : "{\"status\":\"ok\",\"output\":\"already on the current "
+                               "certificate\"}",
                          time(NULL)) == AUTHCERT_OK)
             metric_push(PUSH_NOT_NEEDED);
     }
@@ -265,7 +270,7 @@ void checkin_handle(daemon_ctx *d, const http_request *rq, http_answer *out)
             .delivery_id = l.c[i].id, .command_id = l.c[i].command_id,
             .broadcast = l.c[i].broadcast, .command = l.c[i].command,
             .args_json = l.c[i].args };
-    rc = authcert_server_sign_for(d->srv, agent_id, m->report.thumbprint, cmds, l.n, now, &b);
+    rc = authcert_server_sign_checkin(d->srv, agent_id, m->report.thumbprint, cmds, l.n, now, &b);
     if (rc != AUTHCERT_OK) {
         /* What was claimed stays leased; once the lease ends it goes out again. */
         if (reg != NULL)

@@ -59,6 +59,7 @@ typedef struct authcert_backup_entry {
     time_t added;
     time_t retired;
     authcert_cert *cert; /* with key; owned by the backup */
+    char *handoff;       /* its key's hand-off statement (authcert/handoff.h), or NULL */
 } authcert_backup_entry;
 
 /*

@@ -132,6 +132,12 @@ typedef struct authcert_server_batch {
                           "did" claim says); -1 for an update-key made without a
                           queued one */
     unsigned signatures; /* signatures made (cache hits not counted) */
+    /* An expired agent whose certificate the store's hand-off statements
+     * lead from to the current one (authcert/handoff.h), with no queued
+     * update-key: the chain as a JSON array text, given instead of an
+     * update-key (nothing signed for it); NULL otherwise. */
+    char *handoff;
+    size_t handoff_links;
 } authcert_server_batch;
 
 /*
@@ -155,6 +161,18 @@ AUTHCERT_MUST_CHECK authcert_status
 authcert_server_sign_for(authcert_server *srv, const char *agent_id, const char *thumbprint,
                          const authcert_server_command *cmds, size_t n, time_t now,
                          authcert_server_batch **out);
+
+/*
+ * As authcert_server_sign_for, for a check-in answer: an expired agent
+ * whose certificate the store's hand-off statements lead from to the
+ * current one gets the chain (b->handoff) instead of a signed update-key,
+ * for a queued update-key too (its delivery id is then missing from dids).
+ * A push, one token to a listener, cannot carry a chain: sign_for.
+ */
+AUTHCERT_MUST_CHECK authcert_status
+authcert_server_sign_checkin(authcert_server *srv, const char *agent_id, const char *thumbprint,
+                             const authcert_server_command *cmds, size_t n, time_t now,
+                             authcert_server_batch **out);
 void authcert_server_batch_free(authcert_server_batch *b);
 
 /*

@@ -47,6 +47,9 @@ typedef struct authcert_store_entry {
     time_t added;          /* when this store first held it */
     time_t retired;        /* when it stopped being current; 0 if never */
     authcert_cert *cert;   /* with its key; owned by the store */
+    /* The hand-off statement this certificate's key signed for its
+     * successor (authcert/handoff.h), or NULL. Owned by the store. */
+    char *handoff;
 } authcert_store_entry;
 
 enum {
@@ -114,6 +117,15 @@ authcert_store_make_current(authcert_store *s, authcert_cert *cert,
 AUTHCERT_MUST_CHECK authcert_status
 authcert_store_add(authcert_store *s, authcert_cert *cert, authcert_state state,
                    bool exportable);
+
+/*
+ * Keep jws, the hand-off statement thumbprint's key signed for its
+ * successor (authcert/handoff.h); written with the next commit, kept from
+ * then on (a later statement for the same certificate replaces it).
+ * Errors: AUTHCERT_E_NOTFOUND (no such certificate), AUTHCERT_E_USAGE.
+ */
+AUTHCERT_MUST_CHECK authcert_status
+authcert_store_set_handoff(authcert_store *s, const char *thumbprint, const char *jws);
 
 /* Mark an entry revoked (a leaked key); the current one cannot be. */
 AUTHCERT_MUST_CHECK authcert_status

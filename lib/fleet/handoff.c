@@ -74,8 +74,8 @@ authcert_status authcert_handoff_peek(const char *jws, char from[65], char to[65
     authcert_status rc = AUTHCERT_E_INTERNAL;
     const char *dot1 = jws != NULL ? strchr(jws, '.') : NULL;
     const char *dot2 = dot1 != NULL ? strchr(dot1 + 1, '.') : NULL;
-    const char *f, *t;
-    const json_t *cert;
+    const char *f = NULL, *t = NULL;
+    const json_t *cert = NULL;
     uint8_t *payload = NULL;
     size_t plen = 0;
     json_t *claims = NULL;
@@ -125,9 +125,9 @@ authcert_status authcert_handoff_walk(const authcert_cert *held, const json_t *c
                                              .issuer = AUTHCERT_HANDOFF_ISSUER,
                                              .now = now, .leeway = 300 };
         authcert_cert_policy policy = { .now = now, .trusted = at, .any_dates = i + 1 < n };
-        const char *from, *to;
-        const json_t *jcert;
-        uint64_t gen;
+        const char *from = NULL, *to = NULL;
+        const json_t *jcert = NULL;
+        uint64_t gen = 0;
 
         if (!json_is_string(tok))
             FAIL(AUTHCERT_E_CORRUPT, "hand-off: link %zu is not a string", i + 1);

@@ -17,6 +17,7 @@
 
 #include "authcert/base64url.h"
 #include "authcert/commitment.h"
+#include "authcert/handoff.h"
 #include "authcert/jws.h"
 #include "authcert/server.h"
 #include "internal.h"
@@ -39,6 +40,12 @@ struct key {
      * no other), one step per check-in; NULL: to the current one. */
     char *update_args;
     size_t update_args_len;
+    /* The hand-off statements from this key to the current one, as a JSON
+     * array text, and how many; NULL when the store's statements do not
+     * lead there (keyring_chains). */
+    char *chain;
+    size_t chain_links;
+    char *statement; /* the one this key signed, or NULL */
 };
 
 typedef struct keyring {
@@ -104,6 +111,8 @@ static void keyring_free(keyring *r)
             authcert_jws_signer_free(k->pool[j]);
         free(k->pool);
         free(k->update_args);
+        free(k->chain);
+        free(k->statement);
         pthread_mutex_destroy(&k->lock);
         authcert_cert_free(k->cert);
     }
@@ -203,6 +212,82 @@ out:
     return rc;
 }
 
+/* Compact JWS characters only: spliced into the answer as they are. */
+static bool jws_text(const char *s)
+{
+    return s != NULL && *s != '\0'
+           && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+                  == strlen(s);
+}
+
+/*
+ * For each expired key, the chain of the store's hand-off statements from
+ * it to the current key (authcert/handoff.h), when they lead there: the
+ * statements are the tool's, signed once at each replacement, and here only
+ * followed (each one's "to", unverified: the agent verifies every link).
+ * No chain (a statement missing: a store older than them, a replacement
+ * without commitment) leaves the key to the signed update-key.
+ */
+static authcert_status keyring_chains(keyring *r)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+
+    for (size_t i = 0; i < r->n; i++) {
+        struct key *k = &r->keys[i], *at = k;
+        size_t links = 0, len = 1;
+        char *text = NULL;
+        bool whole = false;
+
+        if (k->state != AUTHCERT_STATE_EXPIRED)
+            continue;
+        /* First the length: follow "to" until the current key. */
+        while (at != NULL && links < AUTHCERT_HANDOFF_MAX_LINKS && jws_text(at->statement)) {
+            char from[65], to[65];
+            uint64_t gen;
+            if (authcert_handoff_peek(at->statement, from, to, &gen) != AUTHCERT_OK
+                || strcmp(from, at->tp) != 0)
+                break;
+            len += strlen(at->statement) + 3;
+            links++;
+            at = keyring_find(r, to);
+            if (at == r->current) {
+                whole = true;
+                break;
+            }
+        }
+        authcert_clear_detail();
+        if (!whole)
+            continue;
+        GUARD_ALLOC(text = malloc(len + 1));
+        text[0] = '[';
+        len = 1;
+        at = k;
+        for (size_t j = 0; j < links; j++) {
+            char from[65], to[65];
+            uint64_t gen;
+            size_t sl = strlen(at->statement);
+            if (j > 0)
+                text[len++] = ',';
+            text[len++] = '"';
+            memcpy(text + len, at->statement, sl);
+            len += sl;
+            text[len++] = '"';
+            if (authcert_handoff_peek(at->statement, from, to, &gen) != AUTHCERT_OK) {
+                free(text);
+                FAIL(AUTHCERT_E_INTERNAL, "hand-off: a statement changed while chained");
+            }
+            at = keyring_find(r, to);
+        }
+        text[len++] = ']';
+        text[len] = '\0';
+        k->chain = text;
+        k->chain_links = links;
+    }
+    rc = AUTHCERT_OK;
+out:
+    return rc;
+}
+
 /* A snapshot of the store as it is now (the caller holds refresh_lock). */
 static authcert_status keyring_build(authcert_store *store, keyring **out)
 {
@@ -227,6 +312,8 @@ static authcert_status keyring_build(authcert_store *store, keyring **out)
         memcpy(k->tp, e->thumbprint, sizeof k->tp);
         k->state = e->state;
         k->cert = authcert_cert_ref(e->cert);
+        if (e->handoff != NULL)
+            GUARD_ALLOC(k->statement = strdup(e->handoff));
         pthread_mutex_init(&k->lock, NULL);
         r->n++;
     }
@@ -241,6 +328,7 @@ static authcert_status keyring_build(authcert_store *store, keyring **out)
     GUARD_ALLOC(r->update_args = json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER));
     r->update_args_len = strlen(r->update_args);
     GUARD(keyring_successors(r));
+    GUARD(keyring_chains(r));
     authcert_cert_get_info(r->current->cert, &info);
     r->current_not_after = info.not_after;
     r->generation = authcert_store_generation(store);
@@ -666,6 +754,7 @@ void authcert_server_batch_free(authcert_server_batch *b)
 {
     if (b == NULL)
         return;
+    free(b->handoff);
     for (size_t i = 0; i < b->ntokens; i++)
         free(b->tokens[i]);
     free(b->tokens);
@@ -678,10 +767,29 @@ static bool is_update_key(const authcert_server_command *c)
     return c->command != NULL && strcmp(c->command, AUTHCERT_UPDATE_KEY_COMMAND) == 0;
 }
 
+static authcert_status sign_batch(authcert_server *srv, const char *agent_id,
+                                  const char *thumbprint, const authcert_server_command *cmds,
+                                  size_t n, time_t now, bool chains, authcert_server_batch **out);
+
 authcert_status authcert_server_sign_for(authcert_server *srv, const char *agent_id,
                                          const char *thumbprint,
                                          const authcert_server_command *cmds, size_t n,
                                          time_t now, authcert_server_batch **out)
+{
+    return sign_batch(srv, agent_id, thumbprint, cmds, n, now, false, out);
+}
+
+authcert_status authcert_server_sign_checkin(authcert_server *srv, const char *agent_id,
+                                             const char *thumbprint,
+                                             const authcert_server_command *cmds, size_t n,
+                                             time_t now, authcert_server_batch **out)
+{
+    return sign_batch(srv, agent_id, thumbprint, cmds, n, now, true, out);
+}
+
+static authcert_status sign_batch(authcert_server *srv, const char *agent_id,
+                                  const char *thumbprint, const authcert_server_command *cmds,
+                                  size_t n, time_t now, bool chains, authcert_server_batch **out)
 {
     authcert_status rc = AUTHCERT_E_INTERNAL;
     authcert_server_batch *b = NULL;
@@ -710,7 +818,12 @@ authcert_status authcert_server_sign_for(authcert_server *srv, const char *agent
     for (size_t i = 0; i < n && queued_update == NULL; i++)
         if (is_update_key(&cmds[i]))
             queued_update = &cmds[i];
-    if (b->state == AUTHCERT_AGENT_EXPIRED) {
+    if (b->state == AUTHCERT_AGENT_EXPIRED && chains && k->chain != NULL) {
+        /* The store's hand-off chain: nothing to sign, and no retired key
+         * needed (authcert/handoff.h). */
+        GUARD_ALLOC(b->handoff = strdup(k->chain));
+        b->handoff_links = k->chain_links;
+    } else if (b->state == AUTHCERT_AGENT_EXPIRED) {
         /* Signed with the key the agent holds; it carries the current one. */
         GUARD(sign_one(srv, k, agent_id, AUTHCERT_UPDATE_KEY_COMMAND, NULL,
                        k->update_args != NULL ? k->update_args : r->update_args,
@@ -778,7 +891,8 @@ authcert_status authcert_server_answer(const authcert_server *srv,
                   srv->interval);
     if (hn < 0 || (size_t)hn >= sizeof head)
         FAIL(AUTHCERT_E_INTERNAL, "check-in answer: header too long");
-    cap = (size_t)hn + 64 + (reason != NULL ? strlen(reason) : 0);
+    cap = (size_t)hn + 64 + (reason != NULL ? strlen(reason) : 0)
+          + (b->handoff != NULL ? strlen(b->handoff) + 16 : 0);
     for (size_t i = 0; i < b->ntokens; i++) {
         size_t len = strlen(b->tokens[i]);
         if (len == 0 || strspn(b->tokens[i], jws_chars) != len)
@@ -800,6 +914,13 @@ authcert_status authcert_server_answer(const authcert_server *srv,
     text[n++] = ']';
     if (reason != NULL)
         n += (size_t)snprintf(text + n, cap - n, ",\"reason\":\"%s\"", reason);
+    if (b->handoff != NULL) {
+        size_t hl = strlen(b->handoff);
+        memcpy(text + n, ",\"handoff\":", 11);
+        n += 11;
+        memcpy(text + n, b->handoff, hl);
+        n += hl;
+    }
     text[n++] = '}';
     text[n] = '\0';
     *out = text;

@@ -109,6 +109,8 @@ static authcert_status manifest_entry(json_t *certs, const authcert_store_entry 
     GUARD(json_set(o, "key_type", json_string(authcert_key_type_name(info.type))));
     GUARD(json_set(o, "member", json_string(member)));
     GUARD(json_set(o, "sha256", json_string(hash)));
+    if (e->handoff != NULL)
+        GUARD(json_set(o, "handoff", json_string(e->handoff)));
     if (json_array_append(certs, o) != 0)
         FAIL(AUTHCERT_E_NOMEM, "out of memory (manifest)");
     rc = AUTHCERT_OK;
@@ -496,8 +498,10 @@ void authcert_backup_free(authcert_backup *b)
 {
     if (b == NULL)
         return;
-    for (size_t i = 0; i < b->count; i++)
+    for (size_t i = 0; i < b->count; i++) {
         authcert_cert_free(b->entries[i].cert);
+        free(b->entries[i].handoff);
+    }
     free(b->entries);
     free(b->path);
     OPENSSL_cleanse(b->secret, sizeof b->secret);
@@ -557,6 +561,11 @@ authcert_status authcert_backup_restore(authcert_store *s, const authcert_backup
             continue;
         GUARD(authcert_store_add(s, e->cert, e->state, exportable));
     }
+    /* The hand-off statements go along: with them, agents on a restored
+     * node's older certificates walk to the current one. */
+    for (size_t i = 0; i < b->count; i++)
+        if (b->entries[i].handoff != NULL)
+            GUARD(authcert_store_set_handoff(s, b->entries[i].thumbprint, b->entries[i].handoff));
     if (!authcert_store_has_password(s))
         GUARD(authcert_store_set_password(s, password));
     /* The backup's server secret replaces this store's at commit: nodes

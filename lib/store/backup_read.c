@@ -47,7 +47,15 @@ typedef struct mentry {
     authcert_key_type type;
     unsigned char sha256[32];
     const backup_member *m;
+    char *handoff; /* a copy: the manifest's JSON is freed before it is used */
 } mentry;
+
+static void mentries_free(mentry *es, size_t n)
+{
+    for (size_t i = 0; es != NULL && i < n; i++)
+        free(es[i].handoff);
+    free(es);
+}
 
 /* name with anything unprintable as \xNN, for a detail line. */
 static void escape_name(const char *name, char *out, size_t size)
@@ -254,7 +262,7 @@ static unsigned hexval(char c)
 
 static const char *const entry_keys[] = {
     "thumbprint", "state", "exportable", "added", "retired", "not_before",
-    "not_after", "key_type", "member", "sha256", NULL};
+    "not_after", "key_type", "member", "sha256", "handoff", NULL};
 
 /* One "certificates" element, matched to its member. */
 static authcert_status parse_entry(json_t *o, size_t i, backup_member *ms, size_t nm,
@@ -288,6 +296,14 @@ static authcert_status parse_entry(json_t *o, size_t i, backup_member *ms, size_
     if ((e->type = authcert_key_type_parse(ktype)) == AUTHCERT_KEY_UNKNOWN)
         FAIL(AUTHCERT_E_CORRUPT, "manifest: %s: unknown key type", where);
     GUARD(get_str(o, "sha256", where, &hash));
+    {
+        json_t *h = json_object_get(o, "handoff");
+        if (h != NULL && (!json_is_string(h) || json_string_length(h) == 0
+                          || json_string_length(h) > 64 * 1024))
+            FAIL(AUTHCERT_E_CORRUPT, "manifest: %s: malformed hand-off statement", where);
+        if (h != NULL)
+            GUARD_ALLOC(e->handoff = strdup(json_string_value(h)));
+    }
     if (strlen(hash) != 64 || !is_lower_hex(hash, 64))
         FAIL(AUTHCERT_E_CORRUPT, "manifest: %s: sha256 is not 64 lowercase hex", where);
     for (size_t k = 0; k < 32; k++)
@@ -386,7 +402,7 @@ static authcert_status parse_manifest(const uint8_t *text, size_t len, backup_me
     json_t *root = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &jerr);
     json_t *fmt, *certs;
     mentry *es = NULL;
-    size_t ne, currents = 0;
+    size_t ne = 0, currents = 0;
     const char *gen;
     time_t created;
 
@@ -456,7 +472,7 @@ static authcert_status parse_manifest(const uint8_t *text, size_t len, backup_me
     es = NULL;
     rc = AUTHCERT_OK;
 out:
-    free(es);
+    mentries_free(es, ne);
     json_decref(root);
     return rc;
 }
@@ -502,6 +518,8 @@ static authcert_status load_entry(backup_reader *rd, const mentry *e, authcert_b
     be->retired = e->retired;
     be->cert = cert;
     cert = NULL;
+    if (e->handoff != NULL)
+        GUARD_ALLOC(be->handoff = strdup(e->handoff));
     rc = AUTHCERT_OK;
 out:
     authcert_cert_free(cert);
@@ -608,7 +626,7 @@ out:
     if (src != NULL)
         zip_source_free(src);
     OPENSSL_clear_free(mtext, mlen);
-    free(es);
+    mentries_free(es, ne);
     free(ms);
     zip_error_fini(&zerr);
     return rc;

@@ -185,6 +185,29 @@ out:
     return rc;
 }
 
+authcert_status authcert_store_set_handoff(authcert_store *s, const char *thumbprint,
+                                          const char *jws)
+{
+    authcert_status rc = AUTHCERT_E_INTERNAL;
+    struct entry *e;
+    char *copy = NULL;
+
+    GUARD(require_writer(s));
+    e = thumbprint != NULL ? store_find(s, thumbprint) : NULL;
+    if (e == NULL)
+        FAIL(AUTHCERT_E_NOTFOUND, "no certificate %s in the store",
+             thumbprint != NULL ? thumbprint : "(none)");
+    if (jws == NULL || *jws == '\0')
+        FAIL(AUTHCERT_E_USAGE, "an empty hand-off statement");
+    GUARD_ALLOC(copy = strdup(jws));
+    free(e->pub.handoff);
+    e->pub.handoff = copy;
+    s->dirty = true;
+    rc = AUTHCERT_OK;
+out:
+    return rc;
+}
+
 /* keys/T.pem for an entry that has none yet: certificate then key, 0600. */
 static authcert_status write_keyfile(authcert_store *s, struct entry *e)
 {
@@ -245,6 +268,11 @@ static authcert_status build_index(const authcert_store *s, unsigned long long g
                                "added", (json_int_t)e->added,
                                "retired", (json_int_t)e->retired);
         GUARD_ALLOC(je);
+        if (e->handoff != NULL
+            && json_object_set_new(je, "handoff", json_string(e->handoff)) != 0) {
+            json_decref(je);
+            FAIL(AUTHCERT_E_NOMEM, "out of memory");
+        }
         if (json_array_append_new(certs, je) != 0)
             FAIL(AUTHCERT_E_NOMEM, "out of memory");
     }

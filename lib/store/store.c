@@ -72,8 +72,10 @@ const char *authcert_store_default_dir(void)
 
 static void entries_free(struct entry *e, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         authcert_cert_free(e[i].pub.cert);
+        free(e[i].pub.handoff);
+    }
     free(e);
 }
 
@@ -198,10 +200,22 @@ static authcert_status parse_entry(authcert_store *s, json_t *je)
     if (parse_state(state, &e->pub.state) != 0)
         return index_fail(s, "unknown certificate state");
     e->pub.exportable = json_is_true(exportable);
+    {
+        json_t *h = json_object_get(je, "handoff");
+        if (h != NULL && (!json_is_string(h) || json_string_length(h) > 64 * 1024))
+            return index_fail(s, "malformed hand-off statement");
+        if (h != NULL)
+            GUARD_ALLOC(e->pub.handoff = strdup(json_string_value(h)));
+    }
     e->pub.added = (time_t)json_integer_value(added);
     e->pub.retired = (time_t)json_integer_value(retired);
     e->on_disk = true;
-    GUARD(store_load_keyfile(s, thumb, &e->pub.cert));
+    rc = store_load_keyfile(s, thumb, &e->pub.cert);
+    if (rc != AUTHCERT_OK) {
+        free(e->pub.handoff); /* the entry is not counted: nobody else frees it */
+        e->pub.handoff = NULL;
+        goto out;
+    }
     s->count++;
     rc = AUTHCERT_OK;
 out:

@@ -307,3 +307,25 @@ refuse() { # CODE ARGS...: one line, the documented code, the store as it was
     refuse 5 -r --password-file "$PWF" "$T/unlisted.zip"
     [[ "$stderr" == *"next-key.pem"* ]]
 }
+
+@test "each -c has the outgoing key sign a hand-off statement; -b/-r carry them; --compromised signs none" {
+    rs_file
+    make_store --recovery-file "$T/rs"
+    first=$(current_thumb)
+    authcert -q -c --password-file "$PWF" --recovery-file "$T/rs"
+    second=$(current_thumb)
+    [ "$(authcert --status --json | jq -r --arg t "$first" '.certificates[] | select(.thumbprint == $t) | .handoff')" = true ]
+    [ "$(authcert --status --json | jq -r --arg t "$second" '.certificates[] | select(.thumbprint == $t) | .handoff')" = false ]
+    authcert --status | grep -q 'hand-off: *signed for its successor'
+    # The statement names the two certificates (jose.bats verifies the chain).
+    jws=$(jq -r --arg t "$first" '.certificates[] | select(.thumbprint == $t) | .handoff' "$AUTHCERT_STORE/store.json")
+    payload=$(python3 -c 'import base64,sys; p=sys.argv[1].split(".")[1]; print(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)).decode())' "$jws")
+    [[ "$payload" == *"\"from\":\"$first\""* ]] && [[ "$payload" == *"\"thumbprint\":\"$second\""* ]]
+    # Through a backup to another store.
+    authcert -q -b --password-file "$PWF" "$T/b.zip"
+    AUTHCERT_STORE="$T/r" authcert -q -r --password-file "$PWF" "$T/b.zip"
+    [ "$(jq -r --arg t "$first" '.certificates[] | select(.thumbprint == $t) | .handoff' "$T/r/store.json")" = "$jws" ]
+    # A leaked key signs nothing.
+    authcert -q -c --password-file "$PWF" --recovery-file "$T/rs" --compromised
+    [ "$(authcert --status --json | jq -r --arg t "$second" '.certificates[] | select(.thumbprint == $t) | .handoff')" = false ]
+}

@@ -108,6 +108,7 @@ start_agents() { # NAMES...
     fleet_agent a1 --handler "$FLEET/handler"
     wait_for 20 fleet_all_current a1
     [ "$(grep -c 'installed in' "$FLEET/agents/a1/agent.log")" -eq 1 ]
+    grep -q 'a hand-off chain of 3 links' "$FLEET/agents/a1/agent.log"
 }
 
 # Push TOKEN straight to agent NAME's listener (as anyone on the network
@@ -134,10 +135,12 @@ push_to_listener() { # NAME TOKEN
         wait_for 20 fleet_all_current a1
     done
     # a2 holds a certificate two replacements back, which commits to the
-    # middle one's key: it climbs through it, one update-key per step.
+    # middle one's key: the store's hand-off statements take it through the
+    # middle one in one check-in, each link verified with the key before it.
     fleet_agent a2 --handler "$FLEET/handler"
     wait_for 30 fleet_all_current a1 a2
-    [ "$(grep -c 'installed in' "$FLEET/agents/a2/agent.log")" -eq 2 ]
+    [ "$(grep -c 'installed in' "$FLEET/agents/a2/agent.log")" -eq 1 ]
+    grep -q 'a hand-off chain of 2 links' "$FLEET/agents/a2/agent.log"
     run --separate-stderr authcert -l -
     [ "${#lines[@]}" -eq 1 ]
     run --separate-stderr authcert --push ping --agent "$(fleet_agent_id a2)" --wait --timeout 20

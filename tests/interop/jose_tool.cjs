@@ -5,6 +5,9 @@
 //   sign KEY.pem CERT.der ALG AUD   a token signed with our key, our header profile
 //   forge KIND CERT.der ALG AUD     a forgery naming our certificate:
 //                                   otherkey | none | hs256pub
+//   chain FIRST.der ALG STORE.json  walk the store's hand-off statements from
+//                                   FIRST, each verified with the certificate
+//                                   before it; prints each link's thumbprint
 'use strict';
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -54,8 +57,31 @@ async function main() {
     } else {
       throw new Error('unknown forge kind ' + kind);
     }
+  } else if (cmd === 'chain') {
+    const [firstPath, alg, storePath] = a;
+    const store = JSON.parse(fs.readFileSync(storePath, 'utf8'));
+    // Index the statements by the certificate that signed them (read, not trusted).
+    const byFrom = new Map();
+    for (const c of store.certificates) if (c.handoff) byFrom.set(c.thumbprint, c.handoff);
+    let cert = der(firstPath);
+    let gen = 0;
+    for (;;) {
+      const tp = crypto.createHash('sha256').update(cert).digest('hex');
+      console.log(tp);
+      const token = byFrom.get(tp);
+      if (!token) break;
+      const key = await jose.importX509(pemOf(cert), alg);
+      const { payload } = await jose.jwtVerify(token, key, {
+        audience: '*', issuer: 'authcert hand-off', algorithms: [alg] });
+      if (payload.cmd !== 'hand-off' || payload.args.from !== tp) throw new Error('not a link from ' + tp);
+      if (!(payload.args.gen > gen)) throw new Error('generation went back');
+      gen = payload.args.gen;
+      cert = Buffer.from(payload.args.certificate, 'base64url');
+      if (crypto.createHash('sha256').update(cert).digest('hex') !== payload.args.thumbprint)
+        throw new Error('the link names another certificate');
+    }
   } else {
-    throw new Error('usage: verify|sign|forge');
+    throw new Error('usage: verify|sign|forge|chain');
   }
 }
 

@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "authcert/handoff.h"
 #include "tool.h"
 
 /* The automatic backup before a replacement; *path is NULL when skipped. */
@@ -61,6 +62,17 @@ struct succession {
     EVP_PKEY *promoted;          /* the committed key, unsealed */
     authcert_next_key *next;     /* the fresh successor, sealed */
 };
+
+/* Does the store's current certificate commit to a successor? */
+static bool committing_now(const authcert_store *s)
+{
+    char hash[AUTHCERT_SPKI_HASH_LEN + 1];
+    bool has = false;
+
+    return authcert_store_current(s) != NULL
+           && authcert_cert_commitment(authcert_store_current(s)->cert, &has, hash) == AUTHCERT_OK
+           && has;
+}
 
 /* A key of type next may follow one of type cur at the agents (cert_policy.h). */
 static bool successor_followable(authcert_key_type cur, authcert_key_type next)
@@ -171,7 +183,8 @@ int cmd_create(const struct tool_opts *o)
     char *pw = NULL, *backup = NULL;
     bool fresh = false, replaced = false, new_pw;
     authcert_cert_info info;
-    char until[32];
+    char until[32], outgoing[AUTHCERT_THUMBPRINT_LEN + 1] = "";
+    char *statement = NULL;
     struct succession sc = {0};
 
     /* Open before asking: a refusal (busy, not permitted) needs no password. */
@@ -213,9 +226,21 @@ int cmd_create(const struct tool_opts *o)
         TRY(auto_backup(o, s, pw, &backup));
     if (!o->compromised) /* revoked: its agents need the exported file anyway */
         tool_warn_key_change(o, s, cert);
+    /* The hand-off statement (authcert/handoff.h): the outgoing key signs
+     * once for its successor, so that agents on it need no retired key
+     * later. Not a leaked key (it signs nothing more), nor for a successor
+     * its agents would refuse (a commitment broken on purpose). */
+    if (replaced && !o->compromised && authcert_cert_has_key(authcert_store_current(s)->cert)
+        && (sc.promoted != NULL || !committing_now(s))) {
+        snprintf(outgoing, sizeof outgoing, "%s", authcert_store_current(s)->thumbprint);
+        TRY(authcert_handoff_sign(authcert_store_current(s)->cert, cert,
+                                  authcert_store_generation(s) + 1, 0, &statement));
+    }
     TRY(authcert_store_make_current(s, cert, true,
                                     o->compromised ? AUTHCERT_STATE_REVOKED
                                                    : AUTHCERT_STATE_EXPIRED));
+    if (statement != NULL)
+        TRY(authcert_store_set_handoff(s, outgoing, statement));
     if (sc.next != NULL)
         TRY(authcert_store_stage_next_key(s, sc.next));
     TRY(authcert_store_commit(s));
@@ -251,6 +276,7 @@ out:
     authcert_secret_free(sc.secret);
     EVP_PKEY_free(sc.promoted);
     authcert_next_key_free(sc.next);
+    free(statement);
     free(backup);
     return rc == AUTHCERT_OK ? 0 : tool_fail(o, rc);
 }

@@ -122,6 +122,8 @@ static void print_text(authcert_store *s, const struct overview *ov)
         printf("  added:       %s\n", added);
         printf("  retired:     %s\n", retired);
         print_commitment(s, e);
+        if (e->handoff != NULL)
+            printf("  hand-off:    signed for its successor (agents on it need no key)\n");
     }
 }
 
@@ -149,7 +151,7 @@ static authcert_status print_json(authcert_store *s, const struct overview *ov, 
 
         authcert_cert_get_info(e->cert, &info);
         if (json_array_append_new(certs, json_pack(
-                "{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:b, s:b, s:o, s:o, s:o}",
+                "{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:b, s:b, s:o, s:o, s:o, s:b}",
                 "thumbprint", e->thumbprint,
                 "state", authcert_state_name(e->state),
                 "subject", info.subject,
@@ -161,7 +163,8 @@ static authcert_status print_json(authcert_store *s, const struct overview *ov, 
                 "has_private_key", (int)info.has_key,
                 "added", iso_or_null(e->added),
                 "retired", iso_or_null(e->retired),
-                "commits_to", commitment_json(e->cert))) != 0)
+                "commits_to", commitment_json(e->cert),
+                "handoff", (int)(e->handoff != NULL))) != 0)
             goto out;
     }
     {

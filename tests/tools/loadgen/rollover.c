@@ -1,6 +1,7 @@
 /*
  * loadgen rollover: agents on an expired certificate check in, verify and
- * install their update-key, and check in again on the current one.
+ * install their update-key or walk the hand-off chain the answer carries,
+ * and check in again on the current one.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -58,6 +59,45 @@ static void install_update_key(struct agent *a, const json_t *claims, char tp[65
     pthread_mutex_unlock(&g_new_lock);
 }
 
+/*
+ * The same for a hand-off chain (authcert/handoff.h): the first agent walks
+ * it with the real agent code, every link verified; an agent given exactly
+ * the same chain text gets a trust on the certificate that walk ended on.
+ */
+static char *g_chain_text;
+
+static void install_chain(struct agent *a, const json_t *chain, const char *current, char tp[65])
+{
+    authcert_agent_trust_opts o = { .replay_capacity = REPLAY_CAP, .leeway = 60 };
+    char *text = json_dumps(chain, JSON_COMPACT);
+    authcert_cert *kept;
+
+    if (text == NULL)
+        die("out of memory");
+    pthread_mutex_lock(&g_new_lock);
+    kept = g_chain_text != NULL && strcmp(text, g_chain_text) == 0 ? g_new_cert : NULL;
+    pthread_mutex_unlock(&g_new_lock);
+    if (kept != NULL) {
+        authcert_agent_trust_free(a->trust);
+        if (authcert_agent_trust_new(kept, &o, &a->trust) != AUTHCERT_OK)
+            die("trust for %s", a->id);
+        authcert_agent_trust_thumbprint(a->trust, tp);
+        free(text);
+        return;
+    }
+    if (authcert_agent_apply_handoff(a->trust, chain, current, tp) != AUTHCERT_OK)
+        die("hand-off chain for %s refused: %s", a->id, authcert_detail());
+    pthread_mutex_lock(&g_new_lock);
+    if (g_chain_text == NULL) {
+        if (g_new_cert == NULL)
+            g_new_cert = authcert_agent_trust_cert(a->trust);
+        g_chain_text = text;
+        text = NULL;
+    }
+    pthread_mutex_unlock(&g_new_lock);
+    free(text);
+}
+
 static void rollover_step(struct agent *a, json_t *ans)
 {
     const char *state = json_string_value(json_object_get(ans, "state"));
@@ -73,8 +113,16 @@ static void rollover_step(struct agent *a, json_t *ans)
         a->step = 2;
         return;
     }
+    if (state != NULL && strcmp(state, "expired") == 0 && json_object_get(ans, "handoff") != NULL) {
+        const char *cur = json_string_value(json_object_get(ans, "current_thumbprint"));
+        install_chain(a, json_object_get(ans, "handoff"), cur, tp);
+        if (cur == NULL || strcmp(tp, cur) != 0)
+            die("%s did not end on the current thumbprint", a->id);
+        a->step = 1;
+        return;
+    }
     if (state == NULL || strcmp(state, "expired") != 0 || json_array_size(cmds) < 1)
-        die("first check-in of %s: not expired with update-key", a->id);
+        die("first check-in of %s: not expired with update-key or hand-off", a->id);
     tok = json_string_value(json_array_get(cmds, 0));
     if (tok == NULL ||
         authcert_agent_verify(a->trust, a->id, tok, strlen(tok), 0, &claims, &v) != AUTHCERT_OK)
