@@ -87,6 +87,8 @@ authcert_status authcert_handoff_peek(const char *jws, char from[65], char to[65
     if (!json_is_object(claims))
         FAIL(AUTHCERT_E_CORRUPT, "hand-off: claims are not a JSON object");
     GUARD(link_args(claims, &f, &t, gen, &cert));
+    if (f == NULL || t == NULL)
+        FAIL(AUTHCERT_E_CORRUPT, "hand-off: malformed statement arguments");
     memcpy(from, f, 65);
     memcpy(to, t, 65);
     rc = AUTHCERT_OK;
@@ -140,6 +142,8 @@ authcert_status authcert_handoff_walk(const authcert_cert *held, const json_t *c
                  authcert_cert_thumbprint(at), why);
         }
         GUARD(link_args(claims, &from, &to, &gen, &jcert));
+        if (from == NULL || to == NULL || jcert == NULL) /* link_args checked: for the analyzer */
+            FAIL(AUTHCERT_E_CORRUPT, "hand-off: link %zu: malformed arguments", i + 1);
         if (strcmp(from, authcert_cert_thumbprint(at)) != 0)
             FAIL(AUTHCERT_E_AUTH, "hand-off: link %zu starts from %.16s..., not from %.16s... "
                  "(a gap or a reordering)", i + 1, from, authcert_cert_thumbprint(at));
