@@ -138,6 +138,10 @@ typedef struct authcert_server_batch {
      * update-key (nothing signed for it); NULL otherwise. */
     char *handoff;
     size_t handoff_links;
+    /* The agent's certificate is revoked (a leaked key) and its one
+     * hand-off statement leads on: state says expired, no command goes
+     * with the chain, and the answer says "compromised": true. */
+    bool compromised;
 } authcert_server_batch;
 
 /*

@@ -238,7 +238,8 @@ static authcert_status keyring_chains(keyring *r)
         char *text = NULL;
         bool whole = false;
 
-        if (k->state != AUTHCERT_STATE_EXPIRED)
+        /* Revoked too: a leaked key may have signed its one hand-off. */
+        if (k->state == AUTHCERT_STATE_CURRENT)
             continue;
         /* First the length: follow "to" until the current key. */
         while (at != NULL && links < AUTHCERT_HANDOFF_MAX_LINKS && jws_text(at->statement)) {
@@ -807,6 +808,22 @@ static authcert_status sign_batch(authcert_server *srv, const char *agent_id,
     GUARD_ALLOC(b = calloc(1, sizeof *b));
     b->state = classify(r, thumbprint, &k, &b->reason);
     memcpy(b->current_thumbprint, r->current->tp, sizeof b->current_thumbprint);
+    if (b->state == AUTHCERT_AGENT_MISMATCHED && b->reason == AUTHCERT_MISMATCH_REVOKED && chains) {
+        /* A leaked key that signed its one hand-off (pre-rotation, -c
+         * --compromised): its agents get the chain to the committed
+         * successor and nothing else; nothing is signed with that key. */
+        const struct key *leaked = keyring_find(r, thumbprint);
+        if (leaked != NULL && leaked->chain != NULL) {
+            GUARD_ALLOC(b->handoff = strdup(leaked->chain));
+            b->handoff_links = leaked->chain_links;
+            b->state = AUTHCERT_AGENT_EXPIRED;
+            b->compromised = true;
+            *out = b;
+            b = NULL;
+            rc = AUTHCERT_OK;
+            goto out;
+        }
+    }
     if (b->state == AUTHCERT_AGENT_MISMATCHED) {
         *out = b;
         b = NULL;
@@ -892,7 +909,7 @@ authcert_status authcert_server_answer(const authcert_server *srv,
     if (hn < 0 || (size_t)hn >= sizeof head)
         FAIL(AUTHCERT_E_INTERNAL, "check-in answer: header too long");
     cap = (size_t)hn + 64 + (reason != NULL ? strlen(reason) : 0)
-          + (b->handoff != NULL ? strlen(b->handoff) + 16 : 0);
+          + (b->handoff != NULL ? strlen(b->handoff) + 16 : 0) + 24;
     for (size_t i = 0; i < b->ntokens; i++) {
         size_t len = strlen(b->tokens[i]);
         if (len == 0 || strspn(b->tokens[i], jws_chars) != len)
@@ -914,6 +931,10 @@ authcert_status authcert_server_answer(const authcert_server *srv,
     text[n++] = ']';
     if (reason != NULL)
         n += (size_t)snprintf(text + n, cap - n, ",\"reason\":\"%s\"", reason);
+    if (b->compromised) {
+        memcpy(text + n, ",\"compromised\":true", 19);
+        n += 19;
+    }
     if (b->handoff != NULL) {
         size_t hl = strlen(b->handoff);
         memcpy(text + n, ",\"handoff\":", 11);

@@ -190,6 +190,37 @@ push_to_listener() { # NAME TOKEN
     wait_for 20 fleet_all_current a1
 }
 
+@test "pre-rotation: a leaked key hands its agents, online and offline, to the committed successor with no repair" {
+    (umask 077 && printf '%s\n' 'orbit lantern quietly 7 rivers' > "$FLEET/rs")
+    authcert -q -c "${PW[@]}" --recovery-file "$FLEET/rs"
+    fleet_server --interval 1
+    start_agents a1 a2
+    leaked=$(fleet_current)
+    cp "$AUTHCERT_STORE/keys/$leaked.pem" "$FLEET/stolen.pem"   # what the thief holds
+    fleet_stop a2
+    run --separate-stderr authcert -c --compromised "${PW[@]}" --recovery-file "$FLEET/rs"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"signed one hand-off to the committed successor"* ]]
+    new=$(fleet_current)
+    [ "$(authcert --status --json | jq -r --arg t "$leaked" '.certificates[] | select(.thumbprint == $t) | .state')" = revoked ]
+    # Online and offline alike end on the successor, nobody copying a file.
+    wait_for 20 fleet_all_current a1
+    fleet_agent a2 --handler "$FLEET/handler"
+    wait_for 20 fleet_all_current a1 a2
+    grep -q 'a hand-off chain of 1 link' "$FLEET/agents/a2/agent.log"
+    run --separate-stderr authcert -l -
+    [ "${#lines[@]}" -eq 1 ]
+    # The leaked key signed nothing but that one statement...
+    [ "$(grep -c "refusing to sign with revoked" "$FLEET/authcertd.log" || true)" -eq 0 ]
+    # ...and the agents now refuse what the thief signs with it.
+    tok=$("$BIN/mktoken" --cert-pem "$FLEET/stolen.pem" --iss fleet-server \
+        --aud "$(fleet_agent_id a1)" --cmd ping)
+    [ "$(push_to_listener a1 "$tok")" = 401 ]
+    # Control: the operator's own push is obeyed.
+    run --separate-stderr authcert --push ping --agent "$(fleet_agent_id a1)" --wait --timeout 20
+    [ "$status" -eq 0 ]
+}
+
 @test "a leaked key: agents on the revoked certificate are mismatched until repaired by hand" {
     fleet_server --interval 1
     start_agents a1 a2

@@ -228,10 +228,12 @@ int cmd_create(const struct tool_opts *o)
         tool_warn_key_change(o, s, cert);
     /* The hand-off statement (authcert/handoff.h): the outgoing key signs
      * once for its successor, so that agents on it need no retired key
-     * later. Not a leaked key (it signs nothing more), nor for a successor
-     * its agents would refuse (a commitment broken on purpose). */
-    if (replaced && !o->compromised && authcert_cert_has_key(authcert_store_current(s)->cert)
-        && (sc.promoted != NULL || !committing_now(s))) {
+     * later. A leaked key only when it commits to the successor being
+     * promoted (its one statement, which moves its agents nowhere else);
+     * never for a successor its agents would refuse (a commitment broken
+     * on purpose). */
+    if (replaced && authcert_cert_has_key(authcert_store_current(s)->cert)
+        && (sc.promoted != NULL || (!o->compromised && !committing_now(s)))) {
         snprintf(outgoing, sizeof outgoing, "%s", authcert_store_current(s)->thumbprint);
         TRY(authcert_handoff_sign(authcert_store_current(s)->cert, cert,
                                   authcert_store_generation(s) + 1, 0, &statement));
@@ -263,7 +265,11 @@ int cmd_create(const struct tool_opts *o)
         /* Not a warning: the seed's scripted -c PASSWORD stays quiet under -q. */
         tool_say(o, "it commits to no successor key (no recovery secret given: see "
                  "--recovery-file and \"Pre-rotation\" in docs/operations.md)");
-    if (o->compromised && replaced)
+    if (o->compromised && replaced && statement != NULL)
+        tool_say(o, "the previous certificate is revoked; it signed one hand-off to the "
+                 "committed successor, which its agents follow at their next check-in "
+                 "(until then they still obey its key: authcert -l lists them)");
+    else if (o->compromised && replaced)
         tool_say(o, "the previous certificate is revoked: export the new agent "
                  "certificate file (-e) to its agents");
     rc = AUTHCERT_OK;
