@@ -164,7 +164,7 @@ static void settle_unneeded(authcert_registry *reg, const struct claim_list *l,
  * certificate, queued commands) are counted and logged once a second: a
  * roll-over of 100,000 agents is one line a second, not 100,000 lines.
  */
-static atomic_ullong routine_expired, routine_commands, routine_update_keys;
+static atomic_ullong routine_expired, routine_commands, routine_update_keys, routine_handoffs;
 static atomic_llong routine_logged; /* CLOCK_MONOTONIC ms of the last line */
 
 static long long mono_ms(void)
@@ -183,6 +183,8 @@ static void count_routine(const authcert_server_batch *b)
         atomic_fetch_add(&routine_expired, 1);
     if (b->update_key)
         atomic_fetch_add(&routine_update_keys, 1);
+    if (b->handoff != NULL)
+        atomic_fetch_add(&routine_handoffs, 1);
     atomic_fetch_add(&routine_commands, b->ntokens - (b->update_key ? 1 : 0));
     if (last == 0) { /* the first one starts the first second */
         atomic_compare_exchange_strong(&routine_logged, &last, now);
@@ -197,10 +199,12 @@ void checkin_summary(void)
     unsigned long long expired = atomic_exchange(&routine_expired, 0);
     unsigned long long keys = atomic_exchange(&routine_update_keys, 0);
     unsigned long long cmds = atomic_exchange(&routine_commands, 0);
+    unsigned long long chains = atomic_exchange(&routine_handoffs, 0);
 
     if (expired > 0 || keys > 0 || cmds > 0)
-        dlog("check-ins: %llu on an expired certificate, %llu update-key(s) and %llu "
-             "command(s) sent since the last line", expired, keys, cmds);
+        dlog("check-ins: %llu on an expired certificate, %llu update-key(s), %llu hand-off "
+             "chain(s) and %llu command(s) sent since the last line", expired, keys, chains,
+             cmds);
 }
 
 void v1_refused(http_answer *out)
