@@ -308,7 +308,7 @@ refuse() { # CODE ARGS...: one line, the documented code, the store as it was
     [[ "$stderr" == *"next-key.pem"* ]]
 }
 
-@test "each -c has the outgoing key sign a hand-off statement; -b/-r carry them; --compromised signs none" {
+@test "each -c has the outgoing key sign a hand-off statement; -b/-r carry them; a leaked key signs one only to its committed successor" {
     rs_file
     make_store --recovery-file "$T/rs"
     first=$(current_thumb)
@@ -325,7 +325,17 @@ refuse() { # CODE ARGS...: one line, the documented code, the store as it was
     authcert -q -b --password-file "$PWF" "$T/b.zip"
     AUTHCERT_STORE="$T/r" authcert -q -r --password-file "$PWF" "$T/b.zip"
     [ "$(jq -r --arg t "$first" '.certificates[] | select(.thumbprint == $t) | .handoff' "$T/r/store.json")" = "$jws" ]
-    # A leaked key signs nothing.
+    # A leaked key with a commitment signs its one hand-off, to the committed successor.
     authcert -q -c --password-file "$PWF" --recovery-file "$T/rs" --compromised
-    [ "$(authcert --status --json | jq -r --arg t "$second" '.certificates[] | select(.thumbprint == $t) | .handoff')" = false ]
+    third=$(current_thumb)
+    [ "$(state_of "$second")" = revoked ]
+    jws=$(jq -r --arg t "$second" '.certificates[] | select(.thumbprint == $t) | .handoff' "$AUTHCERT_STORE/store.json")
+    payload=$(python3 -c 'import base64,sys; p=sys.argv[1].split(".")[1]; print(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)).decode())' "$jws")
+    [[ "$payload" == *"\"thumbprint\":\"$third\""* ]]
+    # Without a commitment, a leaked key signs nothing (the original tool's way).
+    export AUTHCERT_STORE="$T/plain"
+    make_store </dev/null
+    old=$(current_thumb)
+    authcert -q -c --password-file "$PWF" --compromised </dev/null
+    [ "$(authcert --status --json | jq -r --arg t "$old" '.certificates[] | select(.thumbprint == $t) | .handoff')" = false ]
 }
