@@ -283,9 +283,9 @@ static char *checkin_body(agent_checkin *c, size_t *taken)
     agent *a = c->a;
     char thumb[65];
     authcert_agent_trust_thumbprint(a->trust, thumb);
-    json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "agent_id", a->id, "hostname",
+    json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:b}", "agent_id", a->id, "hostname",
                           a->hostname, "port", (int)a->port, "version", authcert_version(),
-                          "thumbprint", thumb, "key_pin", a->key_pin);
+                          "thumbprint", thumb, "key_pin", a->key_pin, "handoff", 1);
     char *text = NULL;
     *taken = 0;
     if (j == NULL)
@@ -498,9 +498,12 @@ authcert_status agent_checkin_run(agent_checkin *c, int *interval)
              * hand-off chain to the current certificate, every link
              * verified with the key held at that point. */
             const json_t *chain = json_object_get(ans, "handoff");
-            if (chain != NULL && strcmp(state, "expired") == 0)
-                apply_handoff(a, chain,
-                              json_string_value(json_object_get(ans, "current_thumbprint")));
+            const char *cur = json_string_value(json_object_get(ans, "current_thumbprint"));
+            if (chain != NULL && strcmp(state, "expired") == 0 && cur == NULL)
+                agent_log(LOG_ERROR, "hand-off refused: the answer names no current "
+                          "certificate (the certificate file is unchanged)");
+            else if (chain != NULL && strcmp(state, "expired") == 0)
+                apply_handoff(a, chain, cur);
         }
     }
     json_decref(ans);

@@ -274,7 +274,12 @@ void checkin_handle(daemon_ctx *d, const http_request *rq, http_answer *out)
             .delivery_id = l.c[i].id, .command_id = l.c[i].command_id,
             .broadcast = l.c[i].broadcast, .command = l.c[i].command,
             .args_json = l.c[i].args };
-    rc = authcert_server_sign_checkin(d->srv, agent_id, m->report.thumbprint, cmds, l.n, now, &b);
+    /* The hand-off chain only to an agent that says it walks one. */
+    rc = m->report.handoff
+             ? authcert_server_sign_checkin(d->srv, agent_id, m->report.thumbprint, cmds, l.n,
+                                            now, &b)
+             : authcert_server_sign_for(d->srv, agent_id, m->report.thumbprint, cmds, l.n, now,
+                                        &b);
     if (rc != AUTHCERT_OK) {
         /* What was claimed stays leased; once the lease ends it goes out again. */
         if (reg != NULL)

@@ -25,6 +25,7 @@
 #include "authcert/auth.h"
 #include "authcert/authcert.h"
 #include "authcert/fsutil.h"
+#include "authcert/handoff.h"
 #include "daemon.h"
 
 enum { EXIT_USAGE = 2, EXIT_START = 1 };
@@ -346,6 +347,11 @@ int main(int argc, char **argv)
      * from the server secret all of them share; the node's own name, for the
      * registry's node list, is another option.
      */
+    if (d.cfg.server_id != NULL && strcmp(d.cfg.server_id, AUTHCERT_HANDOFF_ISSUER) == 0) {
+        /* Its commands would read as hand-off statements (authcert/handoff.h). */
+        fprintf(stderr, "authcertd: --server-id %s is reserved\n", AUTHCERT_HANDOFF_ISSUER);
+        goto out;
+    }
     if (d.cfg.server_id == NULL) {
         char id[AUTHCERT_DERIVED_SERVER_ID_LEN + 1];
         if ((rc = authcert_server_id_derive(d.secret, id)) != AUTHCERT_OK ||

@@ -2,8 +2,9 @@
  * authcert/handoff.h — the hand-off chain: how an agent holding any old
  * certificate reaches the current one with no key but each link's own.
  *
- * At every promotion (authcert -c with a commitment) the outgoing key signs
- * one statement for its successor, once. The store keeps every statement,
+ * At every replacement (authcert -c; with --compromised only when the
+ * leaked certificate commits to the successor being promoted) the outgoing
+ * key signs one statement for its successor, once. The store keeps every statement,
  * so the retired private keys are no longer needed to roll agents over,
  * and a leaked key signs nothing after its one statement. A statement is a
  * JWS in our profile (authcert/jws.h), so any JOSE library verifies it:

@@ -76,6 +76,9 @@ typedef struct authcert_agent_report {
      * At most INT64_MAX.
      */
     uint64_t mac_counter;
+    /* It walks a hand-off chain (authcert/handoff.h): its check-in says
+     * "handoff": true. An agent that does not gets a signed update-key. */
+    bool handoff;
 } authcert_agent_report;
 
 /* An agent as the registry knows it (borrowed strings, see above). */

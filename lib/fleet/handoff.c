@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "authcert/agent.h"
 #include "authcert/base64url.h"
 #include "authcert/cert_policy.h"
 #include "authcert/handoff.h"
@@ -141,7 +142,14 @@ authcert_status authcert_handoff_walk(const authcert_cert *held, const json_t *c
             FAIL(AUTHCERT_E_AUTH, "hand-off: link %zu is not signed by %.16s...: %s", i + 1,
                  authcert_cert_thumbprint(at), why);
         }
+        /* The verifier takes "*" as broadcast, or the audience given: only "*" is ours. */
+        if (strcmp(json_string_value(json_object_get(claims, "aud")) != NULL
+                       ? json_string_value(json_object_get(claims, "aud")) : "",
+                   AUTHCERT_JWS_BROADCAST) != 0)
+            FAIL(AUTHCERT_E_AUTH, "hand-off: link %zu is not addressed to every agent", i + 1);
         GUARD(link_args(claims, &from, &to, &gen, &jcert));
+        if (jcert != NULL && json_string_length(jcert) > 4 * AUTHCERT_AGENT_CERT_MAX / 3 + 4)
+            FAIL(AUTHCERT_E_CORRUPT, "hand-off: link %zu: certificate too large", i + 1);
         if (from == NULL || to == NULL || jcert == NULL) /* link_args checked: for the analyzer */
             FAIL(AUTHCERT_E_CORRUPT, "hand-off: link %zu: malformed arguments", i + 1);
         if (strcmp(from, authcert_cert_thumbprint(at)) != 0)

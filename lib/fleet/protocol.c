@@ -157,6 +157,7 @@ authcert_status authcert_checkin_parse(const char *body, size_t len, const char 
     GUARD(get_string("check-in", root, "version", true, &r->version));
     /* Optional: older agents have no key of their own (NULL: none reported). */
     GUARD(get_string("check-in", root, "key_pin", true, &r->key_pin));
+    r->handoff = json_is_true(json_object_get(root, "handoff"));
     port = json_object_get(root, "port");
     if (!json_is_integer(port) || json_integer_value(port) < 0 ||
         json_integer_value(port) > 65535)

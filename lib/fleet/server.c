@@ -9,6 +9,7 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -212,6 +213,14 @@ out:
     return rc;
 }
 
+/* Logged once per refresh: why a key's agents get an update-key, not a chain. */
+static void dropped_chain(const char *tp)
+{
+    fprintf(stderr, "authcertd: the hand-off chain from %.16s... does not verify (%s): its "
+            "agents get a signed update-key\n", tp, authcert_detail());
+    authcert_clear_detail();
+}
+
 /* Compact JWS characters only: spliced into the answer as they are. */
 static bool jws_text(const char *s)
 {
@@ -281,6 +290,24 @@ static authcert_status keyring_chains(keyring *r)
         }
         text[len++] = ']';
         text[len] = '\0';
+        /* Walked once here as an agent will: a statement that does not
+         * verify (planted in store.json, restored from a doctored backup)
+         * would strand every agent given it, so such a key keeps the
+         * signed update-key instead. */
+        {
+            json_t *arr = json_loads(text, 0, NULL);
+            authcert_cert *end = NULL;
+            authcert_status st = arr != NULL
+                                     ? authcert_handoff_walk(k->cert, arr, r->current->tp, 0, &end)
+                                     : AUTHCERT_E_CORRUPT;
+            authcert_cert_free(end);
+            json_decref(arr);
+            if (st != AUTHCERT_OK) {
+                dropped_chain(k->tp);
+                free(text);
+                continue;
+            }
+        }
         k->chain = text;
         k->chain_links = links;
     }

@@ -339,3 +339,32 @@ refuse() { # CODE ARGS...: one line, the documented code, the store as it was
     authcert -q -c --password-file "$PWF" --compromised </dev/null
     [ "$(authcert --status --json | jq -r --arg t "$old" '.certificates[] | select(.thumbprint == $t) | .handoff')" = false ]
 }
+
+@test "after a restore into a fresh store the next statement's generation is past every restored one" {
+    rs_file
+    make_store --recovery-file "$T/rs"
+    for _ in 1 2 3 4; do authcert -q -c --password-file "$PWF" --recovery-file "$T/rs"; done
+    authcert -q -b --password-file "$PWF" "$T/b.zip"
+    export AUTHCERT_STORE="$T/restored"
+    authcert -q -r --password-file "$PWF" "$T/b.zip"
+    authcert -q -c --password-file "$PWF" --recovery-file "$T/rs"
+    # Every statement's gen, in the order the chain goes: strictly increasing.
+    python3 - "$AUTHCERT_STORE/store.json" <<'PY'
+import base64, json, sys
+s = json.load(open(sys.argv[1]))
+links = {}
+for c in s["certificates"]:
+    if c.get("handoff"):
+        p = c["handoff"].split(".")[1]
+        a = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))["args"]
+        links[a["from"]] = a
+froms = set(links)
+tos = {a["thumbprint"] for a in links.values()}
+(start,) = froms - tos
+gens = []
+while start in links:
+    gens.append(links[start]["gen"])
+    start = links[start]["thumbprint"]
+assert len(gens) == 5 and gens == sorted(gens) and len(set(gens)) == 5, gens
+PY
+}

@@ -210,11 +210,11 @@ static authcert_registry *small_registry(void)
     char *db = path_in("small.db");
     authcert_registry *reg = NULL;
     authcert_agent_report r[] = {
-        { "a-current", "fine", "10.0.0.1", 7443, TP_CUR, "1", NULL, 0 },
-        { "a-expired", "web,01 \"prod\"", "10.0.0.2", 7443, TP_OLD, "1", NULL, 0 },
-        { "a-revoked", "=HYPERLINK(\"http://x\")", "2001:db8::7", 7443, TP_REV, "1", NULL, 0 },
-        { "a-none", "", "10.0.0.4", 7443, NULL, "1", NULL, 0 },
-        { "a-expired-2", "db", "10.0.0.5", 7443, TP_OLD, "1", NULL, 0 },
+        { "a-current", "fine", "10.0.0.1", 7443, TP_CUR, "1", NULL, 0, false },
+        { "a-expired", "web,01 \"prod\"", "10.0.0.2", 7443, TP_OLD, "1", NULL, 0, false },
+        { "a-revoked", "=HYPERLINK(\"http://x\")", "2001:db8::7", 7443, TP_REV, "1", NULL, 0, false },
+        { "a-none", "", "10.0.0.4", 7443, NULL, "1", NULL, 0, false },
+        { "a-expired-2", "db", "10.0.0.5", 7443, TP_OLD, "1", NULL, 0, false },
     };
 
     assert_ok(authcert_registry_open(db, &reg));
@@ -294,7 +294,7 @@ static void test_mismatch_list_100k(void **state)
                      (k * 2654435761u) & 0xffffffffu, k);
             r[i] = (authcert_agent_report){ ids[i], "host", "10.1.2.3", 7443,
                                             k % 4 == 0 ? TP_CUR : k % 4 == 1 ? TP_REV : TP_OLD,
-                                            "1", NULL, 0 };
+                                            "1", NULL, 0, false };
         }
         assert_ok(authcert_registry_checkin_batch(reg, r, BATCH, NOON + (time_t)b));
     }

@@ -19,6 +19,7 @@
 #include "authcert/jws.h"
 #include "authcert/server.h"
 #include "authcert/store.h"
+#include "authcert/handoff.h"
 #include "testlib.h"
 
 #define AGENT "5f0c2a1e-0000-4000-8000-000000000001"
@@ -254,6 +255,89 @@ static void test_several_replacements_behind_is_one_step_to_current(void **state
     assert_int_equal(b->ntokens, 1);
     assert_update_key(f, f->a, b->tokens[0]);
     authcert_server_batch_free(b);
+}
+
+/* A store of x (expired) and y (current), x's statement as given (NULL: x's own). */
+static authcert_server *chain_server(const char *dir, authcert_cert *x, authcert_cert *y,
+                                     const char *statement, authcert_store **st)
+{
+    authcert_store *w = NULL;
+    authcert_server *srv = NULL;
+    authcert_server_options o = { .server_id = "test-server" };
+    char *own = NULL;
+
+    replace(dir, x, AUTHCERT_STATE_EXPIRED);
+    replace(dir, y, AUTHCERT_STATE_EXPIRED);
+    if (statement == NULL)
+        assert_ok(authcert_handoff_sign(x, y, 2, 0, &own));
+    assert_ok(authcert_store_open(dir, AUTHCERT_STORE_WRITE, &w));
+    assert_ok(authcert_store_set_handoff(w, authcert_cert_thumbprint(x),
+                                         statement != NULL ? statement : own));
+    assert_ok(authcert_store_commit(w));
+    authcert_store_close(w);
+    free(own);
+    assert_ok(authcert_store_open(dir, AUTHCERT_STORE_READ, st));
+    assert_ok(authcert_server_new(*st, &o, &srv));
+    return srv;
+}
+
+static void test_checkin_gets_the_chain_that_verifies(void **state)
+{
+    struct fixture *f = *state;
+    authcert_cert *x = new_cert(), *y = new_cert(), *z = new_cert();
+    char *d1 = NULL, *d2 = NULL, *forged = NULL;
+    authcert_store *st = NULL;
+    authcert_server_batch *b = NULL;
+    authcert_server *srv;
+
+    (void)f;
+    d1 = testlib_tmpdir("server_chain");
+    srv = chain_server(d1, x, y, NULL, &st);
+    /* A check-in of an agent that walks chains: the chain, nothing signed. */
+    assert_ok(authcert_server_sign_checkin(srv, AGENT, authcert_cert_thumbprint(x), NULL, 0,
+                                           NOW, &b));
+    assert_int_equal(b->state, AUTHCERT_AGENT_EXPIRED);
+    assert_non_null(b->handoff);
+    assert_int_equal(b->ntokens, 0);
+    assert_int_equal(b->signatures, 0);
+    json_t *ans = answer_of(srv, b);
+    assert_int_equal(json_array_size(json_object_get(ans, "handoff")), 1);
+    authcert_cert *end = NULL;
+    assert_ok(authcert_handoff_walk(x, json_object_get(ans, "handoff"),
+                                    authcert_cert_thumbprint(y), 0, &end));
+    authcert_cert_free(end);
+    json_decref(ans);
+    authcert_server_batch_free(b);
+    /* One that does not (sign_for: a push, an older agent): the update-key. */
+    assert_ok(authcert_server_sign_for(srv, AGENT, authcert_cert_thumbprint(x), NULL, 0, NOW,
+                                       &b));
+    assert_null(b->handoff);
+    assert_int_equal(b->ntokens, 1);
+    authcert_server_batch_free(b);
+    authcert_server_free(srv);
+    authcert_store_close(st);
+
+    /* A statement planted in the store (signed by another key): not sent,
+     * the agent gets the signed update-key instead of a chain it would refuse. */
+    d2 = testlib_tmpdir("server_chain_bad");
+    assert_ok(authcert_handoff_sign(z, y, 2, 0, &forged));
+    srv = chain_server(d2, x, y, forged, &st);
+    assert_ok(authcert_server_sign_checkin(srv, AGENT, authcert_cert_thumbprint(x), NULL, 0,
+                                           NOW, &b));
+    assert_null(b->handoff);
+    assert_int_equal(b->ntokens, 1);
+    authcert_server_batch_free(b);
+    authcert_server_free(srv);
+    authcert_store_close(st);
+
+    free(forged);
+    testlib_rmrf(d1);
+    testlib_rmrf(d2);
+    free(d1);
+    free(d2);
+    authcert_cert_free(x);
+    authcert_cert_free(y);
+    authcert_cert_free(z);
 }
 
 static void test_revoked_is_mismatched_and_nothing_is_signed(void **state)
@@ -624,6 +708,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_expired_agent_gets_update_key_signed_by_its_old_key,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkin_gets_the_chain_that_verifies, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_several_replacements_behind_is_one_step_to_current,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_is_mismatched_and_nothing_is_signed,

@@ -63,6 +63,27 @@ struct succession {
     authcert_next_key *next;     /* the fresh successor, sealed */
 };
 
+/*
+ * The new statement's generation: past the store's, and past every
+ * statement it keeps (a store restored from a backup starts its own count
+ * again, while the statements it restored keep theirs).
+ */
+static uint64_t next_gen(const authcert_store *s)
+{
+    uint64_t gen = authcert_store_generation(s) + 1;
+
+    for (size_t i = 0; i < authcert_store_count(s); i++) {
+        const authcert_store_entry *e = authcert_store_entry_at(s, i);
+        char from[65], to[65];
+        uint64_t g = 0;
+        if (e->handoff != NULL && authcert_handoff_peek(e->handoff, from, to, &g) == AUTHCERT_OK
+            && g >= gen)
+            gen = g + 1;
+    }
+    authcert_clear_detail();
+    return gen;
+}
+
 /* Does the store's current certificate commit to a successor? */
 static bool committing_now(const authcert_store *s)
 {
@@ -235,8 +256,8 @@ int cmd_create(const struct tool_opts *o)
     if (replaced && authcert_cert_has_key(authcert_store_current(s)->cert)
         && (sc.promoted != NULL || (!o->compromised && !committing_now(s)))) {
         snprintf(outgoing, sizeof outgoing, "%s", authcert_store_current(s)->thumbprint);
-        TRY(authcert_handoff_sign(authcert_store_current(s)->cert, cert,
-                                  authcert_store_generation(s) + 1, 0, &statement));
+        TRY(authcert_handoff_sign(authcert_store_current(s)->cert, cert, next_gen(s), 0,
+                                  &statement));
     }
     TRY(authcert_store_make_current(s, cert, true,
                                     o->compromised ? AUTHCERT_STATE_REVOKED

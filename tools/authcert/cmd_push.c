@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "authcert/handoff.h"
 #include "tool.h"
 
 struct tally {
@@ -87,6 +88,12 @@ int cmd_push(const struct tool_opts *o)
 
     if (o->push_all == (o->nagents > 0)) {
         rc = authcert_fail(AUTHCERT_E_USAGE, "name the agents with --agent ID, or --all");
+        goto out;
+    }
+    /* A statement is made by -c, never pushed (authcert/handoff.h). */
+    if (strcmp(command, AUTHCERT_HANDOFF_COMMAND) == 0) {
+        rc = authcert_fail(AUTHCERT_E_USAGE, "%s is not a command: hand-off statements are "
+                           "signed by authcert -c", command);
         goto out;
     }
     if (o->push_args != NULL) {

@@ -41,7 +41,7 @@ size_t checkin_next(struct run *r, char body[CHECKIN_BODY_MAX], size_t *len,
     snprintf(id, sizeof id, "%s-%zu", r->prefix, g_first + i);
     *len = (size_t)snprintf(body, CHECKIN_BODY_MAX,
                             "{\"agent_id\":\"%s\",\"hostname\":\"host-%zu\",\"port\":0,"
-                            "\"version\":\"loadgen\",\"thumbprint\":\"%s\"}", id, g_first + i,
+                            "\"version\":\"loadgen\",\"handoff\":true,\"thumbprint\":\"%s\"}", id, g_first + i,
                             r->thumb);
     if (!r->have[i]) {
         mac_key(id, r->keys[i]);

@@ -190,7 +190,7 @@ void checkin_start(CURLM *m, struct xfer *x, const char *url, const struct agent
     authcert_agent_trust_thumbprint(a->trust, tp);
     len = (size_t)snprintf(x->body, sizeof x->body,
                            "{\"agent_id\":\"%s\",\"hostname\":\"sim-%s\",\"port\":%u,"
-                           "\"version\":\"loadgen\",\"thumbprint\":\"%s\"%s%s%s}",
+                           "\"version\":\"loadgen\",\"handoff\":true,\"thumbprint\":\"%s\"%s%s%s}",
                            a->id, a->id, port, tp,
                            g_pin[0] != '\0' ? ",\"key_pin\":\"" : "", g_pin,
                            g_pin[0] != '\0' ? "\"" : "");
