@@ -368,3 +368,10 @@ while start in links:
 assert len(gens) == 5 and gens == sorted(gens) and len(set(gens)) == 5, gens
 PY
 }
+
+@test "a hand-off statement is never pushed as a command" {
+    run --separate-stderr authcert --push hand-off --all
+    [ "$status" -eq 2 ]
+    assert_one_error_line
+    [[ "$stderr" == *"hand-off is not a command"* ]]
+}
