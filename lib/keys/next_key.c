@@ -3,12 +3,14 @@
  * encrypted with PBES2 (scrypt, AES-256-CBC) by OpenSSL, beside its public
  * key in the clear.
  *
- * Why scrypt at N = 2^14, r = 8, p = 8: OpenSSL reads a PBES2-scrypt key
+ * Why scrypt at N = 2^14, r = 8, p = 2: OpenSSL reads a PBES2-scrypt key
  * with at most 32 MiB of scrypt memory (its own default, which `openssl
- * pkey` uses too), so N = 2^15 at r = 8 would be unreadable by it; p = 8
- * buys eight times the work of `openssl pkcs8 -scrypt`'s default within
- * that memory. The recovery secret's strength (zxcvbn, as the store
- * password's) does the rest against a stolen file.
+ * pkey` uses too), so N = 2^15 at r = 8 would be unreadable by it; p = 2
+ * doubles the work of `openssl pkcs8 -scrypt`'s default within that memory,
+ * about the store password hash's (~0.1 s here). p = 8 made every -c with a
+ * commitment cost a second (a seal and an unseal) for little: the recovery
+ * secret's strength (zxcvbn, as the store password's) is what holds against
+ * a stolen file.
  */
 #include <limits.h>
 #include <stdbool.h>
@@ -28,7 +30,7 @@
 
 #define SCRYPT_N (1u << 14)
 #define SCRYPT_R 8
-#define SCRYPT_P 8
+#define SCRYPT_P 2
 
 struct authcert_next_key {
     EVP_PKEY *pub;
